@@ -1,0 +1,173 @@
+// Cookie header reading and Set-Cookie writing: strings in, strings out.
+
+/** The most values of one cookie name looked at; more are ignored. */
+const MAX_VALUES = 8;
+
+/**
+ * Returns the values of every cookie called `name` in a `Cookie` header, in
+ * order, without decoding them. One pass over the header, no regular
+ * expressions, no object keyed by cookie name (so `__proto__` is just a name).
+ * Values longer than `maxLength` are skipped without being copied.
+ */
+export function readCookieValues(
+  header: string | null | undefined,
+  name: string,
+  maxLength: number,
+): string[] {
+  const values: string[] = [];
+  if (!header) return values;
+  const length = header.length;
+  let start = 0;
+  while (start < length && values.length < MAX_VALUES) {
+    let end = header.indexOf(";", start);
+    if (end < 0) end = length;
+    const eq = header.indexOf("=", start);
+    if (eq > start && eq < end) {
+      let keyStart = start;
+      let keyEnd = eq;
+      while (keyStart < keyEnd && isSpace(header.charCodeAt(keyStart))) keyStart++;
+      while (keyEnd > keyStart && isSpace(header.charCodeAt(keyEnd - 1))) keyEnd--;
+      if (
+        keyEnd - keyStart === name.length &&
+        header.startsWith(name, keyStart)
+      ) {
+        let valueStart = eq + 1;
+        let valueEnd = end;
+        while (valueStart < valueEnd && isSpace(header.charCodeAt(valueStart))) valueStart++;
+        while (valueEnd > valueStart && isSpace(header.charCodeAt(valueEnd - 1))) valueEnd--;
+        if (
+          valueEnd - valueStart >= 2 && header.charCodeAt(valueStart) === 34 &&
+          header.charCodeAt(valueEnd - 1) === 34
+        ) {
+          valueStart++;
+          valueEnd--;
+        }
+        if (valueEnd > valueStart && valueEnd - valueStart <= maxLength) {
+          values.push(header.slice(valueStart, valueEnd));
+        }
+      }
+    }
+    start = end + 1;
+  }
+  return values;
+}
+
+function isSpace(code: number): boolean {
+  return code === 32 || code === 9;
+}
+
+/** The `SameSite` attribute values. */
+export type SameSite = "Strict" | "Lax" | "None";
+
+/** Options for the session cookie. Every attribute is checked when the middleware is built. */
+export interface CookieOptions {
+  /** Cookie name. Default `"sid"`. A `__Host-` name requires `path: "/"`, no `domain`, and makes the cookie `Secure`. */
+  name?: string;
+  /** `Path` attribute. Default `"/"`. */
+  path?: string;
+  /** `Domain` attribute. Default: none (host-only cookie, the safest choice). */
+  domain?: string;
+  /** `SameSite` attribute. Default `"Lax"`. `"None"` requires `secure: true`. */
+  sameSite?: SameSite | "strict" | "lax" | "none";
+  /**
+   * `Secure` attribute. Default `"auto"`: set when the request arrived over
+   * https (see the `trustProxy` option for TLS-terminating proxies).
+   */
+  secure?: boolean | "auto";
+  /** `HttpOnly` attribute. Default `true`: scripts in the page cannot read the id. */
+  httpOnly?: boolean;
+  /** `Partitioned` attribute (CHIPS). Default `false`; requires `Secure`. */
+  partitioned?: boolean;
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const PATH = /^\/[\x21-\x3A\x3C-\x7E]*$/; // visible ASCII except ";"
+const DOMAIN = /^\.?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+
+function optionError(option: string, detail: string): TypeError {
+  return new TypeError(`Invalid session option "${option}": ${detail}`);
+}
+
+/** Builds `Set-Cookie` values for one validated set of cookie options. */
+export class CookieWriter {
+  /** The cookie name. */
+  readonly name: string;
+  #plainSuffix: string;
+  #secureSuffix: string;
+  #secure: boolean | "auto";
+
+  /** Validates the options; throws a `TypeError` naming the bad option. */
+  constructor(options: CookieOptions = {}) {
+    const name = options.name ?? "sid";
+    if (typeof name !== "string" || !TOKEN.test(name)) {
+      throw optionError("cookie.name", "must be a non-empty cookie token without spaces, separators or control characters");
+    }
+    const path = options.path ?? "/";
+    if (typeof path !== "string" || !PATH.test(path)) {
+      throw optionError("cookie.path", 'must start with "/" and contain only visible ASCII characters other than ";"');
+    }
+    const domain = options.domain;
+    if (domain !== undefined && (typeof domain !== "string" || !DOMAIN.test(domain))) {
+      throw optionError("cookie.domain", "must be a host name such as example.com");
+    }
+    const sameSiteInput = options.sameSite ?? "Lax";
+    const sameSite = typeof sameSiteInput === "string"
+      ? ({ strict: "Strict", lax: "Lax", none: "None" } as const)[
+        sameSiteInput.toLowerCase() as "strict" | "lax" | "none"
+      ]
+      : undefined;
+    if (sameSite === undefined) {
+      throw optionError("cookie.sameSite", 'must be "Lax", "Strict" or "None"');
+    }
+    let secure = options.secure ?? "auto";
+    if (secure !== true && secure !== false && secure !== "auto") {
+      throw optionError("cookie.secure", 'must be true, false or "auto"');
+    }
+    const hostPrefix = name.startsWith("__Host-");
+    if (hostPrefix || name.startsWith("__Secure-")) {
+      if (secure === false) {
+        throw optionError("cookie.secure", `a cookie named "${name}" must be Secure`);
+      }
+      secure = true;
+    }
+    if (hostPrefix && domain !== undefined) {
+      throw optionError("cookie.domain", "must be absent for a __Host- cookie");
+    }
+    if (hostPrefix && path !== "/") {
+      throw optionError("cookie.path", 'must be "/" for a __Host- cookie');
+    }
+    if (sameSite === "None" && secure !== true) {
+      throw optionError("cookie.sameSite", '"None" requires cookie.secure: true (browsers reject it otherwise)');
+    }
+    if (options.partitioned && secure !== true) {
+      throw optionError("cookie.partitioned", "requires cookie.secure: true");
+    }
+    const httpOnly = options.httpOnly ?? true;
+    if (typeof httpOnly !== "boolean") throw optionError("cookie.httpOnly", "must be a boolean");
+
+    this.name = name;
+    this.#secure = secure;
+    let suffix = `; Path=${path}`;
+    if (domain !== undefined) suffix += `; Domain=${domain}`;
+    if (httpOnly) suffix += "; HttpOnly";
+    const sameSitePart = `; SameSite=${sameSite}`;
+    this.#plainSuffix = suffix + sameSitePart;
+    this.#secureSuffix = suffix + "; Secure" + sameSitePart +
+      (options.partitioned ? "; Partitioned" : "");
+  }
+
+  #suffix(https: boolean): string {
+    const secure = this.#secure === "auto" ? https : this.#secure;
+    return secure ? this.#secureSuffix : this.#plainSuffix;
+  }
+
+  /** A `Set-Cookie` value carrying `value` for `maxAgeSeconds`. */
+  set(value: string, maxAgeSeconds: number, https: boolean): string {
+    return `${this.name}=${value}; Max-Age=${maxAgeSeconds}${this.#suffix(https)}`;
+  }
+
+  /** A `Set-Cookie` value that removes the cookie, with the attributes it was set with. */
+  clear(https: boolean): string {
+    return `${this.name}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT${this.#suffix(https)}`;
+  }
+}

@@ -1,0 +1,486 @@
+/**
+ * The session core: a `Cookie` header in, a {@linkcode Session} out; a session
+ * in, a `Set-Cookie` value (or nothing) out. It speaks only strings and Web
+ * APIs, so every framework adapter is a thin layer that calls
+ * {@linkcode SessionManager.load} before the handler and
+ * {@linkcode SessionManager.commit} after it.
+ *
+ * @module
+ */
+
+import { CookieWriter } from "./_cookie.ts";
+import type { CookieOptions } from "./_cookie.ts";
+import { readCookieValues } from "./_cookie.ts";
+import {
+  hashForLog,
+  isWellFormedHandle,
+  MAX_COOKIE_VALUE_LENGTH,
+  Signer,
+} from "./_crypto.ts";
+import { SessionConflictError, SessionStoreError } from "./errors.ts";
+import type { StoreOperation } from "./errors.ts";
+import { isAllowedKey, Session, sessionState } from "./session.ts";
+import type { SessionData, SessionHost, SessionState } from "./session.ts";
+import { NEVER } from "./store.ts";
+import type { SessionMeta, SessionRecord, Store, StoreWrite } from "./store.ts";
+import { MemoryStore } from "./stores/memory.ts";
+
+export type { CookieOptions, SameSite } from "./_cookie.ts";
+
+/** Why the core ignored a presented cookie or a stored record. */
+export type SecurityEventType =
+  /** The cookie value is not a well-formed id (or signed id). */
+  | "malformed-cookie"
+  /** The signature did not verify with any secret. */
+  | "bad-signature"
+  /** A correctly formed (and signed) id that the store does not know. */
+  | "unknown-session"
+  /** A stored record past its idle or absolute expiry: deleted. */
+  | "expired-session"
+  /** A stored record that is not a valid session record: deleted. */
+  | "corrupt-record"
+  /** A stored record carrying a reserved key (`__proto__`, ...): the key was dropped. */
+  | "forbidden-key";
+
+/** A security-relevant event. Carries a salted hash of the id, never the id. */
+export interface SecurityEvent {
+  /** What happened. */
+  type: SecurityEventType;
+  /**
+   * A per-process salted SHA-256 of the session id, for correlating events in
+   * logs. Absent when the cookie held no usable id.
+   */
+  idHash?: string;
+}
+
+/** Options shared by the core and every adapter. Durations are in seconds. */
+export interface SessionOptions {
+  /**
+   * Where records live. Default: a {@linkcode MemoryStore} (one process only;
+   * use a persistent store in production).
+   */
+  store?: Store;
+  /**
+   * Secret(s) for signing the cookie with HMAC-SHA-256, each at least 32 bytes.
+   * With a list, the first signs and all verify, so secrets can be rotated:
+   * a cookie signed with an older secret is re-signed with the first.
+   * Without a secret ids are not signed (still random, format-checked and
+   * looked up strictly); a warning says so once.
+   */
+  secret?: string | string[];
+  /** Cookie attributes. Defaults: `sid`, `Path=/`, `HttpOnly`, `SameSite=Lax`, `Secure` on https. */
+  cookie?: CookieOptions;
+  /**
+   * Sliding lifetime: a session unused for this long expires. Default 86400
+   * (24 hours). `null` turns it off.
+   */
+  idleTimeout?: number | null;
+  /**
+   * Absolute lifetime from creation (or the last `regenerate()`), however
+   * active the session is. Default 604800 (7 days). `null` turns it off.
+   */
+  absoluteTimeout?: number | null;
+  /**
+   * Believe `X-Forwarded-Proto` for deciding whether the request was https.
+   * Only for apps behind a proxy that sets it. Default `false`.
+   */
+  trustProxy?: boolean;
+  /** Seconds a store call may take before it fails with a `SessionStoreError`. Default 5. */
+  storeTimeout?: number;
+  /** The clock, in milliseconds since the epoch. Default `Date.now`. Inject one in tests. */
+  now?: () => number;
+  /** Called for every {@linkcode SecurityEvent}. Errors it throws are ignored. */
+  onSecurityEvent?: (event: SecurityEvent) => void;
+}
+
+/** What an adapter knows about a request. */
+export interface RequestFacts {
+  /** The raw `Cookie` header, if any. */
+  cookie: string | null | undefined;
+  /** Whether the connection to this server is https. */
+  https: boolean;
+  /** The raw `X-Forwarded-Proto` header; used only with `trustProxy`. */
+  forwardedProto?: string | null;
+}
+
+const DAY = 86_400;
+/** Browsers cap cookie lifetimes at 400 days (RFC 6265bis). */
+const MAX_COOKIE_AGE = 400 * DAY;
+const MIN_SECRET_BYTES = 32;
+
+let warnedUnsigned = false;
+
+function optionError(option: string, detail: string): TypeError {
+  return new TypeError(`Invalid session option "${option}": ${detail}`);
+}
+
+function readTimeout(
+  value: number | null | undefined,
+  fallback: number,
+  option: string,
+): number | null {
+  if (value === null) return null;
+  if (value === undefined) return fallback * 1000;
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+    throw optionError(option, "must be a positive number of seconds, or null to turn it off");
+  }
+  return value * 1000;
+}
+
+function readSecrets(secret: unknown): string[] | undefined {
+  if (secret === undefined) return undefined;
+  const secrets = typeof secret === "string" ? [secret] : secret;
+  if (!Array.isArray(secrets) || secrets.length === 0) {
+    throw optionError("secret", "must be a string or a non-empty list of strings");
+  }
+  const encoder = new TextEncoder();
+  for (const item of secrets) {
+    if (typeof item !== "string") {
+      throw optionError("secret", "must be a string or a non-empty list of strings");
+    }
+    if (encoder.encode(item).length < MIN_SECRET_BYTES) {
+      throw optionError(
+        "secret",
+        `each secret must be at least ${MIN_SECRET_BYTES} bytes of random text`,
+      );
+    }
+  }
+  return secrets;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isTime(value: unknown): value is number {
+  return typeof value === "number" && Number.isFinite(value) && value > 0;
+}
+
+/** Whether a store returned something shaped like a session record. */
+function isValidRecord(record: unknown): record is SessionRecord {
+  if (!isPlainObject(record)) return false;
+  const { data, flash, meta } = record;
+  return isPlainObject(data) && (flash === undefined || isPlainObject(flash)) &&
+    isPlainObject(meta) && typeof meta.createdAt === "number" &&
+    Number.isFinite(meta.createdAt) && meta.createdAt >= 0 &&
+    isTime(meta.expiresAt) && isTime(meta.absoluteExpiresAt);
+}
+
+/**
+ * Loads and commits sessions. Build one per app (it validates every option
+ * at once and throws a `TypeError` naming the first bad one), then call
+ * `load` before the handler and `commit` after it, for every request.
+ *
+ * @typeParam T The session data type.
+ *
+ * @example A minimal adapter for a fetch handler
+ * ```ts
+ * import { SessionManager } from "./core.ts";
+ *
+ * const sessions = new SessionManager({ secret: "a-secret-of-at-least-32-bytes-long!" });
+ *
+ * async function handle(request: Request): Promise<Response> {
+ *   const session = await sessions.load({
+ *     cookie: request.headers.get("cookie"),
+ *     https: request.url.startsWith("https:"),
+ *   });
+ *   const visits = (session.get("visits") ?? 0) + 1;
+ *   session.set("visits", visits);
+ *   const response = new Response(`visit ${visits}`);
+ *   const setCookie = await sessions.commit(session);
+ *   if (setCookie) response.headers.append("set-cookie", setCookie);
+ *   return response;
+ * }
+ *
+ * const first = await handle(new Request("http://localhost/"));
+ * console.log(await first.text()); // "visit 1"
+ * ```
+ */
+// deno-lint-ignore no-explicit-any
+export class SessionManager<T extends SessionData = Record<string, any>> {
+  /** The store records are kept in. */
+  readonly store: Store;
+  #cookie: CookieWriter;
+  #signer: Signer | undefined;
+  #idleMs: number | null;
+  #absoluteMs: number | null;
+  #trustProxy: boolean;
+  #timeoutMs: number;
+  #now: () => number;
+  #onSecurityEvent: ((event: SecurityEvent) => void) | undefined;
+  #host: SessionHost;
+
+  /** Validates `options`; throws a `TypeError` that names the first bad option. */
+  constructor(options: SessionOptions = {}) {
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("Invalid session options: expected an object");
+    }
+    const secrets = readSecrets(options.secret);
+    this.#cookie = new CookieWriter(options.cookie);
+    this.#idleMs = readTimeout(options.idleTimeout, DAY, "idleTimeout");
+    this.#absoluteMs = readTimeout(options.absoluteTimeout, 7 * DAY, "absoluteTimeout");
+    const timeout = options.storeTimeout ?? 5;
+    if (typeof timeout !== "number" || !(timeout > 0)) {
+      throw optionError("storeTimeout", "must be a positive number of seconds");
+    }
+    this.#timeoutMs = timeout * 1000;
+    if (options.now !== undefined && typeof options.now !== "function") {
+      throw optionError("now", "must be a function returning milliseconds since the epoch");
+    }
+    this.#now = options.now ?? Date.now;
+    const store = options.store ?? new MemoryStore({ now: this.#now });
+    if (
+      typeof store !== "object" || store === null || typeof store.get !== "function" ||
+      typeof store.set !== "function" || typeof store.delete !== "function"
+    ) {
+      throw optionError("store", "must implement get, set and delete (see docs/stores.md)");
+    }
+    this.store = store;
+    this.#trustProxy = options.trustProxy ?? false;
+    this.#onSecurityEvent = options.onSecurityEvent;
+    this.#signer = secrets && new Signer(secrets);
+    if (!secrets && !warnedUnsigned) {
+      warnedUnsigned = true;
+      console.warn(
+        'Session ids are not signed: pass a "secret" option (32+ random bytes) to sign the session cookie',
+      );
+    }
+    this.#host = { deleteRecord: (id) => this.#call("delete", () => this.store.delete(id)) };
+  }
+
+  /** Whether the session cookie is signed (a `secret` was given). */
+  get signed(): boolean {
+    return this.#signer !== undefined;
+  }
+
+  /** The session cookie's name. */
+  get cookieName(): string {
+    return this.#cookie.name;
+  }
+
+  /**
+   * Finds the session a request presents. Cookies that are malformed, badly
+   * signed, unknown to the store or expired give a fresh, empty session; they
+   * never throw. A failing store does: with a `SessionStoreError`.
+   */
+  async load(request: RequestFacts): Promise<Session<T>> {
+    let https = request.https;
+    if (this.#trustProxy && request.forwardedProto) {
+      const first = request.forwardedProto.split(",", 1)[0].trim().toLowerCase();
+      https = first === "https";
+    }
+    const values = readCookieValues(request.cookie, this.#cookie.name, MAX_COOKIE_VALUE_LENGTH);
+    for (const value of values) {
+      let id = value;
+      let rotated = false;
+      if (this.#signer) {
+        const verified = await this.#signer.verify(value);
+        if (!verified) {
+          this.#report(value.includes(".") ? "bad-signature" : "malformed-cookie");
+          continue;
+        }
+        id = verified.handle;
+        rotated = verified.rotated;
+      } else if (!isWellFormedHandle(value)) {
+        this.#report("malformed-cookie");
+        continue;
+      }
+      const session = await this.#open(id, https, rotated);
+      if (session) return session;
+    }
+    return this.#fresh(https);
+  }
+
+  async #open(id: string, https: boolean, rotated: boolean): Promise<Session<T> | undefined> {
+    const record: unknown = await this.#call("read", () => this.store.get(id));
+    if (record === undefined || record === null) {
+      this.#report("unknown-session", id);
+      return undefined;
+    }
+    if (!isValidRecord(record)) {
+      this.#report("corrupt-record", id);
+      await this.#call("delete", () => this.store.delete(id));
+      return undefined;
+    }
+    const now = this.#now();
+    const { meta } = record;
+    if (
+      now >= meta.expiresAt || now >= meta.absoluteExpiresAt ||
+      (this.#absoluteMs !== null && now >= meta.createdAt + this.#absoluteMs)
+    ) {
+      this.#report("expired-session", id);
+      await this.#call("delete", () => this.store.delete(id));
+      return undefined;
+    }
+    const data = new Map<string, unknown>();
+    for (const key of Object.keys(record.data)) {
+      if (isAllowedKey(key)) data.set(key, record.data[key]);
+      else this.#report("forbidden-key", id);
+    }
+    let incomingFlash: Map<string, unknown> | undefined;
+    if (record.flash) {
+      for (const key of Object.keys(record.flash)) {
+        if (!isAllowedKey(key)) {
+          this.#report("forbidden-key", id);
+          continue;
+        }
+        (incomingFlash ??= new Map()).set(key, record.flash[key]);
+      }
+    }
+    return new Session<T>(this.#host, {
+      id,
+      stored: true,
+      hadCookie: true,
+      rotated,
+      https,
+      data,
+      incomingFlash,
+      outgoingFlash: undefined,
+      set: new Map(),
+      deleted: new Set(),
+      cleared: false,
+      meta: {
+        createdAt: meta.createdAt,
+        expiresAt: meta.expiresAt,
+        absoluteExpiresAt: meta.absoluteExpiresAt,
+      },
+    });
+  }
+
+  #fresh(https: boolean): Session<T> {
+    return new Session<T>(this.#host, {
+      id: undefined,
+      stored: false,
+      hadCookie: false,
+      rotated: false,
+      https,
+      data: new Map(),
+      incomingFlash: undefined,
+      outgoingFlash: undefined,
+      set: new Map(),
+      deleted: new Set(),
+      cleared: false,
+      meta: undefined,
+    });
+  }
+
+  /**
+   * Saves what the handler changed and returns the `Set-Cookie` value the
+   * response needs, or `undefined` when it needs none. Writes only when
+   * needed: nothing for an untouched new session, nothing for an unchanged
+   * session unless its idle deadline has slid by half a window or more.
+   *
+   * @throws {SessionStoreError} when the store fails or times out.
+   * @throws {SessionConflictError} when an overlapping request deleted the
+   * session this one is updating (it is not recreated).
+   */
+  async commit(session: Session<T>): Promise<string | undefined> {
+    const state = sessionState(session);
+    const now = this.#now();
+    if (state.stored) return await this.#commitStored(state, now);
+
+    const hasContent = state.data.size > 0 || (state.outgoingFlash?.size ?? 0) > 0;
+    if (!hasContent) {
+      // The client's cookie named a session this request destroyed or regenerated: clear it.
+      return state.hadCookie ? this.#cookie.clear(state.https) : undefined;
+    }
+    const absoluteExpiresAt = this.#absoluteMs === null ? NEVER : now + this.#absoluteMs;
+    const meta: SessionMeta = {
+      createdAt: now,
+      expiresAt: this.#idleMs === null ? absoluteExpiresAt : Math.min(now + this.#idleMs, absoluteExpiresAt),
+      absoluteExpiresAt,
+    };
+    const record: SessionRecord = { data: Object.fromEntries(state.data), meta };
+    if (state.outgoingFlash?.size) record.flash = Object.fromEntries(state.outgoingFlash);
+    const id = session.id;
+    const handle = await this.#write(id, {
+      kind: "create",
+      record,
+      set: record.data,
+      deleted: [],
+      cleared: false,
+      flashChanged: record.flash !== undefined,
+    });
+    if (handle === null) throw new SessionStoreError("write", new Error("the store refused to create a record"));
+    return await this.#setCookie(handle, meta.expiresAt, now, state.https);
+  }
+
+  async #commitStored(state: SessionState, now: number): Promise<string | undefined> {
+    const loaded = state.meta!;
+    const flashChanged = state.outgoingFlash !== undefined || state.incomingFlash !== undefined;
+    const changed = state.set.size > 0 || state.deleted.size > 0 || state.cleared || flashChanged;
+    const slid = this.#idleMs === null
+      ? loaded.expiresAt
+      : Math.min(now + this.#idleMs, loaded.absoluteExpiresAt);
+    const touch = this.#idleMs !== null && slid - loaded.expiresAt >= this.#idleMs / 2;
+    const id = state.id!;
+    if (!changed && !touch) {
+      return state.rotated ? await this.#setCookie(id, loaded.expiresAt, now, state.https) : undefined;
+    }
+    const meta: SessionMeta = {
+      createdAt: loaded.createdAt,
+      expiresAt: Math.max(slid, loaded.expiresAt),
+      absoluteExpiresAt: loaded.absoluteExpiresAt,
+    };
+    const record: SessionRecord = { data: Object.fromEntries(state.data), meta };
+    if (state.outgoingFlash?.size) record.flash = Object.fromEntries(state.outgoingFlash);
+    const set = Object.create(null);
+    for (const [key, value] of state.set) set[key] = value;
+    const handle = await this.#write(id, {
+      kind: "update",
+      record,
+      set,
+      deleted: [...state.deleted],
+      cleared: state.cleared,
+      flashChanged,
+    });
+    if (handle === null) throw new SessionConflictError();
+    return await this.#setCookie(handle, meta.expiresAt, now, state.https);
+  }
+
+  async #write(id: string, write: StoreWrite): Promise<string | null> {
+    const handle = await this.#call("write", () => this.store.set(id, write));
+    if (handle !== null && (typeof handle !== "string" || !isWellFormedHandle(handle))) {
+      throw new SessionStoreError("write", new Error("the store returned a malformed cookie handle"));
+    }
+    return handle;
+  }
+
+  async #setCookie(handle: string, expiresAt: number, now: number, https: boolean): Promise<string> {
+    const value = this.#signer ? await this.#signer.sign(handle) : handle;
+    const maxAge = Math.max(0, Math.min(MAX_COOKIE_AGE, Math.floor((expiresAt - now) / 1000)));
+    return this.#cookie.set(value, maxAge, https);
+  }
+
+  /** Runs a store call with the timeout, wrapping every failure in a `SessionStoreError`. */
+  async #call<R>(operation: StoreOperation, run: () => Promise<R>): Promise<R> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no answer within ${this.#timeoutMs / 1000} s`)),
+          this.#timeoutMs,
+        );
+      });
+      return await Promise.race([run(), timeout]);
+    } catch (error) {
+      throw new SessionStoreError(operation, error);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #report(type: SecurityEventType, id?: string): void {
+    const hook = this.#onSecurityEvent;
+    if (!hook) return;
+    const deliver = (idHash?: string) => {
+      try {
+        hook(idHash === undefined ? { type } : { type, idHash });
+      } catch {
+        // A failing logger must not break the request.
+      }
+    };
+    if (id === undefined) deliver();
+    else hashForLog(id).then(deliver, () => deliver());
+  }
+}

@@ -1,0 +1,282 @@
+/**
+ * The per-request session object handlers use. One is made for every request;
+ * it is never shared between requests.
+ *
+ * @module
+ */
+
+import { generateId } from "./_crypto.ts";
+import type { SessionMeta } from "./store.ts";
+
+/** The shape of session data: user keys and their JSON values. */
+export type SessionData = Record<string, unknown>;
+
+/** What a session needs from the core while a handler runs. */
+export interface SessionHost {
+  /** Deletes the stored record now (for `regenerate()` and `destroy()`). */
+  deleteRecord(id: string): Promise<void>;
+}
+
+/** Everything the core reads back at commit time. Not part of the public API. */
+export interface SessionState {
+  /** The id (store handle) of this session, once it has one. */
+  id: string | undefined;
+  /** A stored record under `id` was loaded and is still this session's. */
+  stored: boolean;
+  /** The client presented a cookie for a stored session (so there is a cookie to clear). */
+  hadCookie: boolean;
+  /** The cookie verified with an older secret and should be re-signed. */
+  rotated: boolean;
+  /** The request came over https (decides the `Secure` attribute). */
+  https: boolean;
+  data: Map<string, unknown>;
+  incomingFlash: Map<string, unknown> | undefined;
+  outgoingFlash: Map<string, unknown> | undefined;
+  set: Map<string, unknown>;
+  deleted: Set<string>;
+  cleared: boolean;
+  /** Metadata of the loaded record; `undefined` for a session not stored yet. */
+  meta: SessionMeta | undefined;
+}
+
+const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+
+/** Whether a key may be used as a session key (`__proto__`, `constructor` and `prototype` may not). */
+export function isAllowedKey(key: string): boolean {
+  return !FORBIDDEN_KEYS.has(key);
+}
+
+function assertKey(key: unknown, method: string): asserts key is string {
+  if (typeof key !== "string") {
+    throw new TypeError(`Cannot ${method} session key: the key must be a string`);
+  }
+  if (FORBIDDEN_KEYS.has(key)) {
+    throw new TypeError(`Cannot ${method} session key "${key}": the name is reserved to protect object prototypes`);
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return "undefined";
+  if (typeof value === "number") return String(value);
+  if (typeof value !== "object" || value === null) return typeof value;
+  return value.constructor?.name ?? "object";
+}
+
+/** Throws unless `value` survives a JSON round trip unchanged. */
+function assertJson(value: unknown, key: string, path: string, seen: unknown[]): void {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return;
+    case "number":
+      if (Number.isFinite(value)) return;
+      break;
+    case "object": {
+      if (value === null) return;
+      if (seen.includes(value)) {
+        throw new TypeError(`Cannot set session key "${key}": the value at ${path} refers to itself`);
+      }
+      if (Array.isArray(value)) {
+        seen.push(value);
+        for (let i = 0; i < value.length; i++) assertJson(value[i], key, `${path}[${i}]`, seen);
+        seen.pop();
+        return;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) break;
+      seen.push(value);
+      for (const child of Object.keys(value)) {
+        if (child === "__proto__") {
+          throw new TypeError(`Cannot set session key "${key}": the value at ${path} has a "__proto__" key`);
+        }
+        assertJson((value as Record<string, unknown>)[child], key, `${path}.${child}`, seen);
+      }
+      seen.pop();
+      return;
+    }
+  }
+  throw new TypeError(
+    `Cannot set session key "${key}": the value at ${path} is ${describe(value)}, not JSON data (strings, finite numbers, booleans, null, arrays and plain objects)`,
+  );
+}
+
+let readState: (session: Session) => SessionState;
+
+/**
+ * One request's view of a session. Reads are synchronous; `regenerate()` and
+ * `destroy()` are asynchronous because they delete the stored record at once.
+ * Changes reach the store when the middleware commits, after the handler and
+ * before the response leaves.
+ *
+ * `get` and `set` may be awaited (as in the original module's API): awaiting a
+ * plain value is harmless.
+ *
+ * @typeParam T The session data, e.g. `Session<{ userId: string }>`.
+ *
+ * @example
+ * ```ts
+ * import { SessionManager } from "./core.ts";
+ * import { MemoryStore } from "./stores/memory.ts";
+ *
+ * const sessions = new SessionManager<{ count: number }>({ store: new MemoryStore() });
+ * const session = await sessions.load({ cookie: null, https: false });
+ * session.set("count", (session.get("count") ?? 0) + 1);
+ * console.log(session.get("count")); // 1
+ * const setCookie = await sessions.commit(session);
+ * console.log(setCookie?.startsWith("sid=")); // true
+ * ```
+ */
+// deno-lint-ignore no-explicit-any
+export class Session<T extends SessionData = Record<string, any>> {
+  #host: SessionHost;
+  #state: SessionState;
+
+  static {
+    readState = (session) => session.#state;
+  }
+
+  /** Made by the core; handlers receive sessions from the middleware. */
+  constructor(host: SessionHost, state: SessionState) {
+    this.#host = host;
+    this.#state = state;
+  }
+
+  /**
+   * The session id. A session that is not stored yet gets its id on first
+   * access; it reaches the client only if the handler writes something.
+   * Treat it as a secret: it is the key to the session.
+   */
+  get id(): string {
+    return this.#state.id ??= generateId();
+  }
+
+  /** True until the session has a stored record that the client presented. */
+  get isNew(): boolean {
+    return !this.#state.stored;
+  }
+
+  /**
+   * Returns the value of `key`, or `undefined`. Flash values set by the
+   * previous request are readable here too (data keys of the same name win).
+   */
+  get<K extends keyof T & string>(key: K): T[K] | undefined {
+    const state = this.#state;
+    if (state.data.has(key)) return state.data.get(key) as T[K];
+    return state.incomingFlash?.get(key) as T[K] | undefined;
+  }
+
+  /**
+   * Sets `key` to a JSON value (setting `undefined` deletes the key).
+   * Throws a `TypeError` for reserved keys and values that are not JSON data.
+   */
+  set<K extends keyof T & string>(key: K, value: T[K]): this {
+    assertKey(key, "set");
+    if (value === undefined) {
+      this.delete(key);
+      return this;
+    }
+    assertJson(value, key, key, []);
+    const state = this.#state;
+    state.data.set(key, value);
+    state.set.set(key, value);
+    state.deleted.delete(key);
+    return this;
+  }
+
+  /** Whether `key` has a value (including a flash value from the previous request). */
+  has(key: keyof T & string): boolean {
+    return this.#state.data.has(key) || (this.#state.incomingFlash?.has(key) ?? false);
+  }
+
+  /** Deletes `key`. Returns whether it had a value. */
+  delete(key: keyof T & string): boolean {
+    const state = this.#state;
+    if (!state.data.delete(key)) return false;
+    state.set.delete(key);
+    state.deleted.add(key);
+    return true;
+  }
+
+  /** Deletes every key. The session (and its id) stays. */
+  clear(): void {
+    const state = this.#state;
+    state.data.clear();
+    state.set.clear();
+    state.deleted.clear();
+    state.cleared = true;
+  }
+
+  /** The keys that have values, flash values included. */
+  keys(): string[] {
+    const keys = [...this.#state.data.keys()];
+    for (const key of this.#state.incomingFlash?.keys() ?? []) {
+      if (!this.#state.data.has(key)) keys.push(key);
+    }
+    return keys;
+  }
+
+  /**
+   * Sets a value that the *next* request can read with `get(key)`, and no
+   * request after it. It survives a redirect: the typical "Saved!" message.
+   */
+  flash<K extends keyof T & string>(key: K, value: T[K]): this {
+    assertKey(key, "flash");
+    assertJson(value, key, key, []);
+    (this.#state.outgoingFlash ??= new Map()).set(key, value);
+    return this;
+  }
+
+  /**
+   * Gives the session a new id, keeps its data, and deletes the old record at
+   * once. Call it when the user logs in or gains privileges, so an id planted
+   * before login (session fixation) is worthless.
+   */
+  async regenerate(): Promise<void> {
+    const state = this.#state;
+    if (state.stored && state.id !== undefined) await this.#host.deleteRecord(state.id);
+    state.stored = false;
+    state.meta = undefined;
+    state.id = generateId();
+  }
+
+  /**
+   * Deletes the stored record at once, forgets every value, and clears the
+   * cookie when the response is sent. Writing afterwards starts a new session
+   * with a new id.
+   */
+  async destroy(): Promise<void> {
+    const state = this.#state;
+    if (state.stored && state.id !== undefined) await this.#host.deleteRecord(state.id);
+    state.stored = false;
+    state.meta = undefined;
+    state.id = undefined;
+    state.data.clear();
+    state.set.clear();
+    state.deleted.clear();
+    state.cleared = false;
+    state.incomingFlash = undefined;
+    state.outgoingFlash = undefined;
+  }
+
+  /** The data as a plain object (no id: the id is a secret and stays out of logs). */
+  toJSON(): Partial<T> {
+    const out = Object.create(null);
+    for (const key of this.keys()) out[key] = this.get(key);
+    return out;
+  }
+
+  /** Keeps the id out of `console.log` under Node and Deno. */
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return `Session { keys: ${JSON.stringify(this.keys())} }`;
+  }
+
+  /** Keeps the id out of `console.log` under Deno. */
+  [Symbol.for("Deno.customInspect")](): string {
+    return `Session { keys: ${JSON.stringify(this.keys())} }`;
+  }
+}
+
+/** The core's view of a session's state. Not exported from the package. */
+export function sessionState(session: Session): SessionState {
+  return readState(session);
+}

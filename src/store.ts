@@ -1,0 +1,154 @@
+/**
+ * The store contract: the only module a store implementation imports.
+ *
+ * A store keeps session records under ids chosen by the core. It never decides
+ * about expiry on its own terms: the core hands it absolute deadlines and
+ * re-checks them on every load, because many backends evict lazily.
+ *
+ * A write carries both the *change* a request made (keys set, keys deleted,
+ * whether it cleared everything, whether it replaced the flash values) and the
+ * *complete record* as that request sees it. Stores that can apply a change
+ * per key (Redis hashes, SQL, a Map) apply the change, so two overlapping
+ * requests of one user that touch different keys both persist. Stores that
+ * must write a whole value (an encrypted cookie) take the record.
+ *
+ * @module
+ */
+
+/** Library metadata kept apart from user keys, all times in milliseconds since the epoch. */
+export interface SessionMeta {
+  /** When the session was created (reset by `regenerate()`). */
+  createdAt: number;
+  /**
+   * When the record stops being valid: the earlier of the idle deadline and
+   * the absolute deadline. Stores use it for the backend's native expiry.
+   */
+  expiresAt: number;
+  /** The absolute deadline fixed at creation; `expiresAt` never slides past it. */
+  absoluteExpiresAt: number;
+}
+
+/** A session as a store keeps it. User keys and library metadata never share a namespace. */
+export interface SessionRecord {
+  /** User keys and their JSON values. */
+  data: Record<string, unknown>;
+  /** Flash values for the next request only; absent when there are none. */
+  flash?: Record<string, unknown>;
+  /** Library metadata. */
+  meta: SessionMeta;
+}
+
+/**
+ * One write of one request.
+ *
+ * - `kind: "create"`: `id` is new; write `record` as a whole.
+ * - `kind: "update"`: apply the change to the existing record *only if it
+ *   still exists* (and is not expired). A record deleted by an overlapping
+ *   request (logout, regenerate) must not come back: answer `null`.
+ *
+ * Applying an update means, in this order: remove every user key when
+ * `cleared`; remove the keys in `deleted`; write the keys in `set`; replace the
+ * flash values with `record.flash` when `flashChanged` (none when absent);
+ * replace `meta` with `record.meta`; leave every other key as it is.
+ */
+export interface StoreWrite {
+  /** Whether the record is new or an update of an existing one. */
+  kind: "create" | "update";
+  /** The complete record as the writing request sees it. */
+  record: SessionRecord;
+  /** Keys the request set, with their new values (a null-prototype object). */
+  set: Record<string, unknown>;
+  /** Keys the request deleted. */
+  deleted: string[];
+  /** Whether the request called `clear()` before its other changes. */
+  cleared: boolean;
+  /** Whether the request replaced or consumed the flash values. */
+  flashChanged: boolean;
+}
+
+/**
+ * The contract every session store implements.
+ *
+ * Required: `get`, `set`, `delete`. Optional: `close`. Every method may
+ * reject; the core wraps the rejection in a {@linkcode SessionStoreError}
+ * that reaches the framework's error handler, and never turns it into an
+ * empty session.
+ *
+ * @example A store that keeps nothing (for illustration only)
+ * ```ts
+ * import type { Store } from "./store.ts";
+ *
+ * const forgetful: Store = {
+ *   get: () => Promise.resolve(undefined),
+ *   set: (id, write) => Promise.resolve(write.kind === "create" ? id : null),
+ *   delete: () => Promise.resolve(),
+ * };
+ * console.log(await forgetful.get("x")); // undefined
+ * ```
+ */
+export interface Store {
+  /**
+   * Reads a record. Resolves to `undefined` when the id is unknown or the
+   * record has expired. Must return fresh objects: the caller may mutate them.
+   */
+  get(id: string): Promise<SessionRecord | undefined>;
+  /**
+   * Writes a record (see {@linkcode StoreWrite}). Resolves to the value the
+   * session cookie should carry — the `id` itself for every store that keeps
+   * data on a server — or to `null` when an update found no record.
+   */
+  set(id: string, write: StoreWrite): Promise<string | null>;
+  /** Deletes a record. Deleting an unknown id is not an error. */
+  delete(id: string): Promise<void>;
+  /** Releases connections or handles, if the store holds any. */
+  close?(): Promise<void>;
+}
+
+/**
+ * The `expiresAt` of a session with both timeouts disabled: the largest time a
+ * `Date` can hold. Stores may pass it to native expiry as it is.
+ */
+export const NEVER = 8_640_000_000_000_000;
+
+/**
+ * Applies the change of an update to a record's user keys, in the order the
+ * contract describes. Shared by stores that hold whole records in memory.
+ *
+ * @param current The user keys as stored now; it is modified in place.
+ * @param write The write to apply.
+ * @returns `current`, for chaining.
+ *
+ * @example
+ * ```ts
+ * import { applyChange } from "./store.ts";
+ *
+ * const data: Record<string, unknown> = { a: 1, b: 2 };
+ * applyChange(data, {
+ *   kind: "update",
+ *   record: { data: {}, meta: { createdAt: 0, expiresAt: 1, absoluteExpiresAt: 1 } },
+ *   set: { c: 3 },
+ *   deleted: ["a"],
+ *   cleared: false,
+ *   flashChanged: false,
+ * });
+ * console.log(data); // { b: 2, c: 3 }
+ * ```
+ */
+export function applyChange(
+  current: Record<string, unknown>,
+  write: StoreWrite,
+): Record<string, unknown> {
+  if (write.cleared) {
+    for (const key of Object.keys(current)) delete current[key];
+  }
+  for (const key of write.deleted) delete current[key];
+  for (const key of Object.keys(write.set)) {
+    Object.defineProperty(current, key, {
+      value: write.set[key],
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return current;
+}

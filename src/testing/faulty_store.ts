@@ -1,0 +1,106 @@
+/**
+ * A store wrapper for tests: counts calls, fails or holds them on demand.
+ * It injects faults into a real store; it never replaces one.
+ *
+ * @module
+ */
+
+import type { SessionRecord, Store, StoreWrite } from "../store.ts";
+
+/** The store methods a fault can target. */
+export type StoreMethod = "get" | "set" | "delete";
+
+/**
+ * Wraps a store. Every call is counted in {@linkcode FaultyStore.calls};
+ * {@linkcode FaultyStore.failNext} makes calls reject, and
+ * {@linkcode FaultyStore.hold} parks calls until released, so tests can force
+ * an interleaving of overlapping requests deterministically.
+ *
+ * @example
+ * ```ts
+ * import { FaultyStore } from "./faulty_store.ts";
+ * import { MemoryStore } from "../stores/memory.ts";
+ *
+ * const store = new FaultyStore(new MemoryStore());
+ * store.failNext("get", new Error("connection refused"));
+ * await store.get("x").catch((error) => console.log(error.message)); // "connection refused"
+ * console.log(store.calls.get); // 1
+ * ```
+ */
+export class FaultyStore implements Store {
+  /** The wrapped store. */
+  readonly inner: Store;
+  /** How many times each method was called. */
+  readonly calls: Record<StoreMethod, number> = { get: 0, set: 0, delete: 0 };
+  #failures: Record<StoreMethod, unknown[]> = { get: [], set: [], delete: [] };
+  #gates: Record<StoreMethod, Promise<void> | undefined> = {
+    get: undefined,
+    set: undefined,
+    delete: undefined,
+  };
+  #failAll: unknown;
+
+  /** @param inner The real store to wrap. */
+  constructor(inner: Store) {
+    this.inner = inner;
+  }
+
+  /** Makes the next call of `method` reject with `error` (once per call to this). */
+  failNext(method: StoreMethod, error: unknown = new Error("injected failure")): void {
+    this.#failures[method].push(error);
+  }
+
+  /** Makes every call reject with `error` until `failAll(undefined)`. */
+  failAll(error: unknown): void {
+    this.#failAll = error;
+  }
+
+  /**
+   * Parks every call of `method` made from now on until the returned function
+   * is called. Calls made before are not affected.
+   */
+  hold(method: StoreMethod): () => void {
+    let release!: () => void;
+    this.#gates[method] = new Promise<void>((resolve) => (release = resolve));
+    return () => {
+      this.#gates[method] = undefined;
+      release();
+    };
+  }
+
+  /** Sets all counters back to zero. */
+  resetCalls(): void {
+    this.calls.get = this.calls.set = this.calls.delete = 0;
+  }
+
+  async #before(method: StoreMethod): Promise<void> {
+    this.calls[method]++;
+    const gate = this.#gates[method];
+    if (gate) await gate;
+    if (this.#failAll !== undefined) throw this.#failAll;
+    if (this.#failures[method].length > 0) throw this.#failures[method].shift();
+  }
+
+  /** Counts, maybe fails or waits, then reads from the wrapped store. */
+  async get(id: string): Promise<SessionRecord | undefined> {
+    await this.#before("get");
+    return await this.inner.get(id);
+  }
+
+  /** Counts, maybe fails or waits, then writes to the wrapped store. */
+  async set(id: string, write: StoreWrite): Promise<string | null> {
+    await this.#before("set");
+    return await this.inner.set(id, write);
+  }
+
+  /** Counts, maybe fails or waits, then deletes from the wrapped store. */
+  async delete(id: string): Promise<void> {
+    await this.#before("delete");
+    return await this.inner.delete(id);
+  }
+
+  /** Closes the wrapped store. */
+  async close(): Promise<void> {
+    await this.inner.close?.();
+  }
+}

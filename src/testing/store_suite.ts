@@ -1,0 +1,286 @@
+/**
+ * The conformance suite every session store passes. Third-party stores can
+ * run it too: it takes the test runner's `test` function.
+ *
+ * @module
+ */
+
+import { deepEqual, equal } from "node:assert/strict";
+import { generateId } from "../_crypto.ts";
+import { NEVER } from "../store.ts";
+import type { SessionMeta, SessionRecord, Store, StoreWrite } from "../store.ts";
+
+/** A test registration function: `node:test`'s `test`, `Deno.test`, Bun's `test`... */
+export type TestFunction = (name: string, fn: () => Promise<void>) => unknown;
+
+/** How to run the suite against one store. */
+export interface StoreSuiteOptions {
+  /** The store's name, used in test titles. */
+  name: string;
+  /** Makes a store for one test. It is closed (`close()`) after the test. */
+  createStore: () => Store | Promise<Store>;
+  /** Milliseconds a short-lived record lives in the expiry test. Default 300. */
+  shortLifetime?: number;
+}
+
+function meta(lifetimeMs = 60_000): SessionMeta {
+  const now = Date.now();
+  return { createdAt: now, expiresAt: now + lifetimeMs, absoluteExpiresAt: now + 2 * lifetimeMs };
+}
+
+function create(data: Record<string, unknown>, flash?: Record<string, unknown>, lifetimeMs?: number): StoreWrite {
+  const record: SessionRecord = { data, meta: meta(lifetimeMs) };
+  if (flash) record.flash = flash;
+  return { kind: "create", record, set: data, deleted: [], cleared: false, flashChanged: flash !== undefined };
+}
+
+/** An update as the core would send it: the request's full view plus its change. */
+function update(
+  view: Record<string, unknown>,
+  change: { set?: Record<string, unknown>; deleted?: string[]; cleared?: boolean; flash?: Record<string, unknown> | null },
+): StoreWrite {
+  const data: Record<string, unknown> = change.cleared ? {} : { ...view };
+  for (const key of change.deleted ?? []) delete data[key];
+  Object.assign(data, change.set ?? {});
+  const record: SessionRecord = { data, meta: meta() };
+  if (change.flash) record.flash = change.flash;
+  return {
+    kind: "update",
+    record,
+    set: Object.assign(Object.create(null), change.set ?? {}),
+    deleted: change.deleted ?? [],
+    cleared: change.cleared ?? false,
+    flashChanged: change.flash !== undefined,
+  };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Characters that broke stores in the past: path, query, glob, quote and line separators. */
+export const HOSTILE_CHARACTERS = [
+  "/",
+  "?",
+  "#",
+  "%",
+  "%2F",
+  ".",
+  ":",
+  "*",
+  "'",
+  '"',
+  ";",
+  "\\",
+  " ",
+  "\r",
+  "\n",
+  "..",
+  "/../../FLUSHALL",
+  "$$",
+  '";--',
+  ".json",
+];
+
+/**
+ * Registers the store conformance tests with `test`.
+ *
+ * @example Running it with node:test (also works under Deno)
+ * ```ts ignore
+ * import { test } from "node:test";
+ * import { storeConformanceSuite } from "./store_suite.ts";
+ * import { MemoryStore } from "../stores/memory.ts";
+ *
+ * storeConformanceSuite(test, { name: "MemoryStore", createStore: () => new MemoryStore() });
+ * ```
+ */
+export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOptions): void {
+  const shortLifetime = options.shortLifetime ?? 300;
+  const withStore = (title: string, body: (store: Store) => Promise<void>) =>
+    test(`${options.name}: ${title}`, async () => {
+      const store = await options.createStore();
+      try {
+        await body(store);
+      } finally {
+        await store.close?.();
+      }
+    });
+
+  withStore("an unknown id reads as undefined", async (store) => {
+    equal(await store.get(generateId()), undefined);
+  });
+
+  withStore("create returns the id and the record reads back exactly", async (store) => {
+    const id = generateId();
+    const write = create({ n: 1, s: "x" }, { notice: "hi" });
+    equal(await store.set(id, write), id);
+    deepEqual(await store.get(id), write.record);
+  });
+
+  withStore("nested JSON, unicode and empty values round-trip", async (store) => {
+    const id = generateId();
+    const data = {
+      nested: { list: [1, -2.5, 1e21, true, false, null, { deep: [[], {}] }], empty: {} },
+      emoji: "👩‍🚀🚀",
+      separators: "line\u2028para\u2029end",
+      nul: "a\u0000b",
+      controls: "\t\r\n\b\f\u001f",
+      quotes: `'"\`\\`,
+      "": "empty key",
+      "d:x": "looks like a store-internal field",
+      "meta": "a user key named meta",
+      "_expire": 0,
+      emptyString: "",
+      zero: 0,
+      emptyList: [],
+    };
+    await store.set(id, create(data));
+    deepEqual((await store.get(id))?.data, data);
+  });
+
+  withStore("records read back as fresh copies", async (store) => {
+    const id = generateId();
+    await store.set(id, create({ list: [1] }));
+    const first = await store.get(id);
+    (first!.data.list as number[]).push(2);
+    first!.data.added = true;
+    deepEqual((await store.get(id))?.data, { list: [1] });
+  });
+
+  withStore("an update sets, deletes and keeps keys, and replaces meta", async (store) => {
+    const id = generateId();
+    await store.set(id, create({ keep: 1, drop: 2, change: 3 }));
+    const write = update({ keep: 1, drop: 2, change: 3 }, { set: { change: 4, added: [5] }, deleted: ["drop"] });
+    equal(await store.set(id, write), id);
+    const record = await store.get(id);
+    deepEqual(record?.data, { keep: 1, change: 4, added: [5] });
+    deepEqual(record?.meta, write.record.meta);
+  });
+
+  withStore("an update with cleared removes every key first", async (store) => {
+    const id = generateId();
+    await store.set(id, create({ a: 1, b: 2 }));
+    await store.set(id, update({ a: 1, b: 2 }, { cleared: true, set: { c: 3 } }));
+    deepEqual((await store.get(id))?.data, { c: 3 });
+  });
+
+  withStore("flash values are kept, replaced or removed as the write says", async (store) => {
+    const id = generateId();
+    await store.set(id, create({ a: 1 }, { notice: "saved" }));
+    await store.set(id, update({ a: 1 }, { set: { b: 2 } }));
+    deepEqual((await store.get(id))?.flash, { notice: "saved" }, "untouched flash stays");
+    await store.set(id, update({ a: 1, b: 2 }, { flash: { notice: "again" } }));
+    deepEqual((await store.get(id))?.flash, { notice: "again" }, "replaced flash");
+    await store.set(id, update({ a: 1, b: 2 }, { flash: null }));
+    equal((await store.get(id))?.flash, undefined, "consumed flash is gone");
+  });
+
+  withStore("an update of an unknown id answers null and creates nothing", async (store) => {
+    const id = generateId();
+    equal(await store.set(id, update({}, { set: { a: 1 } })), null);
+    equal(await store.get(id), undefined);
+  });
+
+  withStore("delete removes a record; deleting an unknown id is fine", async (store) => {
+    const id = generateId();
+    await store.set(id, create({ a: 1 }));
+    await store.delete(id);
+    equal(await store.get(id), undefined);
+    await store.delete(generateId());
+  });
+
+  withStore("no lost updates: overlapping writes of different keys both persist, in either order", async (store) => {
+    for (const order of ["a-first", "b-first"]) {
+      const id = generateId();
+      await store.set(id, create({ x: 0 }));
+      const view = { x: 0 }; // both requests loaded this
+      const writeA = update(view, { set: { a: 1 } });
+      const writeB = update(view, { set: { b: 2 } });
+      if (order === "a-first") {
+        await store.set(id, writeA);
+        await store.set(id, writeB);
+      } else {
+        await store.set(id, writeB);
+        await store.set(id, writeA);
+      }
+      deepEqual((await store.get(id))?.data, { x: 0, a: 1, b: 2 }, order);
+    }
+  });
+
+  withStore("a key deleted by one request stays deleted when another commits later", async (store) => {
+    const id = generateId();
+    await store.set(id, create({ x: 1, y: 2 }));
+    const view = { x: 1, y: 2 };
+    await store.set(id, update(view, { deleted: ["x"] }));
+    await store.set(id, update(view, { set: { z: 3 } }));
+    deepEqual((await store.get(id))?.data, { y: 2, z: 3 });
+  });
+
+  withStore("no resurrection: an update after delete (logout) answers null", async (store) => {
+    const id = generateId();
+    await store.set(id, create({ user: "ada" }));
+    await store.delete(id);
+    equal(await store.set(id, update({ user: "ada" }, { set: { cart: [1] } })), null);
+    equal(await store.get(id), undefined);
+  });
+
+  withStore("no resurrection: the old id of a regenerated session stays gone", async (store) => {
+    const oldId = generateId();
+    const newId = generateId();
+    await store.set(oldId, create({ user: "ada" }));
+    await store.set(newId, create({ user: "ada", role: "admin" }));
+    await store.delete(oldId);
+    equal(await store.set(oldId, update({ user: "ada" }, { set: { x: 1 } })), null);
+    equal(await store.get(oldId), undefined);
+    deepEqual((await store.get(newId))?.data, { user: "ada", role: "admin" });
+  });
+
+  withStore("a record past its expiry is never returned nor updated", async (store) => {
+    const id = generateId();
+    await store.set(id, create({ a: 1 }, undefined, shortLifetime));
+    deepEqual((await store.get(id))?.data, { a: 1 });
+    await sleep(shortLifetime + 150);
+    equal(await store.get(id), undefined);
+    equal(await store.set(id, update({ a: 1 }, { set: { b: 2 } })), null);
+    equal(await store.get(id), undefined);
+  });
+
+  withStore("a session with expiry turned off (NEVER) is kept", async (store) => {
+    const id = generateId();
+    const now = Date.now();
+    const write = create({ a: 1 });
+    write.record.meta = { createdAt: now, expiresAt: NEVER, absoluteExpiresAt: NEVER };
+    await store.set(id, write);
+    deepEqual((await store.get(id))?.meta, write.record.meta);
+  });
+
+  withStore("hostile ids and values round-trip and never reach another key", async (store) => {
+    const base = generateId();
+    await store.set(base, create({ who: "base" }));
+    const ids = HOSTILE_CHARACTERS.map((chars, i) => `${base}${chars}${i}`);
+    ids.push(`${base}/..`, `../${base}`, `${base}/../${base}`);
+    for (const [i, id] of ids.entries()) {
+      const value = `v${i}${HOSTILE_CHARACTERS.join("")}`;
+      equal(await store.set(id, create({ value, [`k${HOSTILE_CHARACTERS[i % HOSTILE_CHARACTERS.length]}`]: i })), id);
+    }
+    for (const [i, id] of ids.entries()) {
+      const record = await store.get(id);
+      equal(record?.data.value, `v${i}${HOSTILE_CHARACTERS.join("")}`, JSON.stringify(id));
+    }
+    deepEqual((await store.get(base))?.data, { who: "base" }, "the plain id is untouched");
+    for (const id of ids) await store.delete(id);
+    deepEqual((await store.get(base))?.data, { who: "base" }, "deleting hostile ids left the plain one");
+  });
+
+  withStore("a large value (1 MB) round-trips", async (store) => {
+    const id = generateId();
+    const big = "x".repeat(1024 * 1024 - 3) + "end";
+    await store.set(id, create({ big }));
+    equal((await store.get(id))?.data.big, big);
+  });
+
+  withStore("50 sessions written and read in parallel stay apart", async (store) => {
+    const ids = Array.from({ length: 50 }, generateId);
+    await Promise.all(ids.map((id, i) => store.set(id, create({ owner: i }))));
+    const records = await Promise.all(ids.map((id) => store.get(id)));
+    records.forEach((record, i) => equal(record?.data.owner, i));
+  });
+}
