@@ -90,7 +90,9 @@ async function node() {
 
 async function deno() {
   if (denoTests.length === 0) return;
-  const { code, output } = await run(bin("deno"), ["test", "-A", "--no-prompt", ...denoTests], { capture: true });
+  const { code, output } = await run(bin("deno"), ["test", "-A", "--no-prompt", ...denoTests], {
+    capture: true,
+  });
   const match = /(\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/.exec(output);
   const pass = Number(match?.[1] ?? 0);
   const fail = Number(match?.[2] ?? 0);

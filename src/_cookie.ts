@@ -100,11 +100,17 @@ export class CookieWriter {
   constructor(options: CookieOptions = {}) {
     const name = options.name ?? "sid";
     if (typeof name !== "string" || !TOKEN.test(name)) {
-      throw optionError("cookie.name", "must be a non-empty cookie token without spaces, separators or control characters");
+      throw optionError(
+        "cookie.name",
+        "must be a non-empty cookie token without spaces, separators or control characters",
+      );
     }
     const path = options.path ?? "/";
     if (typeof path !== "string" || !PATH.test(path)) {
-      throw optionError("cookie.path", 'must start with "/" and contain only visible ASCII characters other than ";"');
+      throw optionError(
+        "cookie.path",
+        'must start with "/" and contain only visible ASCII characters other than ";"',
+      );
     }
     const domain = options.domain;
     if (domain !== undefined && (typeof domain !== "string" || !DOMAIN.test(domain))) {
@@ -137,7 +143,10 @@ export class CookieWriter {
       throw optionError("cookie.path", 'must be "/" for a __Host- cookie');
     }
     if (sameSite === "None" && secure !== true) {
-      throw optionError("cookie.sameSite", '"None" requires cookie.secure: true (browsers reject it otherwise)');
+      throw optionError(
+        "cookie.sameSite",
+        '"None" requires cookie.secure: true (browsers reject it otherwise)',
+      );
     }
     if (options.partitioned && secure !== true) {
       throw optionError("cookie.partitioned", "requires cookie.secure: true");

@@ -11,12 +11,7 @@
 import { CookieWriter } from "./_cookie.ts";
 import type { CookieOptions } from "./_cookie.ts";
 import { readCookieValues } from "./_cookie.ts";
-import {
-  hashForLog,
-  isWellFormedHandle,
-  MAX_COOKIE_VALUE_LENGTH,
-  Signer,
-} from "./_crypto.ts";
+import { hashForLog, isWellFormedHandle, MAX_COOKIE_VALUE_LENGTH, Signer } from "./_crypto.ts";
 import { SessionConflictError, SessionStoreError } from "./errors.ts";
 import type { StoreOperation } from "./errors.ts";
 import { isAllowedKey, Session, sessionState } from "./session.ts";
@@ -401,7 +396,9 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       cleared: false,
       flashChanged: record.flash !== undefined,
     });
-    if (handle === null) throw new SessionStoreError("write", new Error("the store refused to create a record"));
+    if (handle === null) {
+      throw new SessionStoreError("write", new Error("the store refused to create a record"));
+    }
     return await this.#setCookie(handle, meta.expiresAt, now, state.https);
   }
 

@@ -51,7 +51,9 @@ function assertKey(key: unknown, method: string): asserts key is string {
     throw new TypeError(`Cannot ${method} session key: the key must be a string`);
   }
   if (FORBIDDEN_KEYS.has(key)) {
-    throw new TypeError(`Cannot ${method} session key "${key}": the name is reserved to protect object prototypes`);
+    throw new TypeError(
+      `Cannot ${method} session key "${key}": the name is reserved to protect object prototypes`,
+    );
   }
 }
 
@@ -96,7 +98,9 @@ function assertJson(value: unknown, key: string, path: string, seen: unknown[]):
     }
   }
   throw new TypeError(
-    `Cannot set session key "${key}": the value at ${path} is ${describe(value)}, not JSON data (strings, finite numbers, booleans, null, arrays and plain objects)`,
+    `Cannot set session key "${key}": the value at ${path} is ${
+      describe(value)
+    }, not JSON data (strings, finite numbers, booleans, null, arrays and plain objects)`,
   );
 }
 

@@ -28,16 +28,32 @@ function meta(lifetimeMs = 60_000): SessionMeta {
   return { createdAt: now, expiresAt: now + lifetimeMs, absoluteExpiresAt: now + 2 * lifetimeMs };
 }
 
-function create(data: Record<string, unknown>, flash?: Record<string, unknown>, lifetimeMs?: number): StoreWrite {
+function create(
+  data: Record<string, unknown>,
+  flash?: Record<string, unknown>,
+  lifetimeMs?: number,
+): StoreWrite {
   const record: SessionRecord = { data, meta: meta(lifetimeMs) };
   if (flash) record.flash = flash;
-  return { kind: "create", record, set: data, deleted: [], cleared: false, flashChanged: flash !== undefined };
+  return {
+    kind: "create",
+    record,
+    set: data,
+    deleted: [],
+    cleared: false,
+    flashChanged: flash !== undefined,
+  };
 }
 
 /** An update as the core would send it: the request's full view plus its change. */
 function update(
   view: Record<string, unknown>,
-  change: { set?: Record<string, unknown>; deleted?: string[]; cleared?: boolean; flash?: Record<string, unknown> | null },
+  change: {
+    set?: Record<string, unknown>;
+    deleted?: string[];
+    cleared?: boolean;
+    flash?: Record<string, unknown> | null;
+  },
 ): StoreWrite {
   const data: Record<string, unknown> = change.cleared ? {} : { ...view };
   for (const key of change.deleted ?? []) delete data[key];
@@ -148,7 +164,10 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
   withStore("an update sets, deletes and keeps keys, and replaces meta", async (store) => {
     const id = generateId();
     await store.set(id, create({ keep: 1, drop: 2, change: 3 }));
-    const write = update({ keep: 1, drop: 2, change: 3 }, { set: { change: 4, added: [5] }, deleted: ["drop"] });
+    const write = update({ keep: 1, drop: 2, change: 3 }, {
+      set: { change: 4, added: [5] },
+      deleted: ["drop"],
+    });
     equal(await store.set(id, write), id);
     const record = await store.get(id);
     deepEqual(record?.data, { keep: 1, change: 4, added: [5] });
@@ -187,23 +206,26 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     await store.delete(generateId());
   });
 
-  withStore("no lost updates: overlapping writes of different keys both persist, in either order", async (store) => {
-    for (const order of ["a-first", "b-first"]) {
-      const id = generateId();
-      await store.set(id, create({ x: 0 }));
-      const view = { x: 0 }; // both requests loaded this
-      const writeA = update(view, { set: { a: 1 } });
-      const writeB = update(view, { set: { b: 2 } });
-      if (order === "a-first") {
-        await store.set(id, writeA);
-        await store.set(id, writeB);
-      } else {
-        await store.set(id, writeB);
-        await store.set(id, writeA);
+  withStore(
+    "no lost updates: overlapping writes of different keys both persist, in either order",
+    async (store) => {
+      for (const order of ["a-first", "b-first"]) {
+        const id = generateId();
+        await store.set(id, create({ x: 0 }));
+        const view = { x: 0 }; // both requests loaded this
+        const writeA = update(view, { set: { a: 1 } });
+        const writeB = update(view, { set: { b: 2 } });
+        if (order === "a-first") {
+          await store.set(id, writeA);
+          await store.set(id, writeB);
+        } else {
+          await store.set(id, writeB);
+          await store.set(id, writeA);
+        }
+        deepEqual((await store.get(id))?.data, { x: 0, a: 1, b: 2 }, order);
       }
-      deepEqual((await store.get(id))?.data, { x: 0, a: 1, b: 2 }, order);
-    }
-  });
+    },
+  );
 
   withStore("a key deleted by one request stays deleted when another commits later", async (store) => {
     const id = generateId();
@@ -259,7 +281,10 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     ids.push(`${base}/..`, `../${base}`, `${base}/../${base}`);
     for (const [i, id] of ids.entries()) {
       const value = `v${i}${HOSTILE_CHARACTERS.join("")}`;
-      equal(await store.set(id, create({ value, [`k${HOSTILE_CHARACTERS[i % HOSTILE_CHARACTERS.length]}`]: i })), id);
+      equal(
+        await store.set(id, create({ value, [`k${HOSTILE_CHARACTERS[i % HOSTILE_CHARACTERS.length]}`]: i })),
+        id,
+      );
     }
     for (const [i, id] of ids.entries()) {
       const record = await store.get(id);

@@ -1,0 +1,67 @@
+/**
+ * Sessions for any `(request) => Response` handler: `Deno.serve`, `Bun.serve`,
+ * Cloudflare Workers, or a framework that speaks fetch.
+ *
+ * @module
+ */
+
+import { SessionManager } from "../core.ts";
+import type { SessionOptions } from "../core.ts";
+import type { Session, SessionData } from "../session.ts";
+import { requestFacts, withSetCookie } from "./_response.ts";
+
+export { SessionManager } from "../core.ts";
+export type { SecurityEvent, SessionOptions } from "../core.ts";
+export { Session } from "../session.ts";
+export type { SessionData } from "../session.ts";
+export { SessionConflictError, SessionStoreError } from "../errors.ts";
+export { MemoryStore } from "../stores/memory.ts";
+
+/** A fetch handler that also receives its session. Extra arguments (Deno's `info`, a Worker's `env`) pass through. */
+export type SessionHandler<T extends SessionData, A extends unknown[]> = (
+  request: Request,
+  session: Session<T>,
+  ...rest: A
+) => Response | Promise<Response>;
+
+/**
+ * Makes a wrapper that gives a fetch handler its session and adds the session
+ * cookie to the response it returns. The store write completes before the
+ * response is returned. When the handler throws, nothing is saved and the
+ * error propagates to the server's error handling (`Deno.serve`'s `onError`);
+ * so do store failures, as a `SessionStoreError`.
+ *
+ * @param options Session options (all optional; see the README's options table).
+ * @returns A function that wraps a {@linkcode SessionHandler} into a plain fetch handler.
+ *
+ * @example
+ * ```ts
+ * import { session } from "./fetch.ts";
+ *
+ * const withSession = session({ secret: "a-secret-of-at-least-32-bytes-long!" });
+ * const handler = withSession((_request, session) => {
+ *   const visits = (session.get("visits") ?? 0) + 1;
+ *   session.set("visits", visits);
+ *   return new Response(`visit ${visits}`);
+ * });
+ * // Deno.serve(handler);
+ * const response = await handler(new Request("http://localhost/"));
+ * console.log(await response.text()); // "visit 1"
+ * ```
+ */
+// deno-lint-ignore no-explicit-any
+export function session<T extends SessionData = Record<string, any>>(
+  options: SessionOptions = {},
+): <A extends unknown[]>(
+  handler: SessionHandler<T, A>,
+) => (request: Request, ...rest: A) => Promise<Response> {
+  const manager = new SessionManager<T>(options);
+  return function withSession<A extends unknown[]>(handler: SessionHandler<T, A>) {
+    return async function handleWithSession(request: Request, ...rest: A): Promise<Response> {
+      const current = await manager.load(requestFacts(request));
+      const response = await handler(request, current, ...rest);
+      const setCookie = await manager.commit(current);
+      return setCookie ? withSetCookie(response, setCookie) : response;
+    };
+  };
+}

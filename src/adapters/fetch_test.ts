@@ -1,0 +1,43 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { session } from "./fetch.ts";
+import type { SessionOptions } from "../core.ts";
+import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
+
+function createApp(options: SessionOptions) {
+  const handler = session(options)(async (request, current) => {
+    const result = await handleSuiteRoute(current, new URL(request.url));
+    const response = result.redirect
+      ? Response.redirect(new URL(result.redirect, request.url), 302)
+      : new Response(result.body, { status: result.status });
+    if (result.appCookie) {
+      const copy = new Response(response.body, response);
+      copy.headers.append("set-cookie", result.appCookie);
+      return copy;
+    }
+    return response;
+  });
+  return {
+    // What Deno.serve's onError does: the server's error handler.
+    fetch: async (request: Request) => {
+      try {
+        return await handler(request);
+      } catch (error) {
+        const { status, body } = suiteErrorResponse(error);
+        return new Response(body, { status });
+      }
+    },
+  };
+}
+
+adapterConformanceSuite(test, { name: "fetch", createApp });
+
+test("fetch: extra handler arguments pass through", async () => {
+  const handler = session()((_request, current, info: { remote: string }) => {
+    current.set("from", info.remote);
+    return new Response(info.remote);
+  });
+  const response = await handler(new Request("http://localhost/"), { remote: "127.0.0.1" });
+  assert.equal(await response.text(), "127.0.0.1");
+  assert.equal(response.headers.getSetCookie().length, 1);
+});

@@ -1,0 +1,66 @@
+/**
+ * Sessions for Hono, on every runtime Hono runs on.
+ *
+ * @module
+ */
+
+import type { MiddlewareHandler } from "hono";
+import { SessionManager } from "../core.ts";
+import type { SessionOptions } from "../core.ts";
+import type { Session, SessionData } from "../session.ts";
+import { requestFacts, withSetCookie } from "./_response.ts";
+
+export { SessionManager } from "../core.ts";
+export type { SecurityEvent, SessionOptions } from "../core.ts";
+export { Session } from "../session.ts";
+export type { SessionData } from "../session.ts";
+export { SessionConflictError, SessionStoreError } from "../errors.ts";
+export { MemoryStore } from "../stores/memory.ts";
+
+declare module "hono" {
+  interface ContextVariableMap {
+    /** The request's session, set by the `session()` middleware. */
+    session: Session;
+  }
+}
+
+/**
+ * Session middleware for Hono: `c.get("session")` in every later handler.
+ * The store write and the cookie complete before the response is returned.
+ * When a handler fails (Hono's `c.error`), nothing is saved. Store failures
+ * reach `app.onError` as a `SessionStoreError` (its `status` is 503).
+ *
+ * @param options Session options (all optional; see the README's options table).
+ * @returns The middleware.
+ *
+ * @example
+ * ```ts
+ * import { Hono } from "hono";
+ * import { session } from "./hono.ts";
+ *
+ * const app = new Hono();
+ * app.use(session({ secret: "a-secret-of-at-least-32-bytes-long!" }));
+ * app.get("/", (c) => {
+ *   const s = c.get("session");
+ *   const visits = (s.get("visits") ?? 0) + 1;
+ *   s.set("visits", visits);
+ *   return c.text(`visit ${visits}`);
+ * });
+ * const response = await app.request("/");
+ * console.log(await response.text()); // "visit 1"
+ * ```
+ */
+// deno-lint-ignore no-explicit-any
+export function session<T extends SessionData = Record<string, any>>(
+  options: SessionOptions = {},
+): MiddlewareHandler<{ Variables: { session: Session<T> } }> {
+  const manager = new SessionManager<T>(options);
+  return async function sessionMiddleware(c, next) {
+    const current = await manager.load(requestFacts(c.req.raw));
+    c.set("session", current);
+    await next();
+    if (c.error) return;
+    const setCookie = await manager.commit(current);
+    if (setCookie) c.res = withSetCookie(c.res, setCookie);
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * Sessions for Oak: the original module's `OakSession` and a plain
+ * `session()` middleware.
+ *
+ * @module
+ */
+
+import type { Application, Middleware, State } from "@oakserver/oak";
+import { SessionManager } from "../core.ts";
+import type { SessionOptions } from "../core.ts";
+import type { Session, SessionData } from "../session.ts";
+import type { Store } from "../store.ts";
+
+export { SessionManager } from "../core.ts";
+export type { SecurityEvent, SessionOptions } from "../core.ts";
+export { Session } from "../session.ts";
+export type { SessionData } from "../session.ts";
+export { SessionConflictError, SessionStoreError } from "../errors.ts";
+export { MemoryStore } from "../stores/memory.ts";
+
+/** The state the middleware adds to `ctx.state`. */
+// deno-lint-ignore no-explicit-any
+export interface SessionState<T extends SessionData = Record<string, any>> {
+  /** The request's session. */
+  session: Session<T>;
+}
+
+/**
+ * Session middleware for Oak: `ctx.state.session` in every later middleware.
+ * Mount it on the app, or on a router for only its routes. The store write and
+ * the cookie complete after the later middleware and before Oak sends the
+ * response; when later middleware throws, nothing is saved and the error goes
+ * on to Oak's error handling, as store failures do (`SessionStoreError`,
+ * status 503).
+ *
+ * @param options Session options (all optional; see the README's options table).
+ * @returns The middleware.
+ *
+ * @example
+ * ```ts
+ * import { Application } from "@oakserver/oak";
+ * import { session } from "./oak.ts";
+ *
+ * const app = new Application();
+ * app.use(session({ secret: "a-secret-of-at-least-32-bytes-long!" }));
+ * app.use((ctx) => {
+ *   const visits = (ctx.state.session.get("visits") ?? 0) + 1;
+ *   ctx.state.session.set("visits", visits);
+ *   ctx.response.body = `visit ${visits}`;
+ * });
+ * // await app.listen({ port: 8000 });
+ * ```
+ */
+// deno-lint-ignore no-explicit-any
+export function session<T extends SessionData = Record<string, any>, S extends State = Record<string, any>>(
+  options: SessionOptions = {},
+): Middleware<S & SessionState<T>> {
+  return middlewareFor<T, S>(new SessionManager<T>(options));
+}
+
+// deno-lint-ignore no-explicit-any
+function middlewareFor<T extends SessionData, S extends State = Record<string, any>>(
+  manager: SessionManager<T>,
+): Middleware<S & SessionState<T>> {
+  return async function sessionMiddleware(ctx, next) {
+    const headers = ctx.request.headers;
+    const current = await manager.load({
+      cookie: headers.get("cookie"),
+      https: ctx.request.url.protocol === "https:",
+      forwardedProto: headers.get("x-forwarded-proto"),
+    });
+    ctx.state.session = current;
+    await next();
+    const setCookie = await manager.commit(current);
+    if (setCookie) ctx.response.headers.append("set-cookie", setCookie);
+  };
+}
+
+/**
+ * The original module's API, kept as a drop-in: the constructor mounts the
+ * session middleware on `app`, so construct it before mounting routers.
+ * `ctx.state.session` holds the session, with async-compatible `get`/`set`.
+ *
+ * @example
+ * ```ts
+ * import { Application, Router } from "@oakserver/oak";
+ * import { OakSession } from "./oak.ts";
+ *
+ * const app = new Application();
+ * const session = new OakSession(app); // MemoryStore by default
+ * const router = new Router();
+ * router.get("/", async (context) => {
+ *   const count = await context.state.session.get("pageCount");
+ *   await context.state.session.set("pageCount", count === undefined ? 0 : count + 1);
+ *   context.response.body = `Visited page ${await context.state.session.get("pageCount")} times`;
+ * });
+ * app.use(router.routes());
+ * console.log(session.manager.cookieName); // "sid"
+ * ```
+ */
+export class OakSession {
+  /** The session manager behind the middleware (its `store`, `cookieName`...). */
+  readonly manager: SessionManager;
+
+  /**
+   * @param app The Oak application; the middleware is mounted on it at once.
+   * @param store Where sessions live. Default: a `MemoryStore`.
+   * @param options Further session options (`secret`, `cookie`, timeouts...).
+   */
+  // deno-lint-ignore no-explicit-any
+  constructor(app: Application<any>, store: Store | null = null, options: SessionOptions = {}) {
+    this.manager = new SessionManager({ ...options, store: store ?? options.store });
+    app.use(middlewareFor(this.manager));
+  }
+}

@@ -1,0 +1,339 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { inspect } from "node:util";
+import { SessionManager } from "./core.ts";
+import type { SecurityEvent, SessionOptions } from "./core.ts";
+import { SessionConflictError, SessionStoreError } from "./errors.ts";
+import { MemoryStore } from "./stores/memory.ts";
+import { FaultyStore } from "./testing/faulty_store.ts";
+import type { SessionRecord, Store } from "./store.ts";
+
+const SECRET = "core-test-secret-0123456789abcdefghij";
+
+function setup(options: SessionOptions = {}) {
+  const clock = { now: 1_700_000_000_000 };
+  const memory = new MemoryStore({ now: () => clock.now });
+  const store = new FaultyStore(memory);
+  const manager = new SessionManager({ store, secret: SECRET, now: () => clock.now, ...options });
+  return { clock, memory, store, manager };
+}
+
+const cookieOf = (setCookie: string | undefined) => setCookie!.split(";")[0];
+const http = (cookie?: string) => ({ cookie, https: false });
+
+test("construction errors name the option", () => {
+  const cases: [SessionOptions, RegExp][] = [
+    [{ secret: "" }, /"secret"/],
+    [{ secret: [] }, /"secret"/],
+    [{ secret: "too short" }, /"secret": each secret must be at least 32 bytes/],
+    [{ secret: [SECRET, "short"] }, /"secret"/],
+    [{ secret: 42 as unknown as string }, /"secret"/],
+    [{ idleTimeout: -1 }, /"idleTimeout"/],
+    [{ absoluteTimeout: Number.NaN }, /"absoluteTimeout"/],
+    [{ storeTimeout: 0 }, /"storeTimeout"/],
+    [{ store: {} as Store }, /"store"/],
+    [{ cookie: { name: "__Host-sid", domain: "example.com" } }, /"cookie.domain"/],
+    [{ cookie: { name: "__Host-sid", path: "/app" } }, /"cookie.path"/],
+    [{ cookie: { name: "__Secure-sid", secure: false } }, /"cookie.secure"/],
+    [{ cookie: { sameSite: "None" } }, /"cookie.sameSite"/],
+    [{ cookie: { sameSite: "Sideways" as "Lax" } }, /"cookie.sameSite"/],
+    [{ cookie: { name: "sid;x" } }, /"cookie.name"/],
+    [{ cookie: { name: "s\0id" } }, /"cookie.name"/],
+    [{ cookie: { path: "/a;b" } }, /"cookie.path"/],
+    [{ cookie: { path: "/a\r\nSet-Cookie: x=1" } }, /"cookie.path"/],
+    [{ cookie: { domain: "example.com\n" } }, /"cookie.domain"/],
+    [{ cookie: { domain: "exa mple.com" } }, /"cookie.domain"/],
+    [{ cookie: { partitioned: true } }, /"cookie.partitioned"/],
+  ];
+  for (const [options, message] of cases) {
+    assert.throws(
+      () => new SessionManager({ store: new MemoryStore(), ...options }),
+      message,
+      JSON.stringify(options),
+    );
+  }
+  assert.doesNotThrow(() =>
+    new SessionManager({ cookie: { sameSite: "None", secure: true }, secret: SECRET })
+  );
+  assert.doesNotThrow(() => new SessionManager({ cookie: { name: "__Host-sid" }, secret: SECRET }));
+});
+
+test("construction errors never contain the secret", () => {
+  const secret = "short-but-very-recognisable";
+  assert.throws(() => new SessionManager({ secret }), (error: Error) => !error.message.includes(secret));
+});
+
+test("ids are 32 base64url characters (192 bits), signed as id.signature", async () => {
+  const { manager } = setup();
+  const ids = new Set<string>();
+  for (let i = 0; i < 200; i++) {
+    const session = await manager.load(http());
+    session.set("n", i);
+    const value = cookieOf(await manager.commit(session)).slice("sid=".length);
+    const [id, signature] = value.split(".");
+    assert.match(id, /^[A-Za-z0-9_-]{32}$/);
+    assert.match(signature, /^[A-Za-z0-9_-]{43}$/);
+    assert.equal(id, session.id);
+    ids.add(id);
+  }
+  assert.equal(ids.size, 200);
+});
+
+test("unsigned mode (the original module's default) still checks format and store", async () => {
+  const { manager, store } = setup({ secret: undefined });
+  const session = await manager.load(http());
+  session.set("a", 1);
+  const cookie = cookieOf(await manager.commit(session));
+  assert.match(cookie, /^sid=[A-Za-z0-9_-]{32}$/);
+  assert.equal((await manager.load(http(cookie))).get("a"), 1);
+  store.resetCalls();
+  for (const bad of ["' OR '1'='1", "../x", "a/b", "*", "%2F", "a\0b", "é".repeat(32), "short"]) {
+    assert.equal((await manager.load(http(`sid=${bad}`))).isNew, true);
+  }
+  assert.equal(store.calls.get, 0, "malformed ids never reach the store");
+});
+
+test("a validly signed id the store does not know is not adopted", async () => {
+  const { manager, memory } = setup();
+  const first = await manager.load(http());
+  first.set("a", 1);
+  const cookie = cookieOf(await manager.commit(first));
+  await memory.clear();
+  const again = await manager.load(http(cookie));
+  assert.equal(again.isNew, true);
+  assert.equal(await manager.commit(again), undefined, "no write, no cookie");
+  assert.equal(memory.size, 0);
+  again.set("b", 2);
+  const fresh = cookieOf(await manager.commit(again));
+  assert.notEqual(fresh.split(".")[0], cookie.split(".")[0], "a fresh id when the handler writes");
+});
+
+test("expiry is decided from stored metadata, even if the store still returns the record", async () => {
+  const { clock, manager, memory } = setup({ idleTimeout: 60, absoluteTimeout: 3600 });
+  const session = await manager.load(http());
+  session.set("a", 1);
+  const cookie = cookieOf(await manager.commit(session));
+  const record = (await memory.get(session.id))!;
+  // A store that never evicts anything.
+  const lazy: Store = {
+    get: () => Promise.resolve(structuredClone(record)),
+    set: (id) => Promise.resolve(id),
+    delete: () => Promise.resolve(),
+  };
+  const deleted: string[] = [];
+  lazy.delete = (id) => (deleted.push(id), Promise.resolve());
+  const lazyManager = new SessionManager({
+    store: lazy,
+    secret: SECRET,
+    now: () => clock.now,
+    idleTimeout: 60,
+  });
+  clock.now += 61_000;
+  assert.equal((await lazyManager.load(http(cookie))).isNew, true);
+  assert.deepEqual(deleted, [session.id], "the expired record is deleted");
+});
+
+test("a shorter absoluteTimeout takes effect on sessions created before the change", async () => {
+  const { clock, store, manager } = setup({ idleTimeout: null, absoluteTimeout: 3600 });
+  const session = await manager.load(http());
+  session.set("a", 1);
+  const cookie = cookieOf(await manager.commit(session));
+  clock.now += 120_000;
+  const stricter = new SessionManager({ store, secret: SECRET, now: () => clock.now, absoluteTimeout: 60 });
+  assert.equal((await stricter.load(http(cookie))).isNew, true);
+});
+
+test("corrupt stored records give no session, are deleted and reported without the id", async () => {
+  const events: SecurityEvent[] = [];
+  for (
+    const corrupt of [
+      null,
+      [],
+      "text",
+      { data: [] },
+      { data: {}, meta: {} },
+      {
+        data: {},
+        meta: { createdAt: 1, expiresAt: Number.NaN, absoluteExpiresAt: 2 },
+      },
+      { data: {}, meta: { createdAt: 1, expiresAt: -5, absoluteExpiresAt: 2 } },
+      {
+        data: {},
+        meta: { createdAt: 1, absoluteExpiresAt: 2 },
+      },
+    ]
+  ) {
+    let deleted = false;
+    const store: Store = {
+      get: () => Promise.resolve(corrupt as unknown as SessionRecord),
+      set: (id) => Promise.resolve(id),
+      delete: () => ((deleted = true), Promise.resolve()),
+    };
+    const manager = new SessionManager({ store, onSecurityEvent: (event) => events.push(event) });
+    const session = await manager.load(http(`sid=${"A".repeat(32)}`));
+    assert.equal(session.isNew, true, JSON.stringify(corrupt));
+    assert.equal(deleted, corrupt !== null, JSON.stringify(corrupt));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  const corruptEvents = events.filter((e) => e.type === "corrupt-record");
+  assert.equal(corruptEvents.length, 7);
+  for (const event of events) {
+    assert.match(event.idHash!, /^[0-9a-f]{16}$/);
+    assert.ok(!JSON.stringify(event).includes("A".repeat(32)));
+  }
+});
+
+test("reserved keys in stored data are dropped, never reach prototypes, and are reported", async () => {
+  const events: SecurityEvent[] = [];
+  const stored = JSON.parse(
+    '{"data":{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}},"ok":1},' +
+      `"meta":{"createdAt":${Date.now()},"expiresAt":9e15,"absoluteExpiresAt":9e15}}`,
+  );
+  const store: Store = {
+    get: () => Promise.resolve(stored),
+    set: (id) => Promise.resolve(id),
+    delete: () => Promise.resolve(),
+  };
+  const manager = new SessionManager({ store, onSecurityEvent: (e) => events.push(e) });
+  const session = await manager.load(http(`sid=${"B".repeat(32)}`));
+  assert.deepEqual(session.keys(), ["ok"]);
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.ok(events.some((e) => e.type === "forbidden-key"));
+});
+
+test("library metadata is apart from user keys", async () => {
+  const { clock, manager } = setup({ idleTimeout: 60 });
+  const session = await manager.load(http());
+  session.set("_expire", 0).set("meta", { expiresAt: 9e15 }).set("createdAt", 0);
+  const cookie = cookieOf(await manager.commit(session));
+  clock.now += 61_000;
+  assert.equal((await manager.load(http(cookie))).isNew, true, "user keys do not extend the session");
+});
+
+test("no lost update: load A, load B, A commits, B commits keeps both writes", async () => {
+  const { manager, memory } = setup();
+  const first = await manager.load(http());
+  first.set("start", 0);
+  const cookie = cookieOf(await manager.commit(first));
+  const a = await manager.load(http(cookie));
+  const b = await manager.load(http(cookie));
+  a.set("a", 1);
+  b.set("b", 2);
+  b.delete("start");
+  await manager.commit(a);
+  await manager.commit(b);
+  assert.deepEqual((await memory.get(first.id))?.data, { a: 1, b: 2 });
+});
+
+test("no resurrection: a commit after an overlapping destroy fails with a conflict", async () => {
+  const { manager, memory } = setup();
+  const first = await manager.load(http());
+  first.set("user", "ada");
+  const cookie = cookieOf(await manager.commit(first));
+  const slow = await manager.load(http(cookie));
+  const logout = await manager.load(http(cookie));
+  await logout.destroy();
+  assert.match((await manager.commit(logout))!, /^sid=; Max-Age=0/);
+  slow.set("cart", [1]);
+  await assert.rejects(manager.commit(slow), SessionConflictError);
+  assert.equal(memory.size, 0);
+});
+
+test("a hanging store call times out with a SessionStoreError", async () => {
+  const hanging: Store = {
+    get: () => new Promise(() => {}),
+    set: () => new Promise(() => {}),
+    delete: () => new Promise(() => {}),
+  };
+  const manager = new SessionManager({ store: hanging, secret: SECRET, storeTimeout: 0.05 });
+  const started = Date.now();
+  const session = await manager.load(http());
+  session.set("a", 1);
+  await assert.rejects(manager.commit(session), (error: Error) => {
+    assert.ok(error instanceof SessionStoreError);
+    assert.match(error.message, /^Cannot write session to store: no answer within 0.05 s$/);
+    return true;
+  });
+  assert.ok(Date.now() - started < 1000);
+});
+
+test("store errors are wrapped, keep their cause, and never mention the id", async () => {
+  const { manager, store } = setup();
+  const first = await manager.load(http());
+  first.set("a", 1);
+  const cookie = cookieOf(await manager.commit(first));
+  const cause = new Error("connection refused");
+  store.failNext("get", cause);
+  await assert.rejects(manager.load(http(cookie)), (error: SessionStoreError) => {
+    assert.equal(error.message, "Cannot read session from store: connection refused");
+    assert.equal(error.cause, cause);
+    assert.equal(error.operation, "read");
+    assert.ok(!error.message.includes(first.id));
+    return true;
+  });
+});
+
+test("with both timeouts off the session never expires and the cookie lives 400 days", async () => {
+  const { clock, manager } = setup({ idleTimeout: null, absoluteTimeout: null });
+  const session = await manager.load(http());
+  session.set("a", 1);
+  const setCookie = (await manager.commit(session))!;
+  assert.match(setCookie, /Max-Age=34560000;/);
+  clock.now += 10 * 365 * 86_400_000;
+  assert.equal((await manager.load(http(cookieOf(setCookie)))).get("a"), 1);
+});
+
+test("the cookie's Max-Age never outlives the absolute deadline", async () => {
+  const { clock, manager } = setup({ idleTimeout: 3600, absoluteTimeout: 5400 });
+  const session = await manager.load(http());
+  session.set("a", 1);
+  const cookie = cookieOf(await manager.commit(session));
+  clock.now += 3000_000;
+  const later = await manager.load(http(cookie));
+  later.set("b", 2);
+  assert.match((await manager.commit(later))!, /Max-Age=2400;/);
+});
+
+test("a session's id stays out of JSON.stringify and inspect", async () => {
+  const { manager } = setup();
+  const session = await manager.load(http());
+  session.set("user", "ada");
+  const id = session.id;
+  assert.equal(JSON.stringify(session), '{"user":"ada"}');
+  assert.ok(!inspect(session).includes(id));
+  assert.ok(!inspect(session, { showHidden: true }).includes(id));
+});
+
+test("https requests get Secure cookies; trustProxy reads only the first X-Forwarded-Proto", async () => {
+  const { manager } = setup();
+  const secure = await manager.load({ cookie: null, https: true });
+  secure.set("a", 1);
+  assert.match((await manager.commit(secure))!, /; HttpOnly; Secure; SameSite=Lax$/);
+  const proxied = setup({ trustProxy: true }).manager;
+  const viaProxy = await proxied.load({ cookie: null, https: false, forwardedProto: "https, http" });
+  viaProxy.set("a", 1);
+  assert.match((await proxied.commit(viaProxy))!, /; Secure;/);
+});
+
+test("flash values are not visible to the request that sets them", async () => {
+  const { manager } = setup();
+  const session = await manager.load(http());
+  session.flash("notice", "saved");
+  assert.equal(session.get("notice"), undefined);
+  const cookie = cookieOf(await manager.commit(session));
+  const next = await manager.load(http(cookie));
+  assert.equal(next.get("notice"), "saved");
+  assert.equal(next.has("notice"), true);
+  await manager.commit(next);
+  assert.equal((await manager.load(http(cookie))).get("notice"), undefined);
+});
+
+test("a session that is set then emptied in one request stores nothing", async () => {
+  const { manager, memory } = setup();
+  const session = await manager.load(http());
+  session.set("a", 1);
+  session.delete("a");
+  assert.equal(await manager.commit(session), undefined);
+  assert.equal(memory.size, 0);
+});

@@ -1,0 +1,517 @@
+/**
+ * The conformance suite every framework adapter passes. An adapter's test file
+ * builds a small app with its framework that sends every request to
+ * {@linkcode handleSuiteRoute} and answers errors with
+ * {@linkcode suiteErrorResponse}'s status and body; the suite drives that app
+ * through real requests.
+ *
+ * @module
+ */
+
+import { deepEqual, equal, notEqual, ok } from "node:assert/strict";
+import type { SessionOptions } from "../core.ts";
+import type { Session } from "../session.ts";
+import { MemoryStore } from "../stores/memory.ts";
+import { FaultyStore } from "./faulty_store.ts";
+import type { TestFunction } from "./store_suite.ts";
+
+/** What a suite route asks the framework to send. */
+export interface SuiteRouteResult {
+  /** HTTP status. */
+  status: number;
+  /** Plain-text body. */
+  body: string;
+  /** Redirect target: answer with the framework's own redirect (302). */
+  redirect?: string;
+  /** A `Set-Cookie` value of the app's own, to send beside the session cookie. */
+  appCookie?: string;
+}
+
+/** An app under test: something that answers fetch requests. */
+export interface SuiteApp {
+  /** Answers one request (in-process or over a real socket). */
+  fetch(request: Request): Promise<Response>;
+  /** Stops servers the app started. */
+  close?(): Promise<void>;
+}
+
+/** How to run the suite against one adapter. */
+export interface AdapterSuiteOptions {
+  /** The adapter's name, used in test titles. */
+  name: string;
+  /**
+   * Builds an app whose session middleware gets exactly `options`, that sends
+   * every request to `handleSuiteRoute(session, url)` and maps thrown errors
+   * with `suiteErrorResponse(error)`.
+   */
+  createApp(options: SessionOptions): SuiteApp | Promise<SuiteApp>;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The suite's routes, shared by every adapter's test app so that all adapters
+ * are held to the same behaviour.
+ */
+export async function handleSuiteRoute(session: Session, url: URL): Promise<SuiteRouteResult> {
+  const param = (name: string) => url.searchParams.get(name);
+  const delay = Number(param("delay") ?? 0);
+  if (delay > 0) await sleep(delay);
+  switch (url.pathname) {
+    case "/count": {
+      // The original module's page counter.
+      const count = await session.get("pageCount");
+      await session.set("pageCount", count === undefined ? 0 : count + 1);
+      return { status: 200, body: String(await session.get("pageCount")) };
+    }
+    case "/peek":
+      return {
+        status: 200,
+        body: JSON.stringify({ isNew: session.isNew, data: session.toJSON() }),
+      };
+    case "/set":
+      session.set(param("key")!, param("value")!);
+      return { status: 200, body: "ok" };
+    case "/login":
+      session.set("user", param("user")!);
+      await session.regenerate();
+      return { status: 200, body: "welcome" };
+    case "/logout":
+      await session.destroy();
+      return { status: 200, body: "bye" };
+    case "/flash":
+      session.flash("notice", "saved");
+      return { status: 302, body: "", redirect: "/after-flash" };
+    case "/after-flash":
+      return { status: 200, body: JSON.stringify({ notice: session.get("notice") ?? null }) };
+    case "/app-cookie":
+      session.set("x", 1);
+      return { status: 200, body: "ok", appCookie: "theme=dark; Path=/" };
+    case "/throw":
+      session.set("x", 1);
+      throw new Error("boom");
+    default:
+      return { status: 404, body: "not found" };
+  }
+}
+
+/** How every suite app answers an error: the error's `status` (or 500) and `error:<name>`. */
+export function suiteErrorResponse(error: unknown): { status: number; body: string } {
+  const status = (error as { status?: unknown })?.status;
+  return {
+    status: typeof status === "number" ? status : 500,
+    body: `error:${(error as Error)?.name ?? "unknown"}`,
+  };
+}
+
+const SECRET = "suite-secret-0123456789-abcdefghijklmnop";
+const OTHER_SECRET = "suite-secret-rotated-9876543210-zyxwvuts";
+
+interface Attributes {
+  value: string;
+  attributes: Map<string, string>;
+}
+
+function parseSetCookie(header: string): Attributes & { name: string } {
+  const [pair, ...rest] = header.split(";");
+  const eq = pair.indexOf("=");
+  const attributes = new Map<string, string>();
+  for (const part of rest) {
+    const [key, ...value] = part.trim().split("=");
+    attributes.set(key.toLowerCase(), value.join("="));
+  }
+  return { name: pair.slice(0, eq).trim(), value: pair.slice(eq + 1).trim(), attributes };
+}
+
+/** A cookie-keeping client for one app. */
+class Client {
+  cookie: string | undefined;
+  constructor(readonly app: SuiteApp, readonly cookieName = "sid") {}
+
+  async request(path: string, headers: Record<string, string> = {}) {
+    const init: Record<string, string> = { ...headers };
+    if (this.cookie !== undefined) init.cookie = `${this.cookieName}=${this.cookie}`;
+    const response = await this.app.fetch(
+      new Request(`http://localhost${path}`, { headers: init, redirect: "manual" }),
+    );
+    const body = await response.text();
+    const all = response.headers.getSetCookie();
+    const mine = all.map(parseSetCookie).filter((c) => c.name === this.cookieName);
+    const session = mine.at(-1);
+    if (session) this.cookie = session.attributes.get("max-age") === "0" ? undefined : session.value;
+    return {
+      status: response.status,
+      body,
+      headers: response.headers,
+      setCookies: all,
+      session,
+      sessionCookies: mine,
+    };
+  }
+
+  async peek() {
+    const result = await this.request("/peek");
+    return JSON.parse(result.body) as { isNew: boolean; data: Record<string, unknown> };
+  }
+}
+
+/**
+ * Registers the adapter conformance tests with `test`.
+ *
+ * @example
+ * ```ts ignore
+ * import { test } from "node:test";
+ * import { Hono } from "hono";
+ * import { session } from "../adapters/hono.ts";
+ * import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "./adapter_suite.ts";
+ *
+ * adapterConformanceSuite(test, {
+ *   name: "hono",
+ *   createApp(options) {
+ *     const app = new Hono();
+ *     app.use(session(options));
+ *     app.onError((error, c) => {
+ *       const { status, body } = suiteErrorResponse(error);
+ *       return c.text(body, status as 500);
+ *     });
+ *     app.all("*", async (c) => {
+ *       const result = await handleSuiteRoute(c.get("session"), new URL(c.req.url));
+ *       if (result.redirect) return c.redirect(result.redirect);
+ *       if (result.appCookie) c.header("set-cookie", result.appCookie, { append: true });
+ *       return c.text(result.body, result.status as 200);
+ *     });
+ *     return { fetch: (request) => Promise.resolve(app.fetch(request)) };
+ *   },
+ * });
+ * ```
+ */
+export function adapterConformanceSuite(test: TestFunction, options: AdapterSuiteOptions): void {
+  interface Setup {
+    app: SuiteApp;
+    store: FaultyStore;
+    memory: MemoryStore;
+    clock: { now: number };
+    client(): Client;
+  }
+  const run = (
+    title: string,
+    body: (setup: Setup) => Promise<void>,
+    extra: SessionOptions = {},
+  ) =>
+    test(`${options.name}: ${title}`, async () => {
+      const clock = { now: Date.now() };
+      const now = () => clock.now;
+      const memory = new MemoryStore({ now });
+      const store = new FaultyStore(memory);
+      const app = await options.createApp({ store, secret: SECRET, now, ...extra });
+      try {
+        await body({ app, store, memory, clock, client: () => new Client(app, extra.cookie?.name) });
+      } finally {
+        await app.close?.();
+      }
+    });
+
+  run("a read-only first visit sets no cookie and touches no store", async ({ client, store }) => {
+    const result = await client().request("/peek");
+    equal(result.status, 200);
+    deepEqual(JSON.parse(result.body), { isNew: true, data: {} });
+    deepEqual(result.sessionCookies, []);
+    deepEqual(store.calls, { get: 0, set: 0, delete: 0 });
+  });
+
+  run("the original page counter counts 0, 1, 2 with secure cookie defaults", async ({ client }) => {
+    const visitor = client();
+    const first = await visitor.request("/count");
+    equal(first.body, "0");
+    equal(first.sessionCookies.length, 1);
+    const attributes = first.session!.attributes;
+    ok(attributes.has("httponly"), "HttpOnly");
+    equal(attributes.get("samesite"), "Lax");
+    equal(attributes.get("path"), "/");
+    ok(!attributes.has("secure"), "no Secure over http");
+    ok(Number(attributes.get("max-age")) > 0 && Number(attributes.get("max-age")) <= 86_400);
+    equal((await visitor.request("/count")).body, "1");
+    equal((await visitor.request("/count")).body, "2");
+  });
+
+  run("a read-only visit with a session does one store read and no write", async ({ client, store }) => {
+    const visitor = client();
+    await visitor.request("/count");
+    store.resetCalls();
+    const result = await visitor.request("/peek");
+    deepEqual(JSON.parse(result.body), { isNew: false, data: { pageCount: 0 } });
+    deepEqual(result.sessionCookies, []);
+    deepEqual(store.calls, { get: 1, set: 0, delete: 0 });
+  });
+
+  run("two clients keep separate sessions", async ({ client }) => {
+    const a = client();
+    const b = client();
+    await a.request("/count");
+    await a.request("/count");
+    equal((await b.request("/count")).body, "0");
+    equal((await a.request("/count")).body, "2");
+    notEqual(a.cookie, b.cookie);
+  });
+
+  run("50 overlapping requests from 50 clients each see only their own data", async ({ client }) => {
+    const clients = Array.from({ length: 50 }, () => client());
+    await Promise.all(clients.map((c, i) => c.request(`/set?key=user&value=u${i}`)));
+    const results = await Promise.all(
+      clients.map((c, i) => c.request(`/peek?delay=${(i * 7) % 23}`)),
+    );
+    results.forEach((result, i) => deepEqual(JSON.parse(result.body).data, { user: `u${i}` }));
+  });
+
+  run(
+    "a tampered or unknown cookie gives a fresh session and leaves the real one untouched",
+    async ({ client, memory }) => {
+      const owner = client();
+      await owner.request("/set?key=user&value=ada");
+      const real = owner.cookie!;
+      const [id, signature] = real.split(".");
+      const flipped = signature[0] === "A" ? "B" + signature.slice(1) : "A" + signature.slice(1);
+      for (const forged of [`${id}.${flipped}`, id, `${"x".repeat(32)}.${signature}`]) {
+        const attacker = client();
+        attacker.cookie = forged;
+        deepEqual(await attacker.peek(), { isNew: true, data: {} }, forged);
+        const write = await attacker.request("/set?key=user&value=mallory");
+        notEqual(attacker.cookie!.split(".")[0], id, "a fresh id, never the presented one");
+        equal(write.sessionCookies.length, 1);
+      }
+      deepEqual((await owner.peek()).data, { user: "ada" });
+      equal(memory.size, 4, "the real session plus three fresh ones");
+    },
+  );
+
+  run(
+    "secrets rotate: an old-signed cookie loads and is re-signed; a dropped secret ends it",
+    async ({ store, clock }) => {
+      const now = () => clock.now;
+      const oldApp = await options.createApp({ store, now, secret: OTHER_SECRET });
+      const bothApp = await options.createApp({ store, now, secret: [SECRET, OTHER_SECRET] });
+      const newApp = await options.createApp({ store, now, secret: SECRET });
+      try {
+        const visitor = new Client(oldApp);
+        await visitor.request("/set?key=user&value=ada");
+        const oldCookie = visitor.cookie!;
+        const rotated = new Client(bothApp);
+        rotated.cookie = oldCookie;
+        const result = await rotated.request("/peek");
+        deepEqual(JSON.parse(result.body).data, { user: "ada" });
+        equal(result.sessionCookies.length, 1, "re-signed");
+        notEqual(rotated.cookie, oldCookie);
+        equal(rotated.cookie!.split(".")[0], oldCookie.split(".")[0], "same id");
+        const after = new Client(newApp);
+        after.cookie = rotated.cookie;
+        deepEqual(
+          (await after.peek()).data,
+          { user: "ada" },
+          "the new signature verifies without the old secret",
+        );
+        after.cookie = oldCookie;
+        deepEqual(await after.peek(), { isNew: true, data: {} }, "the old signature no longer does");
+      } finally {
+        await oldApp.close?.();
+        await bothApp.close?.();
+        await newApp.close?.();
+      }
+    },
+  );
+
+  run("regenerate at login: new id, data kept, old record gone", async ({ client, memory }) => {
+    const visitor = client();
+    await visitor.request("/count");
+    const before = visitor.cookie!;
+    const login = await visitor.request("/login?user=ada");
+    equal(login.sessionCookies.length, 1);
+    notEqual(visitor.cookie!.split(".")[0], before.split(".")[0]);
+    deepEqual((await visitor.peek()).data, { pageCount: 0, user: "ada" });
+    equal(memory.size, 1, "only the new record is stored");
+    const replay = client();
+    replay.cookie = before;
+    deepEqual(await replay.peek(), { isNew: true, data: {} });
+  });
+
+  run(
+    "destroy: record deleted, cookie cleared with the attributes it was set with",
+    async ({ client, memory }) => {
+      const visitor = client();
+      const first = await visitor.request("/count");
+      const before = visitor.cookie!;
+      const logout = await visitor.request("/logout");
+      equal(logout.body, "bye");
+      equal(logout.sessionCookies.length, 1);
+      const cleared = logout.session!;
+      equal(cleared.value, "");
+      equal(cleared.attributes.get("max-age"), "0");
+      for (const name of ["path", "samesite", "httponly", "domain", "secure"]) {
+        equal(cleared.attributes.get(name), first.session!.attributes.get(name), name);
+      }
+      equal(memory.size, 0);
+      const replay = client();
+      replay.cookie = before;
+      deepEqual(await replay.peek(), { isNew: true, data: {} });
+    },
+  );
+
+  run("a flash message survives a redirect and is read once", async ({ client }) => {
+    const visitor = client();
+    const redirect = await visitor.request("/flash");
+    equal(redirect.status, 302);
+    ok(redirect.headers.get("location")?.endsWith("/after-flash"));
+    equal(redirect.sessionCookies.length, 1, "the cookie rides on the redirect");
+    deepEqual(JSON.parse((await visitor.request("/after-flash")).body), { notice: "saved" });
+    deepEqual(JSON.parse((await visitor.request("/after-flash")).body), { notice: null });
+  });
+
+  run("idle timeout: an unused session expires on the server", async ({ client, clock }) => {
+    const visitor = client();
+    await visitor.request("/count");
+    clock.now += 59_000;
+    equal((await visitor.request("/count")).body, "1", "used within the idle window");
+    clock.now += 61_000;
+    deepEqual(await visitor.peek(), { isNew: true, data: {} });
+  }, { idleTimeout: 60, absoluteTimeout: 3600 });
+
+  run("absolute timeout: even an active session ends", async ({ client, clock }) => {
+    const visitor = client();
+    await visitor.request("/count");
+    for (let i = 1; i <= 5; i++) {
+      clock.now += 50_000;
+      equal((await visitor.request("/count")).body, String(i));
+    }
+    clock.now += 60_000; // 310 s after creation
+    equal((await visitor.request("/count")).body, "0", "a new session starts over");
+  }, { idleTimeout: 60, absoluteTimeout: 300 });
+
+  run(
+    "an unchanged session is touched once per half idle window, and its cookie slides",
+    async ({ client, clock, store }) => {
+      const visitor = client();
+      await visitor.request("/count");
+      store.resetCalls();
+      clock.now += 20_000;
+      const early = await visitor.request("/peek");
+      equal(store.calls.set, 0, "no touch before half the window");
+      deepEqual(early.sessionCookies, []);
+      clock.now += 15_000;
+      const late = await visitor.request("/peek");
+      equal(store.calls.set, 1, "touched after half the window");
+      equal(late.session?.attributes.get("max-age"), "60", "the browser's copy slides too");
+      clock.now += 50_000; // 85 s after creation, 50 s after the touch
+      deepEqual((await visitor.peek()).data, { pageCount: 0 }, "still alive thanks to the touch");
+    },
+    { idleTimeout: 60, absoluteTimeout: 3600 },
+  );
+
+  run("the app's own Set-Cookie headers are kept beside one session cookie", async ({ client }) => {
+    const result = await client().request("/app-cookie");
+    ok(result.setCookies.some((c) => c.startsWith("theme=dark")), result.setCookies.join(" | "));
+    equal(result.sessionCookies.length, 1);
+  });
+
+  run("one request doing set and regenerate sends exactly one session cookie", async ({ client }) => {
+    const visitor = client();
+    await visitor.request("/count");
+    const result = await visitor.request("/login?user=ada");
+    equal(result.sessionCookies.length, 1);
+  });
+
+  run(
+    "a store failure on read reaches the error handler: no cookie, nothing written",
+    async ({ client, store }) => {
+      const visitor = client();
+      await visitor.request("/count");
+      store.failNext("get", new Error("connection refused"));
+      store.resetCalls();
+      const result = await visitor.request("/count");
+      equal(result.status, 503);
+      equal(result.body, "error:SessionStoreError");
+      deepEqual(result.sessionCookies, []);
+      equal(store.calls.set, 0);
+      equal((await visitor.request("/count")).body, "1", "the session is intact afterwards");
+    },
+  );
+
+  run(
+    "a store failure on write reaches the error handler without a cookie",
+    async ({ client, store, memory }) => {
+      store.failNext("set", new Error("connection reset"));
+      const result = await client().request("/count");
+      equal(result.status, 503);
+      equal(result.body, "error:SessionStoreError");
+      deepEqual(result.sessionCookies, []);
+      equal(memory.size, 0);
+    },
+  );
+
+  run(
+    "a store failure on logout reaches the error handler and keeps the cookie",
+    async ({ client, store }) => {
+      const visitor = client();
+      await visitor.request("/count");
+      store.failNext("delete", new Error("connection refused"));
+      const result = await visitor.request("/logout");
+      equal(result.status, 503);
+      deepEqual(result.sessionCookies, []);
+    },
+  );
+
+  run("a handler that throws saves nothing", async ({ client, store }) => {
+    const result = await client().request("/throw");
+    equal(result.status, 500);
+    equal(result.body, "error:Error");
+    deepEqual(result.sessionCookies, []);
+    equal(store.calls.set, 0);
+  });
+
+  run("no lost update: two overlapping requests of one user both persist", async ({ client }) => {
+    const visitor = client();
+    await visitor.request("/set?key=start&value=1");
+    const slow = visitor.request("/set?key=a&value=1&delay=60");
+    const fast = visitor.request("/set?key=b&value=2");
+    await Promise.all([slow, fast]);
+    deepEqual((await visitor.peek()).data, { start: "1", a: "1", b: "2" });
+  });
+
+  run(
+    "no resurrection: a slow request cannot bring back a logged-out session",
+    async ({ client, memory }) => {
+      const visitor = client();
+      await visitor.request("/set?key=user&value=ada");
+      const cookie = visitor.cookie;
+      const other = client();
+      other.cookie = cookie;
+      const slow = other.request("/set?key=cart&value=1&delay=80");
+      await sleep(10);
+      await visitor.request("/logout");
+      const late = await slow;
+      equal(late.status, 409);
+      equal(late.body, "error:SessionConflictError");
+      deepEqual(late.sessionCookies, []);
+      equal(memory.size, 0);
+    },
+  );
+
+  run("Secure is set behind an https proxy only with trustProxy", async ({ client }) => {
+    const visitor = client();
+    const result = await visitor.request("/count", { "x-forwarded-proto": "https" });
+    ok(result.session!.attributes.has("secure"));
+    const plain = await client().request("/count", { "x-forwarded-proto": "http" });
+    ok(!plain.session!.attributes.has("secure"));
+  }, { trustProxy: true });
+
+  run("X-Forwarded-Proto is ignored without trustProxy", async ({ client }) => {
+    const result = await client().request("/count", { "x-forwarded-proto": "https" });
+    ok(!result.session!.attributes.has("secure"));
+  });
+
+  run("cookie options reach the cookie", async ({ client }) => {
+    const result = await client().request("/count");
+    equal(result.session!.name, "app_session");
+    equal(result.session!.attributes.get("path"), "/");
+    equal(result.session!.attributes.get("samesite"), "Strict");
+    equal(result.session!.attributes.get("domain"), "localhost");
+  }, { cookie: { name: "app_session", sameSite: "Strict", domain: "localhost" } });
+}
