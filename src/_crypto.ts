@@ -76,6 +76,14 @@ export function isWellFormedHandle(value: string): boolean {
     value.length <= MAX_COOKIE_VALUE_LENGTH && HANDLE.test(value);
 }
 
+/**
+ * Whether a value has the exact shape of an id this library generates. Used
+ * for unsigned cookies, where nothing else vouches for the value.
+ */
+export function isWellFormedId(value: string): boolean {
+  return value.length === ID_LENGTH && HANDLE.test(value);
+}
+
 /** The outcome of verifying a signed cookie value. */
 export interface Verified {
   /** The session handle inside the cookie value. */
@@ -115,15 +123,17 @@ export class Signer {
 
   /**
    * Verifies `handle.signature` in constant time (Web Crypto's verify).
-   * Anything malformed is `undefined`, never an exception.
+   * Answers `"malformed"` when the value does not even have the shape of a
+   * signed handle, and `"bad-signature"` when no secret verifies it; never
+   * throws.
    */
-  async verify(value: string): Promise<Verified | undefined> {
+  async verify(value: string): Promise<Verified | "malformed" | "bad-signature"> {
     const dot = value.lastIndexOf(".");
-    if (dot < 0 || value.length - dot - 1 !== SIGNATURE_LENGTH) return undefined;
+    if (dot < 0 || value.length - dot - 1 !== SIGNATURE_LENGTH) return "malformed";
     const handle = value.slice(0, dot);
-    if (!isWellFormedHandle(handle)) return undefined;
+    if (!isWellFormedHandle(handle)) return "malformed";
     const signature = decodeBase64Url(value.slice(dot + 1));
-    if (signature === undefined) return undefined;
+    if (signature === undefined) return "malformed";
     const data = encoder.encode(handle);
     const keys = await this.#getKeys();
     for (let i = 0; i < keys.length; i++) {
@@ -131,7 +141,7 @@ export class Signer {
         return { handle, rotated: i > 0 };
       }
     }
-    return undefined;
+    return "bad-signature";
   }
 }
 

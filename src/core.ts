@@ -11,7 +11,13 @@
 import { CookieWriter } from "./_cookie.ts";
 import type { CookieOptions } from "./_cookie.ts";
 import { readCookieValues } from "./_cookie.ts";
-import { hashForLog, isWellFormedHandle, MAX_COOKIE_VALUE_LENGTH, Signer } from "./_crypto.ts";
+import {
+  hashForLog,
+  isWellFormedHandle,
+  isWellFormedId,
+  MAX_COOKIE_VALUE_LENGTH,
+  Signer,
+} from "./_crypto.ts";
 import { SessionConflictError, SessionStoreError } from "./errors.ts";
 import type { StoreOperation } from "./errors.ts";
 import { isAllowedKey, Session, sessionState } from "./session.ts";
@@ -210,6 +216,13 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     if (typeof options !== "object" || options === null) {
       throw new TypeError("Invalid session options: expected an object");
     }
+    if ("secret" in options && options.secret === undefined) {
+      // Fail closed: `secret: process.env.SESSION_SECRET` with the variable unset must not silently go unsigned.
+      throw optionError(
+        "secret",
+        "is undefined (an unset environment variable?); leave the option out to run unsigned",
+      );
+    }
     const secrets = readSecrets(options.secret);
     this.#cookie = new CookieWriter(options.cookie);
     this.#idleMs = readTimeout(options.idleTimeout, DAY, "idleTimeout");
@@ -270,13 +283,13 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       let rotated = false;
       if (this.#signer) {
         const verified = await this.#signer.verify(value);
-        if (!verified) {
-          this.#report(value.includes(".") ? "bad-signature" : "malformed-cookie");
+        if (typeof verified === "string") {
+          this.#report(verified === "malformed" ? "malformed-cookie" : "bad-signature");
           continue;
         }
         id = verified.handle;
         rotated = verified.rotated;
-      } else if (!isWellFormedHandle(value)) {
+      } else if (!isWellFormedId(value)) {
         this.#report("malformed-cookie");
         continue;
       }

@@ -14,7 +14,9 @@ function setup(options: SessionOptions = {}) {
   const clock = { now: 1_700_000_000_000 };
   const memory = new MemoryStore({ now: () => clock.now });
   const store = new FaultyStore(memory);
-  const manager = new SessionManager({ store, secret: SECRET, now: () => clock.now, ...options });
+  const sessionOptions: SessionOptions = { store, secret: SECRET, now: () => clock.now, ...options };
+  if (sessionOptions.secret === undefined) delete sessionOptions.secret; // setup({ secret: undefined }): unsigned
+  const manager = new SessionManager(sessionOptions);
   return { clock, memory, store, manager };
 }
 
@@ -24,6 +26,7 @@ const http = (cookie?: string) => ({ cookie, https: false });
 test("construction errors name the option", () => {
   const cases: [SessionOptions, RegExp][] = [
     [{ secret: "" }, /"secret"/],
+    [{ secret: undefined }, /"secret": is undefined/],
     [{ secret: [] }, /"secret"/],
     [{ secret: "too short" }, /"secret": each secret must be at least 32 bytes/],
     [{ secret: [SECRET, "short"] }, /"secret"/],

@@ -8,8 +8,12 @@
 import { generateId } from "./_crypto.ts";
 import type { SessionMeta } from "./store.ts";
 
-/** The shape of session data: user keys and their JSON values. */
-export type SessionData = Record<string, unknown>;
+/**
+ * The constraint on session data types: any object type, so interfaces work
+ * as well as type literals (`Session<{ userId: string }>`). Values must be
+ * JSON data; `set` checks that at run time.
+ */
+export type SessionData = object;
 
 /** What a session needs from the core while a handler runs. */
 export interface SessionHost {
@@ -265,7 +269,8 @@ export class Session<T extends SessionData = Record<string, any>> {
   /** The data as a plain object (no id: the id is a secret and stays out of logs). */
   toJSON(): Partial<T> {
     const out = Object.create(null);
-    for (const key of this.keys()) out[key] = this.get(key);
+    for (const [key, value] of this.#state.incomingFlash ?? []) out[key] = value;
+    for (const [key, value] of this.#state.data) out[key] = value;
     return out;
   }
 

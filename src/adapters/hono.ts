@@ -17,6 +17,7 @@ export type { SessionData } from "../session.ts";
 export { SessionConflictError, SessionStoreError } from "../errors.ts";
 export { MemoryStore } from "../stores/memory.ts";
 
+// The augmentation is the point: `c.get("session")` is typed in every app without a declaration of its own.
 declare module "hono" {
   interface ContextVariableMap {
     /** The request's session, set by the `session()` middleware. */

@@ -11,8 +11,8 @@
 import { deepEqual, equal, notEqual, ok } from "node:assert/strict";
 import type { SessionOptions } from "../core.ts";
 import type { Session } from "../session.ts";
-import { MemoryStore } from "../stores/memory.ts";
-import { FaultyStore } from "./faulty_store.ts";
+import { Client, createRunner, OTHER_SECRET, SECRET, sleep } from "./_harness.ts";
+import { adapterSecuritySuite } from "./security_suite.ts";
 import type { TestFunction } from "./store_suite.ts";
 
 /** What a suite route asks the framework to send. */
@@ -46,8 +46,6 @@ export interface AdapterSuiteOptions {
    */
   createApp(options: SessionOptions): SuiteApp | Promise<SuiteApp>;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * The suite's routes, shared by every adapter's test app so that all adapters
@@ -104,57 +102,6 @@ export function suiteErrorResponse(error: unknown): { status: number; body: stri
   };
 }
 
-const SECRET = "suite-secret-0123456789-abcdefghijklmnop";
-const OTHER_SECRET = "suite-secret-rotated-9876543210-zyxwvuts";
-
-interface Attributes {
-  value: string;
-  attributes: Map<string, string>;
-}
-
-function parseSetCookie(header: string): Attributes & { name: string } {
-  const [pair, ...rest] = header.split(";");
-  const eq = pair.indexOf("=");
-  const attributes = new Map<string, string>();
-  for (const part of rest) {
-    const [key, ...value] = part.trim().split("=");
-    attributes.set(key.toLowerCase(), value.join("="));
-  }
-  return { name: pair.slice(0, eq).trim(), value: pair.slice(eq + 1).trim(), attributes };
-}
-
-/** A cookie-keeping client for one app. */
-class Client {
-  cookie: string | undefined;
-  constructor(readonly app: SuiteApp, readonly cookieName = "sid") {}
-
-  async request(path: string, headers: Record<string, string> = {}) {
-    const init: Record<string, string> = { ...headers };
-    if (this.cookie !== undefined) init.cookie = `${this.cookieName}=${this.cookie}`;
-    const response = await this.app.fetch(
-      new Request(`http://localhost${path}`, { headers: init, redirect: "manual" }),
-    );
-    const body = await response.text();
-    const all = response.headers.getSetCookie();
-    const mine = all.map(parseSetCookie).filter((c) => c.name === this.cookieName);
-    const session = mine.at(-1);
-    if (session) this.cookie = session.attributes.get("max-age") === "0" ? undefined : session.value;
-    return {
-      status: response.status,
-      body,
-      headers: response.headers,
-      setCookies: all,
-      session,
-      sessionCookies: mine,
-    };
-  }
-
-  async peek() {
-    const result = await this.request("/peek");
-    return JSON.parse(result.body) as { isNew: boolean; data: Record<string, unknown> };
-  }
-}
-
 /**
  * Registers the adapter conformance tests with `test`.
  *
@@ -186,30 +133,7 @@ class Client {
  * ```
  */
 export function adapterConformanceSuite(test: TestFunction, options: AdapterSuiteOptions): void {
-  interface Setup {
-    app: SuiteApp;
-    store: FaultyStore;
-    memory: MemoryStore;
-    clock: { now: number };
-    client(): Client;
-  }
-  const run = (
-    title: string,
-    body: (setup: Setup) => Promise<void>,
-    extra: SessionOptions = {},
-  ) =>
-    test(`${options.name}: ${title}`, async () => {
-      const clock = { now: Date.now() };
-      const now = () => clock.now;
-      const memory = new MemoryStore({ now });
-      const store = new FaultyStore(memory);
-      const app = await options.createApp({ store, secret: SECRET, now, ...extra });
-      try {
-        await body({ app, store, memory, clock, client: () => new Client(app, extra.cookie?.name) });
-      } finally {
-        await app.close?.();
-      }
-    });
+  const run = createRunner(test, options);
 
   run("a read-only first visit sets no cookie and touches no store", async ({ client, store }) => {
     const result = await client().request("/peek");
@@ -514,4 +438,6 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
     equal(result.session!.attributes.get("samesite"), "Strict");
     equal(result.session!.attributes.get("domain"), "localhost");
   }, { cookie: { name: "app_session", sameSite: "Strict", domain: "localhost" } });
+
+  adapterSecuritySuite(test, options);
 }

@@ -1,0 +1,56 @@
+/**
+ * Server-side sessions for Deno, Node and Bun web frameworks: a signed cookie
+ * carries the session id, the data lives in a store.
+ *
+ * This entry keeps the original `sessions` module's names working as a
+ * drop-in (`OakSession`, `MemoryStore`, `SqliteStore`, `RedisStore`,
+ * `WebdisStore`) and exports the framework-independent core. Each framework
+ * has its own entry exporting the same `session()` middleware name:
+ * `src/adapters/hono.ts`, `src/adapters/oak.ts`, `src/adapters/fetch.ts`
+ * (`./hono`, `./oak`, `./fetch` as package subpaths).
+ *
+ * @example The original Oak example
+ * ```ts
+ * import { Application, Router } from "@oakserver/oak";
+ * import { OakSession } from "./mod.ts";
+ *
+ * const app = new Application();
+ * const session = new OakSession(app);
+ * const router = new Router();
+ * router.get("/", async (context) => {
+ *   const count = await context.state.session.get("pageCount");
+ *   await context.state.session.set("pageCount", count === undefined ? 0 : count + 1);
+ *   context.response.body = `Visited page ${await context.state.session.get("pageCount")} times`;
+ * });
+ * app.use(router.routes());
+ * console.log(session.manager.cookieName); // "sid"
+ * ```
+ *
+ * @module
+ */
+
+export { OakSession } from "./src/adapters/oak.ts";
+export { MemoryStore } from "./src/stores/memory.ts";
+export type { MemoryStoreOptions } from "./src/stores/memory.ts";
+export { SqliteStore } from "./src/stores/sqlite.ts";
+export type { SqliteDatabase, SqliteStoreOptions } from "./src/stores/sqlite.ts";
+export { RedisStore } from "./src/stores/redis.ts";
+export type { RedisStoreOptions } from "./src/stores/redis.ts";
+export { WebdisStore } from "./src/stores/webdis.ts";
+export type { WebdisStoreOptions } from "./src/stores/webdis.ts";
+
+export { SessionManager } from "./src/core.ts";
+export type {
+  CookieOptions,
+  RequestFacts,
+  SameSite,
+  SecurityEvent,
+  SecurityEventType,
+  SessionOptions,
+} from "./src/core.ts";
+export { Session } from "./src/session.ts";
+export type { SessionData } from "./src/session.ts";
+export { SessionConflictError, SessionStoreError } from "./src/errors.ts";
+export type { StoreOperation } from "./src/errors.ts";
+export { applyChange, NEVER } from "./src/store.ts";
+export type { SessionMeta, SessionRecord, Store, StoreWrite } from "./src/store.ts";

@@ -1,0 +1,396 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createClient } from "redis";
+import { RedisStore } from "./redis.ts";
+import { dataField, WRITE_SCRIPT, writeScriptSha1 } from "./_redis_scripts.ts";
+import {
+  freePort,
+  redisCommand,
+  RedisMonitor,
+  reportUnavailable,
+  startRedis,
+  testServers,
+} from "./_test_servers.ts";
+import { storeConformanceSuite } from "../testing/store_suite.ts";
+import { generateId } from "../_crypto.ts";
+import process from "node:process";
+import { NEVER } from "../store.ts";
+import type { StoreWrite } from "../store.ts";
+
+function create(
+  data: Record<string, unknown>,
+  lifetimeMs = 60_000,
+  flash?: Record<string, unknown>,
+): StoreWrite {
+  const now = Date.now();
+  const record = {
+    data,
+    meta: { createdAt: now, expiresAt: now + lifetimeMs, absoluteExpiresAt: now + lifetimeMs },
+  };
+  return {
+    kind: "create",
+    record: flash ? { ...record, flash } : record,
+    set: data,
+    deleted: [],
+    cleared: false,
+    flashChanged: flash !== undefined,
+  };
+}
+
+function update(set: Record<string, unknown>): StoreWrite {
+  const now = Date.now();
+  return {
+    kind: "update",
+    record: { data: set, meta: { createdAt: now, expiresAt: now + 60_000, absoluteExpiresAt: now + 60_000 } },
+    set: Object.assign(Object.create(null), set),
+    deleted: [],
+    cleared: false,
+    flashChanged: false,
+  };
+}
+
+/** Asserts that `promise` rejects within `ms` and resolves to the error. */
+async function rejectsWithin(promise: Promise<unknown>, ms: number): Promise<Error> {
+  const started = Date.now();
+  const error = await promise.then(
+    () => assert.fail("expected a rejection"),
+    (error: unknown) => error,
+  );
+  assert.ok(error instanceof Error, "rejects with an Error");
+  assert.ok(Date.now() - started < ms, `rejected after ${Date.now() - started} ms, limit ${ms} ms`);
+  return error;
+}
+
+const servers = await testServers();
+
+if (servers.unavailable !== undefined) {
+  reportUnavailable("RedisStore", servers.unavailable);
+} else {
+  const redis = servers.redis;
+  const run = `t${Date.now().toString(36)}_`;
+
+  const open = async (options: ConstructorParameters<typeof RedisStore>[0] = {}) => {
+    const store = new RedisStore({ url: redis.url, keyPrefix: `${run}suite_`, ...options });
+    await store.init();
+    return store;
+  };
+
+  storeConformanceSuite(test, { name: "RedisStore", createStore: () => open() });
+
+  test("RedisStore: the version 1 form, new RedisStore({ host, port }) then init()", async () => {
+    const store = new RedisStore({ host: redis.host, port: redis.port });
+    await store.init();
+    try {
+      const id = generateId();
+      assert.equal(await store.set(id, create({ user: "ada" })), id);
+      assert.deepEqual((await store.get(id))?.data, { user: "ada" });
+      assert.equal(
+        await redisCommand(redis, `EXISTS session_${id}`),
+        ":1",
+        'default keyPrefix is "session_"',
+      );
+      await store.delete(id);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("RedisStore: using the store before init() fails with a clear error", async () => {
+    const store = new RedisStore({ host: redis.host, port: redis.port });
+    const message = "Cannot use RedisStore before init(): call await store.init() first";
+    await assert.rejects(store.get(generateId()), { message });
+    await assert.rejects(store.set(generateId(), create({ a: 1 })), { message });
+    await assert.rejects(store.delete(generateId()), { message });
+  });
+
+  test("RedisStore: init() twice connects once; a closed store refuses work", async () => {
+    const store = new RedisStore({ url: redis.url });
+    await Promise.all([store.init(), store.init()]);
+    await store.close();
+    await assert.rejects(store.get(generateId()), /closed RedisStore/);
+    await store.close();
+  });
+
+  test("RedisStore: an existing client is used as it is and not closed by close()", async () => {
+    const client = createClient({ url: redis.url });
+    client.on("error", () => {});
+    await client.connect();
+    try {
+      const store = new RedisStore({ client, keyPrefix: `${run}client_` });
+      const id = generateId();
+      assert.equal(await store.set(id, create({ a: 1 })), id, "usable without init()");
+      await store.init();
+      assert.deepEqual((await store.get(id))?.data, { a: 1 });
+      await store.close();
+      await store.disconnect();
+      assert.equal(client.isOpen, true);
+      assert.equal(await client.ping(), "PONG");
+      assert.equal(await client.exists(`${run}client_${id}`), 1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  test("RedisStore: invalid options are TypeErrors naming the option", () => {
+    assert.throws(() => new RedisStore({ port: 0 }), {
+      name: "TypeError",
+      message: 'Invalid RedisStore option "port": must be an integer from 1 to 65535',
+    });
+    assert.throws(() => new RedisStore({ port: 6379.5 }), /"port"/);
+    assert.throws(() => new RedisStore({ host: "" }), /"host"/);
+    assert.throws(() => new RedisStore({ db: -1 }), /"db"/);
+    assert.throws(
+      () => new RedisStore({ url: "http://localhost" }),
+      /"url": must be a redis:\/\/ or rediss:\/\//,
+    );
+    assert.throws(() => new RedisStore({ url: "redis://localhost/x" }), /"url"/);
+    assert.throws(() => new RedisStore({ timeout: 0 }), /"timeout"/);
+    assert.throws(() => new RedisStore({ keyPrefix: 1 as unknown as string }), /"keyPrefix"/);
+    assert.throws(() => new RedisStore({ now: 1 as unknown as () => number }), /"now"/);
+    const client = { sendCommand: () => Promise.resolve(null) };
+    assert.throws(() => new RedisStore({ client, port: 6379 }), /"client": cannot be combined with "port"/);
+    assert.throws(() => new RedisStore({ client: {} as typeof client }), /"client"/);
+  });
+
+  test("RedisStore: url parts (db) apply and explicit options override them", async () => {
+    const store = new RedisStore({ url: `redis://127.0.0.1:1/3`, port: redis.port, keyPrefix: `${run}db_` });
+    await store.init();
+    try {
+      const id = generateId();
+      await store.set(id, create({ a: 1 }));
+      assert.equal(await redisCommand(redis, `EXISTS ${run}db_${id}`), ":0", "not in db 0");
+      const db3 = createClient({ url: `${redis.url}/3` });
+      await db3.connect();
+      assert.equal(await db3.exists(`${run}db_${id}`), 1, "in db 3");
+      await db3.close();
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("RedisStore: one hash per session, user keys in their own fields, native expiry from expiresAt", async () => {
+    const store = await open();
+    try {
+      const id = generateId();
+      const write = create({ user: "ada", meta: "a user key" }, 60_000, { notice: "hi" });
+      await store.set(id, write);
+      const client = createClient({ url: redis.url });
+      await client.connect();
+      try {
+        const key = `${run}suite_${id}`;
+        assert.equal(await client.type(key), "hash");
+        assert.deepEqual({ ...(await client.hGetAll(key)) }, {
+          [dataField("user")]: '"ada"',
+          [dataField("meta")]: '"a user key"',
+          meta: JSON.stringify(write.record.meta),
+          flash: '{"notice":"hi"}',
+        });
+        assert.equal(await client.pExpireTime(key), write.record.meta.expiresAt);
+        const pttl = await client.pTTL(key);
+        assert.ok(pttl > 55_000 && pttl <= 60_000, `PTTL ${pttl}`);
+        await store.set(id, update({ x: 1 }));
+        const later = await client.pTTL(key);
+        assert.ok(later > 55_000, "an update sets expiry again");
+      } finally {
+        await client.close();
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("RedisStore: NEVER reaches Redis as a far expiry that keeps the record", async () => {
+    const store = await open();
+    try {
+      const id = generateId();
+      const write = create({ a: 1 });
+      write.record.meta.expiresAt = NEVER;
+      write.record.meta.absoluteExpiresAt = NEVER;
+      await store.set(id, write);
+      assert.equal(await redisCommand(redis, `PEXPIRETIME ${run}suite_${id}`), `:${NEVER}`);
+      assert.deepEqual((await store.get(id))?.data, { a: 1 });
+      await store.delete(id);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("RedisStore: a record that expired by the clock is neither read nor updated, even before Redis evicts it", async () => {
+    const store = await open();
+    try {
+      const id = generateId();
+      const write = create({ a: 1 });
+      write.record.meta.expiresAt = Date.now() - 1000; // expired meta
+      await store.set(id, create({ a: 1 }));
+      // Put the expired meta in place while keeping Redis's own TTL far away.
+      const client = createClient({ url: redis.url });
+      await client.connect();
+      await client.hSet(`${run}suite_${id}`, "meta", JSON.stringify(write.record.meta));
+      await client.close();
+      assert.equal(await store.get(id), undefined);
+      assert.equal(await store.set(id, update({ b: 2 })), null);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("RedisStore: the injected clock decides expiry for reads and updates", async () => {
+    const id = generateId();
+    const writer = await open();
+    const later = await open({ now: () => Date.now() + 120_000 });
+    try {
+      await writer.set(id, create({ a: 1 }, 60_000));
+      assert.equal(await later.get(id), undefined);
+      assert.equal(await later.set(id, update({ b: 2 })), null);
+      assert.deepEqual((await writer.get(id))?.data, { a: 1 }, "the refused update wrote nothing");
+    } finally {
+      await writer.close();
+      await later.close();
+    }
+  });
+
+  test("RedisStore: one round trip per operation (MONITOR): HGETALL, EVALSHA, EVALSHA, DEL", async () => {
+    const store = await open();
+    const monitor = await RedisMonitor.open(redis);
+    try {
+      const warm = generateId();
+      await store.set(warm, create({ warm: true })); // the script is cached from here on
+      await store.delete(warm);
+      await monitor.commands();
+
+      const id = generateId();
+      const key = `${run}suite_${id}`;
+      const topLevel = async () => (await monitor.commands()).filter((c) => c.client !== "lua");
+
+      await store.set(id, create({ a: 1 }));
+      const created = await topLevel();
+      assert.deepEqual(created.map((c) => c.args[0].toUpperCase()), ["EVALSHA"], "create");
+      assert.equal(created[0].args[3], key);
+
+      await store.get(id);
+      assert.deepEqual((await topLevel()).map((c) => c.args), [["HGETALL", key]], "get");
+
+      await store.set(id, update({ b: 2 }));
+      assert.deepEqual((await topLevel()).map((c) => c.args[0].toUpperCase()), ["EVALSHA"], "update");
+
+      await store.delete(id);
+      assert.deepEqual((await topLevel()).map((c) => c.args), [["DEL", key]], "delete");
+    } finally {
+      monitor.close();
+      await store.close();
+    }
+  });
+
+  test("RedisStore: after SCRIPT FLUSH a write falls back to EVAL once, then EVALSHA works again", async () => {
+    const store = await open();
+    const monitor = await RedisMonitor.open(redis);
+    try {
+      assert.equal(await redisCommand(redis, "SCRIPT FLUSH"), "+OK");
+      await monitor.commands();
+      const id = generateId();
+      assert.equal(await store.set(id, create({ a: 1 })), id);
+      const first = (await monitor.commands()).filter((c) => c.client !== "lua").map((c) =>
+        c.args[0].toUpperCase()
+      );
+      assert.deepEqual(first, ["EVALSHA", "EVAL"]);
+      assert.equal(await store.set(id, update({ b: 2 })), id);
+      const second = (await monitor.commands()).filter((c) => c.client !== "lua").map((c) =>
+        c.args[0].toUpperCase()
+      );
+      assert.deepEqual(second, ["EVALSHA"]);
+      assert.deepEqual((await store.get(id))?.data, { a: 1, b: 2 });
+      assert.equal(await redisCommand(redis, `SCRIPT EXISTS ${await writeScriptSha1()}`), "*1");
+      assert.ok(WRITE_SCRIPT.includes("PEXPIREAT"));
+    } finally {
+      monitor.close();
+      await store.close();
+    }
+  });
+
+  test("RedisStore: init() against a port with nothing listening rejects within 2 s", async () => {
+    const port = await freePort();
+    const store = new RedisStore({ host: "127.0.0.1", port });
+    const error = await rejectsWithin(store.init(), 2000);
+    assert.match(error.message, new RegExp(`^Cannot connect to Redis at 127\\.0\\.0\\.1:${port}: `));
+    await assert.rejects(store.get(generateId()), /before init\(\)/, "still not initialised");
+    await store.close();
+  });
+
+  if (servers.canSpawn) {
+    test("RedisStore: password and username from options or the URL; a wrong password fails init() without echoing it", async () => {
+      const guarded = await startRedis({ args: ["--requirepass", "s3cret/pw"] });
+      try {
+        const wrong = new RedisStore({ host: guarded.host, port: guarded.port, password: "wrong-pw" });
+        const error = await rejectsWithin(wrong.init(), 2000);
+        assert.match(error.message, /^Cannot connect to Redis at 127\.0\.0\.1:\d+: /);
+        assert.ok(!error.message.includes("wrong-pw"), error.message);
+        const stores = [
+          new RedisStore({ host: guarded.host, port: guarded.port, password: "s3cret/pw" }),
+          new RedisStore({
+            host: guarded.host,
+            port: guarded.port,
+            username: "default",
+            password: "s3cret/pw",
+          }),
+          new RedisStore({
+            url: `redis://default:${encodeURIComponent("s3cret/pw")}@${guarded.host}:${guarded.port}`,
+          }),
+        ];
+        for (const store of stores) {
+          await store.init();
+          const id = generateId();
+          assert.equal(await store.set(id, create({ a: 1 })), id);
+          assert.deepEqual((await store.get(id))?.data, { a: 1 });
+          await store.close();
+        }
+      } finally {
+        await guarded.stop();
+      }
+    });
+
+    test("RedisStore: with the server stopped, get/set/delete reject at once; after a restart it reconnects", async () => {
+      let own = await startRedis();
+      const store = new RedisStore({ host: own.host, port: own.port });
+      await store.init();
+      try {
+        const id = generateId();
+        await store.set(id, create({ a: 1 }));
+        await own.stop();
+        await rejectsWithin(store.get(id), 2000);
+        await rejectsWithin(store.set(id, update({ b: 1 })), 2000);
+        await rejectsWithin(store.set(generateId(), create({ c: 1 })), 2000);
+        await rejectsWithin(store.delete(id), 2000);
+        own = await startRedis({ port: own.port });
+        const deadline = Date.now() + 5000;
+        for (;;) {
+          try {
+            assert.equal(await store.get(id), undefined, "the new server is empty");
+            break;
+          } catch (error) {
+            if (Date.now() > deadline) throw error;
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+        }
+        assert.equal(await store.set(id, create({ again: 1 })), id);
+      } finally {
+        await store.close();
+        await own.stop();
+      }
+    });
+
+    test("RedisStore: a server that stops answering makes commands fail after `timeout`", async () => {
+      const own = await startRedis();
+      const store = new RedisStore({ host: own.host, port: own.port, timeout: 300 });
+      await store.init();
+      try {
+        process.kill(own.pid!, "SIGSTOP");
+        const error = await rejectsWithin(store.get(generateId()), 2000);
+        assert.match(error.message, /^Redis HGETALL failed: /);
+      } finally {
+        process.kill(own.pid!, "SIGCONT");
+        await store.disconnect();
+        await own.stop();
+      }
+    });
+  }
+}

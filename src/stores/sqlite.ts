@@ -1,0 +1,469 @@
+/**
+ * A store that keeps sessions in an SQLite database file: persistent across
+ * restarts, shared by every process on one machine, no server to run.
+ *
+ * The driver is the runtime's own `node:sqlite` where it exists (Deno 2,
+ * Node >= 22.5 without a flag since 22.13) and the `better-sqlite3` package
+ * otherwise (Node 20), loaded only when needed.
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { createRequire } from "node:module";
+import { applyChange } from "../store.ts";
+import type { SessionRecord, Store, StoreWrite } from "../store.ts";
+
+/**
+ * The part of a prepared statement the store uses; `node:sqlite` and
+ * `better-sqlite3` both fit. The store binds only strings, numbers and null;
+ * the parameters are typed `unknown` so both drivers' declarations match.
+ */
+export interface SqliteStatement {
+  /** Runs the statement; `changes` is the number of rows it wrote. */
+  run(...params: unknown[]): { changes: number | bigint };
+  /** Runs the statement and returns its first row, `undefined` when there is none. */
+  get(...params: unknown[]): unknown;
+}
+
+/**
+ * The part of a database connection the store uses: a `DatabaseSync` of
+ * `node:sqlite` or a `Database` of `better-sqlite3`.
+ */
+export interface SqliteDatabase {
+  /** Runs one or more statements without parameters. */
+  exec(sql: string): unknown;
+  /** Compiles a statement. */
+  prepare(sql: string): SqliteStatement;
+  /** Closes the connection. */
+  close(): unknown;
+}
+
+/** Options for {@linkcode SqliteStore}: either `path` or `database`. */
+export interface SqliteStoreOptions {
+  /**
+   * The database file, created if missing (`":memory:"` for a private
+   * in-memory database). The store opens it, switches it to WAL mode and
+   * closes it in `close()`.
+   */
+  path?: string;
+  /**
+   * A connection opened by the caller instead of `path`: a `node:sqlite`
+   * `DatabaseSync` or a `better-sqlite3` `Database`. The store leaves its
+   * journal mode alone and never closes it.
+   */
+  database?: SqliteDatabase;
+  /**
+   * The table holding the sessions, created if missing. A plain SQL
+   * identifier: letters, digits and `_`, not starting with a digit. Default
+   * `"sessions"`.
+   */
+  tableName?: string;
+  /**
+   * Milliseconds a statement waits for another connection's lock before it
+   * fails with `SQLITE_BUSY`. Default 5,000. Applied to a passed-in
+   * `database` only when given.
+   */
+  busyTimeout?: number;
+  /**
+   * Milliseconds between two removals of expired rows, done by the next
+   * write. `0` removes them on every write; `Infinity` never (call
+   * {@linkcode SqliteStore.deleteExpired} yourself). Default 60,000.
+   */
+  cleanupInterval?: number;
+  /** The clock, in milliseconds since the epoch. Default `Date.now`. */
+  now?: () => number;
+}
+
+interface Row {
+  data: string;
+  flash: string | null;
+  created_at: number;
+  expires_at: number;
+  absolute_expires_at: number;
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Rows removed by one automatic cleanup, so a large backlog never stalls a single request. */
+const CLEANUP_BATCH = 1_000;
+
+type DatabaseConstructor = new (path: string) => SqliteDatabase;
+
+/** Finds a driver without importing one statically, so the module loads on every runtime. */
+function loadDriver(): DatabaseConstructor {
+  // Node 22.5-22.12 has node:sqlite only behind a flag; without it this yields undefined.
+  let builtin: { DatabaseSync?: DatabaseConstructor } | undefined;
+  try {
+    builtin = process.getBuiltinModule?.("node:sqlite") as typeof builtin;
+  } catch {
+    builtin = undefined;
+  }
+  if (builtin?.DatabaseSync) return builtin.DatabaseSync;
+  try {
+    return createRequire(import.meta.url)("better-sqlite3") as DatabaseConstructor;
+  } catch (error) {
+    throw new Error(
+      'Cannot open SQLite database: install the "better-sqlite3" package (Node < 22.5 has no node:sqlite)',
+      { cause: error },
+    );
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Keeps sessions in one SQLite table: a row per session, user keys as JSON,
+ * flash values as JSON, and the deadlines in an indexed `expires_at` column.
+ *
+ * Updates run in a `BEGIN IMMEDIATE` transaction that reads the row, applies
+ * the request's change and writes it back, so overlapping requests that set
+ * different keys both persist, even from different processes, and an update of
+ * a deleted or expired row answers `null`. Expired rows are never returned;
+ * they are removed through the index by a write at most once per
+ * `cleanupInterval`.
+ *
+ * Driver errors (a database locked past `busyTimeout`, a read-only file)
+ * reject the call; the core reports them as a `SessionStoreError`.
+ *
+ * @example
+ * ```ts
+ * import { SqliteStore } from "./sqlite.ts";
+ * import { SessionManager } from "../core.ts";
+ *
+ * const store = new SqliteStore({ path: ":memory:", tableName: "web_sessions" });
+ * const sessions = new SessionManager({ store });
+ * const session = await sessions.load({ cookie: null, https: false });
+ * session.set("user", "ada");
+ * await sessions.commit(session);
+ * await store.close();
+ * ```
+ */
+export class SqliteStore implements Store {
+  #db: SqliteDatabase;
+  #owned: boolean;
+  #closed = false;
+  #now: () => number;
+  #cleanupInterval: number;
+  #nextCleanup: number;
+  #select: SqliteStatement;
+  #insert: SqliteStatement;
+  #update: SqliteStatement;
+  #delete: SqliteStatement;
+  #deleteExpired: SqliteStatement;
+
+  /**
+   * Opens (or adopts) the database and creates the table and its index if
+   * missing. Usable at once.
+   *
+   * @param options `path` or `database`, and the table name.
+   * @throws {TypeError} When an option is invalid.
+   * @throws {Error} When the database cannot be opened or the table cannot be created.
+   */
+  constructor(options: SqliteStoreOptions = {}) {
+    const { path, database } = options;
+    const tableName = options.tableName ?? "sessions";
+    if (typeof tableName !== "string" || !IDENTIFIER.test(tableName) || /^sqlite_/i.test(tableName)) {
+      throw new TypeError(
+        'Invalid SqliteStore option "tableName": must be a SQL identifier (letters, digits and _, not starting with a digit or "sqlite_")',
+      );
+    }
+    if (path !== undefined && database !== undefined) {
+      throw new TypeError('Invalid SqliteStore options: pass "path" or "database", not both');
+    }
+    if (database === undefined && (typeof path !== "string" || path === "")) {
+      throw new TypeError(
+        'Invalid SqliteStore option "path": must be a non-empty string (or pass "database")',
+      );
+    }
+    if (
+      database !== undefined &&
+      (typeof database?.prepare !== "function" || typeof database.exec !== "function")
+    ) {
+      throw new TypeError(
+        'Invalid SqliteStore option "database": must be a node:sqlite DatabaseSync or a better-sqlite3 Database',
+      );
+    }
+    const busyTimeout = options.busyTimeout;
+    if (busyTimeout !== undefined && (!Number.isInteger(busyTimeout) || busyTimeout < 0)) {
+      throw new TypeError('Invalid SqliteStore option "busyTimeout": must be a non-negative integer');
+    }
+    const cleanupInterval = options.cleanupInterval ?? 60_000;
+    if (typeof cleanupInterval !== "number" || !(cleanupInterval >= 0)) {
+      throw new TypeError('Invalid SqliteStore option "cleanupInterval": must be a non-negative number');
+    }
+    this.#cleanupInterval = cleanupInterval;
+    // The first write clears what expired while no process was running, unless cleanup is off.
+    this.#nextCleanup = cleanupInterval === Infinity ? Infinity : 0;
+    this.#now = options.now ?? Date.now;
+    this.#owned = database === undefined;
+
+    let db: SqliteDatabase;
+    if (database === undefined) {
+      const Database = loadDriver();
+      try {
+        db = new Database(path!);
+      } catch (error) {
+        throw new Error(`Cannot open SQLite database: ${describe(error)}`, { cause: error });
+      }
+    } else {
+      db = database;
+    }
+    this.#db = db;
+
+    const table = `"${tableName}"`;
+    try {
+      // PRAGMA takes no parameters; busyTimeout is a validated integer.
+      if (this.#owned || busyTimeout !== undefined) db.exec(`PRAGMA busy_timeout = ${busyTimeout ?? 5_000}`);
+      // WAL lets readers go on while one connection writes. It is a property
+      // of the file, so a caller's own database keeps the mode it chose.
+      if (this.#owned) db.exec("PRAGMA journal_mode = WAL");
+      db.exec(
+        `CREATE TABLE IF NOT EXISTS ${table} (
+          id TEXT PRIMARY KEY NOT NULL,
+          data TEXT NOT NULL,
+          flash TEXT,
+          created_at INTEGER NOT NULL,
+          expires_at INTEGER NOT NULL,
+          absolute_expires_at INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS "${tableName}_expires_at" ON ${table} (expires_at);`,
+      );
+      const live = "id = ? AND expires_at > ? AND absolute_expires_at > ?";
+      this.#select = db.prepare(
+        `SELECT data, flash, created_at, expires_at, absolute_expires_at FROM ${table} WHERE ${live}`,
+      );
+      this.#insert = db.prepare(
+        `INSERT INTO ${table} (id, data, flash, created_at, expires_at, absolute_expires_at)
+        VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (id) DO UPDATE SET data = excluded.data, flash = excluded.flash,
+          created_at = excluded.created_at, expires_at = excluded.expires_at,
+          absolute_expires_at = excluded.absolute_expires_at`,
+      );
+      this.#update = db.prepare(
+        `UPDATE ${table} SET data = ?, flash = ?, created_at = ?, expires_at = ?, absolute_expires_at = ?
+        WHERE id = ?`,
+      );
+      this.#delete = db.prepare(`DELETE FROM ${table} WHERE id = ?`);
+      // The subquery walks the expires_at index; LIMIT bounds the work of one write.
+      this.#deleteExpired = db.prepare(
+        `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE expires_at <= ? LIMIT ?)`,
+      );
+    } catch (error) {
+      if (this.#owned) {
+        try {
+          db.close();
+        } catch {
+          // The original error says more than a failed close.
+        }
+      }
+      throw new Error(`Cannot open SQLite database: ${describe(error)}`, { cause: error });
+    }
+  }
+
+  /**
+   * Does nothing: the constructor already opened the database. Present so code
+   * written for stores that connect asynchronously runs unchanged.
+   *
+   * @example
+   * ```ts
+   * import { SqliteStore } from "./sqlite.ts";
+   *
+   * const store = new SqliteStore({ path: ":memory:" });
+   * await store.init(); // resolves at once
+   * await store.close();
+   * ```
+   */
+  init(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /**
+   * Reads a fresh copy of a record; `undefined` when unknown or expired.
+   *
+   * @example
+   * ```ts
+   * import { SqliteStore } from "./sqlite.ts";
+   *
+   * const store = new SqliteStore({ path: ":memory:" });
+   * console.log(await store.get("unknown")); // undefined
+   * await store.close();
+   * ```
+   */
+  get(id: string): Promise<SessionRecord | undefined> {
+    return this.#run(() => {
+      const now = this.#now();
+      const row = this.#select.get(id, now, now) as Row | undefined;
+      if (row === undefined) return undefined;
+      const record: SessionRecord = {
+        data: JSON.parse(row.data),
+        meta: {
+          createdAt: row.created_at,
+          expiresAt: row.expires_at,
+          absoluteExpiresAt: row.absolute_expires_at,
+        },
+      };
+      if (row.flash !== null) record.flash = JSON.parse(row.flash);
+      return record;
+    });
+  }
+
+  /**
+   * Creates a record, or applies an update to a live one in one transaction
+   * (`null` when it is gone or expired).
+   *
+   * @example
+   * ```ts
+   * import { SqliteStore } from "./sqlite.ts";
+   *
+   * const store = new SqliteStore({ path: ":memory:" });
+   * const now = Date.now();
+   * const record = { data: { user: "ada" }, meta: { createdAt: now, expiresAt: now + 60_000, absoluteExpiresAt: now + 60_000 } };
+   * await store.set("id1", { kind: "create", record, set: record.data, deleted: [], cleared: false, flashChanged: false });
+   * console.log((await store.get("id1"))?.data); // { user: "ada" }
+   * await store.close();
+   * ```
+   */
+  set(id: string, write: StoreWrite): Promise<string | null> {
+    return this.#run(() => {
+      this.#cleanup();
+      const { meta } = write.record;
+      if (write.kind === "create") {
+        const flash = write.record.flash === undefined ? null : JSON.stringify(write.record.flash);
+        this.#insert.run(
+          id,
+          JSON.stringify(write.record.data),
+          flash,
+          meta.createdAt,
+          meta.expiresAt,
+          meta.absoluteExpiresAt,
+        );
+        return id;
+      }
+      // IMMEDIATE takes the write lock before the read, so no other connection
+      // can change the row between reading and writing it.
+      this.#db.exec("BEGIN IMMEDIATE");
+      try {
+        const now = this.#now();
+        const row = this.#select.get(id, now, now) as Row | undefined;
+        if (row === undefined) {
+          this.#db.exec("COMMIT");
+          return null;
+        }
+        const data = applyChange(JSON.parse(row.data), write);
+        let flash = row.flash;
+        if (write.flashChanged) {
+          flash = write.record.flash === undefined ? null : JSON.stringify(write.record.flash);
+        }
+        this.#update.run(
+          JSON.stringify(data),
+          flash,
+          meta.createdAt,
+          meta.expiresAt,
+          meta.absoluteExpiresAt,
+          id,
+        );
+        this.#db.exec("COMMIT");
+        return id;
+      } catch (error) {
+        try {
+          this.#db.exec("ROLLBACK");
+        } catch {
+          // SQLite already rolled back on some errors; the original error is what matters.
+        }
+        throw error;
+      }
+    });
+  }
+
+  /**
+   * Deletes a record.
+   *
+   * @example
+   * ```ts
+   * import { SqliteStore } from "./sqlite.ts";
+   *
+   * const store = new SqliteStore({ path: ":memory:" });
+   * await store.delete("unknown"); // not an error
+   * await store.close();
+   * ```
+   */
+  delete(id: string): Promise<void> {
+    return this.#run(() => {
+      this.#delete.run(id);
+    });
+  }
+
+  /**
+   * Removes every expired row now, whatever `cleanupInterval` says, for a
+   * scheduled job when automatic cleanup is off.
+   *
+   * @returns How many rows were removed.
+   *
+   * @example
+   * ```ts
+   * import { SqliteStore } from "./sqlite.ts";
+   *
+   * const store = new SqliteStore({ path: ":memory:", cleanupInterval: Infinity });
+   * console.log(await store.deleteExpired()); // 0
+   * await store.close();
+   * ```
+   */
+  deleteExpired(): Promise<number> {
+    return this.#run(() => {
+      const now = this.#now();
+      let total = 0;
+      for (;;) {
+        const removed = Number(this.#deleteExpired.run(now, CLEANUP_BATCH).changes);
+        total += removed;
+        if (removed < CLEANUP_BATCH) return total;
+      }
+    });
+  }
+
+  /**
+   * Closes the database if the store opened it (`path`); a passed-in
+   * `database` stays open. Later calls reject.
+   *
+   * @example
+   * ```ts
+   * import { SqliteStore } from "./sqlite.ts";
+   *
+   * const store = new SqliteStore({ path: ":memory:" });
+   * await store.close();
+   * await store.get("x").catch((error) => console.log(error.message)); // "SqliteStore is closed"
+   * ```
+   */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    if (!this.#owned) return Promise.resolve();
+    try {
+      this.#db.close();
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Runs one batch of expired rows when it is due. */
+  #cleanup(): void {
+    const now = this.#now();
+    if (now < this.#nextCleanup) return;
+    const removed = Number(this.#deleteExpired.run(now, CLEANUP_BATCH).changes);
+    // A full batch means a backlog: keep going on the next write instead of waiting.
+    this.#nextCleanup = removed === CLEANUP_BATCH ? now : now + this.#cleanupInterval;
+  }
+
+  /** Turns the driver's synchronous results and throws into a promise. */
+  #run<T>(body: () => T): Promise<T> {
+    if (this.#closed) return Promise.reject(new Error("SqliteStore is closed"));
+    try {
+      return Promise.resolve(body());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+}

@@ -1,0 +1,372 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import process from "node:process";
+import { createRequire } from "node:module";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SqliteStore } from "./sqlite.ts";
+import type { SqliteDatabase, SqliteStoreOptions } from "./sqlite.ts";
+import { storeConformanceSuite } from "../testing/store_suite.ts";
+import type { StoreWrite } from "../store.ts";
+
+/** A database file in a fresh temporary directory, removed by `cleanup`. */
+function tempDatabase(): { path: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), "sqlite-store-test-"));
+  return { path: join(dir, "sessions.db"), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A store on its own temporary file, which `close()` removes. */
+class TempSqliteStore extends SqliteStore {
+  #cleanup: () => void;
+  constructor(options: Omit<SqliteStoreOptions, "path" | "database"> = {}) {
+    const { path, cleanup } = tempDatabase();
+    super({ ...options, path });
+    this.#cleanup = cleanup;
+  }
+  override async close(): Promise<void> {
+    await super.close();
+    this.#cleanup();
+  }
+}
+
+/** Opens a second connection with the same driver the store picks, as a test's own handle. */
+function openDatabase(path: string, readOnly = false): SqliteDatabase {
+  type Builtin = { DatabaseSync: new (path: string, options: { readOnly: boolean }) => SqliteDatabase };
+  const builtin = process.getBuiltinModule?.("node:sqlite") as Builtin | undefined;
+  if (builtin) return new builtin.DatabaseSync(path, { readOnly });
+  const Database = createRequire(import.meta.url)("better-sqlite3") as new (
+    path: string,
+    options: { readonly: boolean },
+  ) => SqliteDatabase;
+  return new Database(path, { readonly: readOnly });
+}
+
+function count(db: SqliteDatabase, table = "sessions"): number {
+  return (db.prepare(`SELECT count(*) AS n FROM "${table}"`).get() as { n: number }).n;
+}
+
+function create(data: Record<string, unknown>, expiresAt = Date.now() + 60_000): StoreWrite {
+  const record = { data, meta: { createdAt: 0, expiresAt, absoluteExpiresAt: expiresAt } };
+  return { kind: "create", record, set: data, deleted: [], cleared: false, flashChanged: false };
+}
+
+function update(set: Record<string, unknown>, expiresAt = Date.now() + 60_000): StoreWrite {
+  const record = { data: set, meta: { createdAt: 0, expiresAt, absoluteExpiresAt: expiresAt } };
+  return { kind: "update", record, set, deleted: [], cleared: false, flashChanged: false };
+}
+
+const id = (n: number | string) => `${n}`.padEnd(32, "x");
+
+storeConformanceSuite(test, { name: "SqliteStore", createStore: () => new TempSqliteStore() });
+
+test("SqliteStore: sessions survive closing and reopening the file (a restart)", async () => {
+  const { path, cleanup } = tempDatabase();
+  try {
+    const before = new SqliteStore({ path });
+    await before.set(id("a"), create({ user: "ada" }));
+    await before.close();
+    const after = new SqliteStore({ path });
+    assert.deepEqual((await after.get(id("a")))?.data, { user: "ada" });
+    assert.equal(await after.set(id("a"), update({ cart: [1] })), id("a"));
+    assert.deepEqual((await after.get(id("a")))?.data, { user: "ada", cart: [1] });
+    await after.close();
+  } finally {
+    cleanup();
+  }
+});
+
+test("SqliteStore: two connections to one file (two processes) both keep their overlapping updates", async () => {
+  const { path, cleanup } = tempDatabase();
+  try {
+    const first = new SqliteStore({ path });
+    const second = new SqliteStore({ path });
+    await first.set(id("a"), create({ x: 0 }));
+    await Promise.all([first.set(id("a"), update({ a: 1 })), second.set(id("a"), update({ b: 2 }))]);
+    assert.deepEqual((await first.get(id("a")))?.data, { x: 0, a: 1, b: 2 });
+    await second.delete(id("a"));
+    assert.equal(await first.set(id("a"), update({ c: 3 })), null, "no resurrection across connections");
+    await first.close();
+    await second.close();
+  } finally {
+    cleanup();
+  }
+});
+
+test("SqliteStore: a database it opens is switched to WAL mode", async () => {
+  const { path, cleanup } = tempDatabase();
+  try {
+    const store = new SqliteStore({ path });
+    const other = openDatabase(path);
+    assert.deepEqual({ ...other.prepare("PRAGMA journal_mode").get() as object }, { journal_mode: "wal" });
+    other.close();
+    await store.close();
+  } finally {
+    cleanup();
+  }
+});
+
+test("SqliteStore: rejects a table name that is not an identifier, naming the option", () => {
+  const db = openDatabase(":memory:");
+  try {
+    for (const tableName of ["x; DROP TABLE", "", "1st", "a-b", 'x"y', "sqlite_master", "sessions "]) {
+      assert.throws(
+        () => new SqliteStore({ database: db, tableName }),
+        (error: unknown) => error instanceof TypeError && /"tableName"/.test(error.message),
+        JSON.stringify(tableName),
+      );
+    }
+    assert.deepEqual(db.prepare("SELECT name FROM sqlite_master").get(), undefined, "nothing was created");
+  } finally {
+    db.close();
+  }
+});
+
+test("SqliteStore: rejects other invalid options as TypeErrors naming them", () => {
+  const db = openDatabase(":memory:");
+  try {
+    const cases: [SqliteStoreOptions, RegExp][] = [
+      [{}, /"path"/],
+      [{ path: "" }, /"path"/],
+      [{ path: ":memory:", database: db }, /"path" or "database"/],
+      [{ database: {} as SqliteDatabase }, /"database"/],
+      [{ database: db, busyTimeout: -1 }, /"busyTimeout"/],
+      [{ database: db, busyTimeout: 1.5 }, /"busyTimeout"/],
+      [{ database: db, cleanupInterval: Number.NaN }, /"cleanupInterval"/],
+      [{ database: db, cleanupInterval: -1 }, /"cleanupInterval"/],
+    ];
+    for (const [options, pattern] of cases) {
+      assert.throws(() => new SqliteStore(options), (error: unknown) => {
+        return error instanceof TypeError && pattern.test(error.message);
+      });
+    }
+  } finally {
+    db.close();
+  }
+});
+
+test("SqliteStore: a file that cannot be opened throws a clear error", () => {
+  const { path, cleanup } = tempDatabase();
+  try {
+    assert.throws(
+      () => new SqliteStore({ path: join(path, "missing-dir", "x.db") }),
+      /^Error: Cannot open SQLite database: /,
+    );
+  } finally {
+    cleanup();
+  }
+});
+
+test("SqliteStore: a custom table name is used, and two tables in one database stay apart", async () => {
+  const db = openDatabase(":memory:");
+  try {
+    const web = new SqliteStore({ database: db, tableName: "web_sessions" });
+    const api = new SqliteStore({ database: db, tableName: "_Api2" });
+    await web.set(id(1), create({ from: "web" }));
+    await api.set(id(1), create({ from: "api" }));
+    assert.deepEqual((await web.get(id(1)))?.data, { from: "web" });
+    assert.deepEqual((await api.get(id(1)))?.data, { from: "api" });
+    assert.equal(count(db, "web_sessions"), 1);
+    assert.equal(count(db, "_Api2"), 1);
+    const tables = db.prepare(
+      "SELECT group_concat(name, ',') AS names FROM sqlite_master WHERE type = 'table'",
+    )
+      .get() as { names: string };
+    assert.deepEqual(tables.names.split(",").sort(), ["_Api2", "web_sessions"]);
+    await web.close();
+    await api.close();
+  } finally {
+    db.close();
+  }
+});
+
+test("SqliteStore: quotes, SQL comments, backslashes, $$ and 1 MB values round-trip; the table stays intact", async () => {
+  const db = openDatabase(":memory:");
+  try {
+    const store = new SqliteStore({ database: db });
+    const hostile = ["'", '";--', "\\", "$$", "'); DROP TABLE sessions; --", "?", ":id", "@x"];
+    const big = "'\";--\\$$".repeat(1024 * 1024 / 8);
+    for (const [i, text] of hostile.entries()) {
+      await store.set(text, create({ [text]: text, big: i === 0 ? big : text }));
+      await store.set(text, update({ [`${text}2`]: text }));
+    }
+    for (const [i, text] of hostile.entries()) {
+      assert.deepEqual((await store.get(text))?.data, {
+        [text]: text,
+        big: i === 0 ? big : text,
+        [`${text}2`]: text,
+      }, JSON.stringify(text));
+    }
+    assert.equal(count(db), hostile.length);
+    const schema = db.prepare(
+      "SELECT count(*) AS n FROM sqlite_master WHERE name IN ('sessions', 'sessions_expires_at')",
+    )
+      .get() as { n: number };
+    assert.equal(schema.n, 2, "table and index still exist");
+    for (const text of hostile) await store.delete(text);
+    assert.equal(count(db), 0);
+    await store.close();
+  } finally {
+    db.close();
+  }
+});
+
+test("SqliteStore: on a read-only database reads work and writes reject", async () => {
+  const { path, cleanup } = tempDatabase();
+  try {
+    const writer = new SqliteStore({ path });
+    await writer.set(id("a"), create({ user: "ada" }));
+    await writer.close();
+    const readOnly = openDatabase(path, true);
+    const store = new SqliteStore({ database: readOnly });
+    assert.deepEqual((await store.get(id("a")))?.data, { user: "ada" });
+    await assert.rejects(store.set(id("b"), create({ user: "bob" })), /readonly/);
+    await assert.rejects(store.set(id("a"), update({ x: 1 })), /readonly/);
+    await assert.rejects(store.delete(id("a")), /readonly/);
+    await store.close();
+    readOnly.close();
+  } finally {
+    cleanup();
+  }
+});
+
+test("SqliteStore: a database locked by another connection makes writes reject after busyTimeout", async () => {
+  const { path, cleanup } = tempDatabase();
+  try {
+    const store = new SqliteStore({ path, busyTimeout: 50 });
+    await store.set(id("a"), create({ n: 0 }));
+    const other = openDatabase(path);
+    other.exec("BEGIN EXCLUSIVE");
+    const started = Date.now();
+    await assert.rejects(store.set(id("b"), create({ n: 1 })), /locked|busy/i);
+    await assert.rejects(store.set(id("a"), update({ n: 2 })), /locked|busy/i);
+    await assert.rejects(store.delete(id("a")), /locked|busy/i);
+    assert.ok(Date.now() - started < 5_000, "gave up instead of waiting forever");
+    other.exec("ROLLBACK");
+    other.close();
+    // A failed BEGIN must not leave the store's connection inside a transaction.
+    assert.equal(await store.set(id("a"), update({ n: 3 })), id("a"));
+    assert.deepEqual((await store.get(id("a")))?.data, { n: 3 });
+    await store.close();
+  } finally {
+    cleanup();
+  }
+});
+
+test("SqliteStore: an update that fails halfway rolls back and leaves the store usable", async () => {
+  const db = openDatabase(":memory:");
+  try {
+    const store = new SqliteStore({ database: db });
+    await store.set(id("a"), create({ n: 1 }));
+    // JSON.stringify throws on a bigint after BEGIN IMMEDIATE and the read.
+    await assert.rejects(store.set(id("a"), update({ n: 2, big: 1n })), TypeError);
+    assert.deepEqual((await store.get(id("a")))?.data, { n: 1 });
+    assert.equal(await store.set(id("a"), update({ m: 3 })), id("a"));
+    assert.deepEqual((await store.get(id("a")))?.data, { n: 1, m: 3 });
+    await store.close();
+  } finally {
+    db.close();
+  }
+});
+
+test("SqliteStore: expired rows are removed by a write at most once per cleanupInterval, through the index", async () => {
+  const db = openDatabase(":memory:");
+  try {
+    let now = 1_000;
+    const store = new SqliteStore({ database: db, now: () => now, cleanupInterval: 60_000 });
+    for (let i = 0; i < 5; i++) await store.set(id(`old${i}`), create({ i }, 2_000)); // the first cleans up
+    await store.set(id("live"), create({ live: true }, 1_000_000));
+    now = 3_000;
+    assert.equal(await store.get(id("old0")), undefined, "an expired row is not returned before cleanup");
+    await store.set(id("new1"), create({}, 1_000_000));
+    assert.equal(count(db), 7, "within the interval nothing is removed");
+    now = 61_000;
+    await store.set(id("new2"), create({}, 1_000_000));
+    assert.equal(count(db), 3, "the first write after the interval removes the five expired rows");
+    await store.set(id("old5"), create({}, 2_000));
+    now = 100_000;
+    await store.set(id("new3"), create({}, 1_000_000));
+    assert.equal(count(db), 5, "old5 waits for the next interval");
+    now = 121_000;
+    await store.set(id("new4"), create({}, 1_000_000));
+    assert.equal(count(db), 5, "old5 removed, new4 added");
+    assert.deepEqual((await store.get(id("live")))?.data, { live: true });
+
+    const plan = db.prepare(
+      `EXPLAIN QUERY PLAN SELECT rowid FROM "sessions" WHERE expires_at <= ? LIMIT ?`,
+    ).get(0, 1) as { detail: string };
+    assert.match(plan.detail, /USING (COVERING )?INDEX sessions_expires_at/);
+    await store.close();
+  } finally {
+    db.close();
+  }
+});
+
+test("SqliteStore: a large backlog of expired rows is removed in batches over the next writes", async () => {
+  const db = openDatabase(":memory:");
+  try {
+    let now = 1_000;
+    const store = new SqliteStore({ database: db, now: () => now, cleanupInterval: 60_000 });
+    await store.set(id("first"), create({}, 1_000_000)); // takes this store's first cleanup
+    db.exec("BEGIN");
+    for (let i = 0; i < 2_500; i++) await store.set(id(`old${i}`), create({}, 2_000));
+    db.exec("COMMIT");
+    now = 61_001;
+    await store.set(id("w1"), create({}, 1_000_000));
+    assert.equal(count(db), 1 + 1_500 + 1, "one batch of 1,000");
+    await store.set(id("w2"), create({}, 1_000_000));
+    assert.equal(count(db), 1 + 500 + 2, "a full batch means more is due at once");
+    await store.set(id("w3"), create({}, 1_000_000));
+    assert.equal(count(db), 4);
+    await store.close();
+  } finally {
+    db.close();
+  }
+});
+
+test("SqliteStore: deleteExpired removes every expired row, with automatic cleanup off", async () => {
+  const db = openDatabase(":memory:");
+  try {
+    let now = 1_000;
+    const store = new SqliteStore({ database: db, now: () => now, cleanupInterval: Infinity });
+    db.exec("BEGIN");
+    for (let i = 0; i < 2_100; i++) await store.set(id(`old${i}`), create({}, 2_000));
+    db.exec("COMMIT");
+    now = 3_000;
+    await store.set(id("live"), create({}, 1_000_000));
+    assert.equal(count(db), 2_101, "no automatic cleanup, not even on the first write");
+    assert.equal(await store.deleteExpired(), 2_100);
+    assert.equal(count(db), 1);
+    assert.equal(await store.deleteExpired(), 0);
+    await store.close();
+  } finally {
+    db.close();
+  }
+});
+
+test("SqliteStore: a passed-in database is used and stays open after close()", async () => {
+  const db = openDatabase(":memory:");
+  try {
+    const store = new SqliteStore({ database: db });
+    await store.init();
+    await store.set(id("a"), create({ a: 1 }));
+    assert.equal(count(db), 1);
+    await store.close();
+    await store.close(); // closing twice is harmless
+    assert.equal(count(db), 1, "the caller's connection still works");
+    await assert.rejects(store.get(id("a")), /SqliteStore is closed/);
+    await assert.rejects(store.set(id("a"), update({ b: 2 })), /SqliteStore is closed/);
+    const again = new SqliteStore({ database: db });
+    assert.deepEqual((await again.get(id("a")))?.data, { a: 1 });
+    await again.close();
+  } finally {
+    db.close();
+  }
+});
+
+test("SqliteStore: close() closes a database it opened itself", async () => {
+  const store = new TempSqliteStore();
+  await store.set(id("a"), create({ a: 1 }));
+  await store.close();
+  await assert.rejects(store.get(id("a")), /SqliteStore is closed/);
+});

@@ -1,0 +1,245 @@
+/**
+ * A store that keeps sessions in Redis through Webdis, Redis's HTTP interface,
+ * with `fetch` only: it runs wherever `fetch` does (Deno Deploy, edge and
+ * serverless functions, browsers' workers, Node, Bun).
+ *
+ * @module
+ */
+
+import type { SessionRecord, Store, StoreWrite } from "../store.ts";
+import {
+  decodeSessionHash,
+  hashPairs,
+  WRITE_SCRIPT,
+  writeScriptArguments,
+  writeScriptSha1,
+} from "./_redis_scripts.ts";
+
+/** Options for {@linkcode WebdisStore}. */
+export interface WebdisStoreOptions {
+  /**
+   * The Webdis root URL, e.g. `http://127.0.0.1:7379`. Credentials in it
+   * (`http://user:secret@host:7379`) are sent as HTTP Basic auth, for ACLs
+   * with `http_basic_auth`.
+   */
+  url: string;
+  /** Prefix of every session key. Default `"session_"`, as in version 1. */
+  keyPrefix?: string;
+  /** The fetch function. Default `globalThis.fetch`. */
+  fetch?: typeof fetch;
+  /** Headers sent with every request, e.g. `{ authorization: "Basic ..." }`. */
+  headers?: HeadersInit;
+  /** Milliseconds a request may take before it fails. Default `5000`. */
+  timeout?: number;
+  /**
+   * The clock for expiry checks, in milliseconds since the epoch. Default
+   * `Date.now`. Native expiry (`PEXPIREAT`) follows the Redis server's clock.
+   */
+  now?: () => number;
+}
+
+function invalid(option: string, rule: string): TypeError {
+  return new TypeError(`Invalid WebdisStore option "${option}": ${rule}`);
+}
+
+/**
+ * Percent-encodes one command argument for Webdis. Beyond
+ * `encodeURIComponent`, it encodes the characters that function leaves alone
+ * but Webdis or URL parsing read: `.` (Webdis takes `.ext` as an output
+ * format, and `.`/`..` segments are path steps) and `!'()*~`, so only
+ * `[A-Za-z0-9_-]` travels raw.
+ */
+export function encodeWebdisArgument(argument: string): string {
+  return encodeURIComponent(argument).replace(
+    /[.!'()*~]/g,
+    (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+}
+
+/** A fetch failure's message; Node's is only "fetch failed", with the reason in `cause`. */
+function networkReason(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause as { message?: string; code?: string } | undefined;
+  const detail = cause?.message || cause?.code;
+  return detail && !error.message.includes(detail) ? `${error.message} (${detail})` : error.message;
+}
+
+/** `btoa` of UTF-8 text. */
+function base64(text: string): string {
+  let binary = "";
+  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+/**
+ * Keeps each session in one Redis hash behind Webdis, with the same layout,
+ * Lua script and native expiry as `RedisStore` (the two can share
+ * a database): `keyPrefix + id`, user keys in fields `d:<key>`, metadata in
+ * `meta`, flash values in `flash`, `PEXPIREAT` on every write.
+ *
+ * Every command goes in the body of a `POST` to the Webdis root, each
+ * argument percent-encoded, never in the URL path: no id or value can end an
+ * argument, start another command, be cut short by `.ext` or `..`
+ * handling, or exceed a URL length limit (1 MB values work).
+ *
+ * One HTTP request per operation: `HGETALL`, `DEL`, or `EVALSHA` of the write
+ * script, which applies updates per key and only while the record exists
+ * (falling back to `EVAL` once after a Redis restart). Webdis errors, HTTP
+ * errors (403 from an ACL, 5xx), bodies that are not Webdis JSON, network
+ * failures and timeouts all reject; only a missing record reads as
+ * `undefined`.
+ *
+ * The Webdis ACL must allow `HGETALL`, `DEL`, `EVALSHA` and `EVAL`.
+ *
+ * @example
+ * ```ts ignore
+ * import { WebdisStore } from "./webdis.ts";
+ *
+ * const store = new WebdisStore({ url: "http://127.0.0.1:7379", keyPrefix: "session_" });
+ * console.log(await store.get("unknown-id")); // undefined
+ * ```
+ */
+export class WebdisStore implements Store {
+  #url: string;
+  #keyPrefix: string;
+  #fetch: typeof fetch;
+  #headers: Headers;
+  #timeout: number;
+  #now: () => number;
+
+  /** @param options The Webdis URL, key prefix, fetch function, headers and timeout. */
+  constructor(options: WebdisStoreOptions) {
+    if (typeof options !== "object" || options === null) throw invalid("url", "is required");
+    let url: URL;
+    try {
+      url = new URL(options.url);
+    } catch {
+      throw invalid("url", "must be an http:// or https:// URL");
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw invalid("url", "must be an http:// or https:// URL");
+    }
+    const keyPrefix = options.keyPrefix === undefined ? "session_" : options.keyPrefix;
+    if (typeof keyPrefix !== "string") throw invalid("keyPrefix", "must be a string");
+    const fetchFunction = options.fetch ?? globalThis.fetch;
+    if (typeof fetchFunction !== "function") throw invalid("fetch", "must be a function");
+    const timeout = options.timeout ?? 5000;
+    if (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout <= 0) {
+      throw invalid("timeout", "must be a positive number of milliseconds");
+    }
+    if (options.now !== undefined && typeof options.now !== "function") {
+      throw invalid("now", "must be a function");
+    }
+    let headers: Headers;
+    try {
+      headers = new Headers(options.headers);
+    } catch {
+      throw invalid("headers", "must be a Headers object, an object or a list of name/value pairs");
+    }
+    // fetch refuses URLs with credentials: send them as Basic auth instead.
+    if ((url.username !== "" || url.password !== "") && !headers.has("authorization")) {
+      const user = decodeURIComponent(url.username);
+      const password = decodeURIComponent(url.password);
+      headers.set("authorization", `Basic ${base64(`${user}:${password}`)}`);
+    }
+    url.username = "";
+    url.password = "";
+    if (!url.pathname.endsWith("/")) url.pathname += "/";
+    headers.set("content-type", "text/plain; charset=utf-8");
+    this.#url = url.href;
+    this.#keyPrefix = keyPrefix;
+    // Called unbound: some fetch implementations throw when `this` is not the global object.
+    this.#fetch = (input, init) => fetchFunction(input, init);
+    this.#headers = headers;
+    this.#timeout = timeout;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /**
+   * Runs one Redis command through Webdis and resolves to its reply. Rejects
+   * on anything but a well-formed Webdis JSON answer for this command.
+   */
+  async #command(args: string[]): Promise<unknown> {
+    const command = args[0];
+    let response: Response;
+    let text: string;
+    const signal = AbortSignal.timeout(this.#timeout);
+    try {
+      response = await this.#fetch(this.#url, {
+        method: "POST",
+        headers: this.#headers,
+        body: args.map(encodeWebdisArgument).join("/"),
+        signal,
+        redirect: "error",
+      });
+      text = await response.text();
+    } catch (error) {
+      if (signal.aborted) {
+        throw new Error(`Webdis did not answer within ${this.#timeout} ms`, { cause: error });
+      }
+      throw new Error(`Cannot reach Webdis: ${networkReason(error)}`, { cause: error });
+    }
+    // Bodies are left out of messages: an error page may echo the request, and with it a session id.
+    if (response.status === 403) {
+      throw new Error(
+        `Webdis refused ${command} (HTTP 403): allow it in the Webdis ACL or send the right credentials`,
+      );
+    }
+    if (!response.ok) throw new Error(`Webdis answered ${command} with HTTP ${response.status}`);
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new Error(`Webdis answered ${command} with a body that is not JSON`);
+    }
+    if (typeof body !== "object" || body === null || !Object.hasOwn(body, command)) {
+      throw new Error(`Webdis answered ${command} without a "${command}" reply`);
+    }
+    const reply = (body as Record<string, unknown>)[command];
+    // Webdis reports Redis errors as [false, message]; none of the commands used here answers that shape.
+    if (Array.isArray(reply) && reply[0] === false) {
+      throw new Error(`Redis ${command} failed: ${String(reply[1])}`);
+    }
+    return reply;
+  }
+
+  /** Reads a record; `undefined` when unknown or expired. One `HGETALL` request. */
+  async get(id: string): Promise<SessionRecord | undefined> {
+    const reply = await this.#command(["HGETALL", this.#keyPrefix + id]);
+    return decodeSessionHash(hashPairs(reply), this.#now());
+  }
+
+  /**
+   * Creates a record, or applies an update per key to a live one (`null` when
+   * it is gone or expired). One `EVALSHA` request.
+   */
+  async set(id: string, write: StoreWrite): Promise<string | null> {
+    const tail = ["1", this.#keyPrefix + id, ...writeScriptArguments(write, this.#now())];
+    let reply: unknown;
+    try {
+      reply = await this.#command(["EVALSHA", await writeScriptSha1(), ...tail]);
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith("Redis EVALSHA failed: NOSCRIPT")) {
+        throw error;
+      }
+      // The script cache is empty after a Redis restart or SCRIPT FLUSH: send the source once.
+      reply = await this.#command(["EVAL", WRITE_SCRIPT, ...tail]);
+    }
+    if (reply === 1) return id;
+    if (reply === 0 && write.kind === "update") return null;
+    throw new Error(`Unexpected reply from the session write script: ${JSON.stringify(reply)}`);
+  }
+
+  /** Deletes a record. One `DEL` request. */
+  async delete(id: string): Promise<void> {
+    const reply = await this.#command(["DEL", this.#keyPrefix + id]);
+    if (typeof reply !== "number") {
+      throw new Error(`Unexpected reply from Webdis DEL: ${JSON.stringify(reply)}`);
+    }
+  }
+
+  /** Nothing to release: every request stands alone. */
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

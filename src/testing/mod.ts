@@ -1,0 +1,23 @@
+/**
+ * Conformance suites and fault injection for session stores and framework
+ * adapters, public so that third-party stores and adapters can prove they
+ * behave like the built-in ones.
+ *
+ * @example Checking a store
+ * ```ts ignore
+ * import { test } from "node:test";
+ * import { storeConformanceSuite } from "./mod.ts";
+ * import { MemoryStore } from "../stores/memory.ts";
+ *
+ * storeConformanceSuite(test, { name: "MemoryStore", createStore: () => new MemoryStore() });
+ * ```
+ *
+ * @module
+ */
+
+export { HOSTILE_CHARACTERS, storeConformanceSuite } from "./store_suite.ts";
+export type { StoreSuiteOptions, TestFunction } from "./store_suite.ts";
+export { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "./adapter_suite.ts";
+export type { AdapterSuiteOptions, SuiteApp, SuiteRouteResult } from "./adapter_suite.ts";
+export { FaultyStore } from "./faulty_store.ts";
+export type { StoreMethod } from "./faulty_store.ts";
