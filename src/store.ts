@@ -89,7 +89,10 @@ export interface StoreWrite {
 export interface Store {
   /**
    * Reads a record. Resolves to `undefined` when the id is unknown or the
-   * record has expired. Must return fresh objects: the caller may mutate them.
+   * record has expired, and to {@linkcode CORRUPT_RECORD} when the stored form
+   * cannot be parsed (truncated JSON...): that is bad data, not a backend
+   * failure, so it must not reject. Must return fresh objects: the caller may
+   * mutate them.
    */
   get(id: string): Promise<SessionRecord | undefined>;
   /**
@@ -103,6 +106,17 @@ export interface Store {
   /** Releases connections or handles, if the store holds any. */
   close?(): Promise<void>;
 }
+
+/**
+ * What {@linkcode Store.get} answers for a stored record it cannot parse. Its
+ * metadata is invalid on purpose: the core deletes such a record, reports a
+ * `corrupt-record` security event and carries on with a fresh session (no
+ * error page).
+ */
+export const CORRUPT_RECORD: SessionRecord = Object.freeze({
+  data: Object.freeze({}),
+  meta: Object.freeze({ createdAt: Number.NaN, expiresAt: Number.NaN, absoluteExpiresAt: Number.NaN }),
+}) as SessionRecord;
 
 /**
  * The `expiresAt` of a session with both timeouts disabled: the largest time a

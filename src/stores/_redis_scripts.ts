@@ -15,7 +15,7 @@
  * @module
  */
 
-import { NEVER } from "../store.ts";
+import { CORRUPT_RECORD, NEVER } from "../store.ts";
 import type { SessionMeta, SessionRecord, StoreWrite } from "../store.ts";
 
 /** Prefix of the hash fields that hold user keys. */
@@ -151,6 +151,15 @@ export function decodeSessionHash(
   fields: Iterable<readonly [string, string]>,
   now: number,
 ): SessionRecord | undefined {
+  try {
+    return decodeFields(fields, now);
+  } catch {
+    // Unparsable JSON in a field is bad data, not a Redis failure: the core deletes the record.
+    return CORRUPT_RECORD;
+  }
+}
+
+function decodeFields(fields: Iterable<readonly [string, string]>, now: number): SessionRecord | undefined {
   let meta: SessionMeta | undefined;
   let flash: Record<string, unknown> | undefined;
   const data: Record<string, unknown> = {};

@@ -75,7 +75,16 @@ if (servers.unavailable !== undefined) {
     return store;
   };
 
-  storeConformanceSuite(test, { name: "RedisStore", createStore: () => open() });
+  storeConformanceSuite(test, {
+    name: "RedisStore",
+    createStore: () => open(),
+    plantCorrupt: async (_store, id) => {
+      const later = Date.now() + 60_000;
+      const key = `${run}suite_${id}`;
+      await redisCommand(redis, `HSET ${key} meta {truncated`);
+      await redisCommand(redis, `PEXPIREAT ${key} ${later}`);
+    },
+  });
 
   test("RedisStore: the version 1 form, new RedisStore({ host, port }) then init()", async () => {
     const store = new RedisStore({ host: redis.host, port: redis.port });

@@ -11,7 +11,7 @@
 
 import process from "node:process";
 import { createRequire } from "node:module";
-import { applyChange } from "../store.ts";
+import { applyChange, CORRUPT_RECORD } from "../store.ts";
 import type { SessionRecord, Store, StoreWrite } from "../store.ts";
 
 /**
@@ -297,15 +297,20 @@ export class SqliteStore implements Store {
       const now = this.#now();
       const row = this.#select.get(id, now, now) as Row | undefined;
       if (row === undefined) return undefined;
-      const record: SessionRecord = {
-        data: JSON.parse(row.data),
-        meta: {
-          createdAt: row.created_at,
-          expiresAt: row.expires_at,
-          absoluteExpiresAt: row.absolute_expires_at,
-        },
-      };
-      if (row.flash !== null) record.flash = JSON.parse(row.flash);
+      let record: SessionRecord;
+      try {
+        record = {
+          data: JSON.parse(row.data),
+          meta: {
+            createdAt: row.created_at,
+            expiresAt: row.expires_at,
+            absoluteExpiresAt: row.absolute_expires_at,
+          },
+        };
+        if (row.flash !== null) record.flash = JSON.parse(row.flash);
+      } catch {
+        return CORRUPT_RECORD;
+      }
       return record;
     });
   }

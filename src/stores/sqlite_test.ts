@@ -18,10 +18,12 @@ function tempDatabase(): { path: string; cleanup: () => void } {
 
 /** A store on its own temporary file, which `close()` removes. */
 class TempSqliteStore extends SqliteStore {
+  readonly path: string;
   #cleanup: () => void;
   constructor(options: Omit<SqliteStoreOptions, "path" | "database"> = {}) {
     const { path, cleanup } = tempDatabase();
     super({ ...options, path });
+    this.path = path;
     this.#cleanup = cleanup;
   }
   override async close(): Promise<void> {
@@ -58,7 +60,23 @@ function update(set: Record<string, unknown>, expiresAt = Date.now() + 60_000): 
 
 const id = (n: number | string) => `${n}`.padEnd(32, "x");
 
-storeConformanceSuite(test, { name: "SqliteStore", createStore: () => new TempSqliteStore() });
+storeConformanceSuite(test, {
+  name: "SqliteStore",
+  createStore: () => new TempSqliteStore(),
+  plantCorrupt: (store, id) => {
+    const db = openDatabase((store as TempSqliteStore).path);
+    const later = Date.now() + 60_000;
+    db.prepare("INSERT INTO sessions VALUES (?, ?, NULL, ?, ?, ?)").run(
+      id,
+      '{"truncat',
+      Date.now(),
+      later,
+      later,
+    );
+    db.close();
+    return Promise.resolve();
+  },
+});
 
 test("SqliteStore: sessions survive closing and reopening the file (a restart)", async () => {
   const { path, cleanup } = tempDatabase();

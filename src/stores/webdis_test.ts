@@ -73,7 +73,16 @@ if (servers.unavailable !== undefined) {
   const open = (options: Partial<ConstructorParameters<typeof WebdisStore>[0]> = {}) =>
     new WebdisStore({ url: webdis.url, keyPrefix: `${run}suite_`, ...options });
 
-  storeConformanceSuite(test, { name: "WebdisStore", createStore: () => open() });
+  storeConformanceSuite(test, {
+    name: "WebdisStore",
+    createStore: () => open(),
+    plantCorrupt: async (_store, id) => {
+      const later = Date.now() + 60_000;
+      const key = `${run}suite_${id}`;
+      await redisCommand(redis, `HSET ${key} meta {truncated`);
+      await redisCommand(redis, `PEXPIREAT ${key} ${later}`);
+    },
+  });
 
   test("WebdisStore: the version 1 form, new WebdisStore({ url }) with keys prefixed session_", async () => {
     const store = new WebdisStore({ url: webdis.url.replace(/\/$/, "") });

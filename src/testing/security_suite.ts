@@ -12,7 +12,8 @@ import { deepEqual, equal, notEqual, ok } from "node:assert/strict";
 import { generateId, Signer } from "../_crypto.ts";
 import type { SecurityEvent } from "../core.ts";
 import type { AdapterSuiteOptions } from "./adapter_suite.ts";
-import { Client, createRunner, SECRET, sleep } from "./_harness.ts";
+import { createRunner, SECRET, sleep } from "./_harness.ts";
+import type { Client } from "./_harness.ts";
 import type { TestFunction } from "./store_suite.ts";
 
 const EMPTY = { isNew: true, data: {} };

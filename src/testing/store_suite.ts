@@ -6,8 +6,9 @@
  */
 
 import { deepEqual, equal } from "node:assert/strict";
-import { generateId } from "../_crypto.ts";
-import { NEVER } from "../store.ts";
+import { generateId, Signer } from "../_crypto.ts";
+import { SessionManager } from "../core.ts";
+import { CORRUPT_RECORD, NEVER } from "../store.ts";
 import type { SessionMeta, SessionRecord, Store, StoreWrite } from "../store.ts";
 
 /** A test registration function: `node:test`'s `test`, `Deno.test`, Bun's `test`... */
@@ -21,6 +22,11 @@ export interface StoreSuiteOptions {
   createStore: () => Store | Promise<Store>;
   /** Milliseconds a short-lived record lives in the expiry test. Default 300. */
   shortLifetime?: number;
+  /**
+   * Writes an unparsable record (truncated JSON) under `id` behind the store's
+   * back, for the corrupt-record test. Without it that test is not run.
+   */
+  plantCorrupt?: (store: Store, id: string) => Promise<void>;
 }
 
 function meta(lifetimeMs = 60_000): SessionMeta {
@@ -308,4 +314,22 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     const records = await Promise.all(ids.map((id) => store.get(id)));
     records.forEach((record, i) => equal(record?.data.owner, i));
   });
+
+  const plantCorrupt = options.plantCorrupt;
+  if (plantCorrupt) {
+    withStore(
+      "an unparsable record reads as CORRUPT_RECORD; the core deletes it and starts afresh",
+      async (store) => {
+        const id = generateId();
+        await plantCorrupt(store, id);
+        equal(await store.get(id), CORRUPT_RECORD);
+        const secret = "store-suite-secret-0123456789abcdefgh";
+        const manager = new SessionManager({ store, secret });
+        const cookie = `sid=${await new Signer([secret]).sign(id)}`;
+        const session = await manager.load({ cookie, https: false });
+        equal(session.isNew, true);
+        equal(await store.get(id), undefined, "the corrupt record was deleted");
+      },
+    );
+  }
 }
