@@ -7,7 +7,7 @@
 // Test files: *_test.ts run on both runtimes, *_node_test.ts on Node only, *_deno_test.ts on Deno only.
 // Extra arguments after the mode filter test files by substring.
 import { spawn } from "node:child_process";
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -61,7 +61,10 @@ async function check() {
   const steps = [
     [bin("deno"), ["fmt", "--check"]],
     [bin("deno"), ["lint"]],
-    [bin("deno"), ["check", "mod.ts", "src", "examples", "bench", "scripts"]],
+    [bin("deno"), [
+      "check",
+      ...["mod.ts", "src", "tests", "examples", "bench", "scripts"].filter((p) => existsSync(join(root, p))),
+    ]],
     [bin("tsc"), ["-p", "tsconfig.json", "--noEmit"]],
   ];
   for (const [command, args] of steps) {
