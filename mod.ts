@@ -3,11 +3,12 @@
  * carries the session id, the data lives in a store.
  *
  * This entry keeps the original `sessions` module's names working as a
- * drop-in (`OakSession`, `MemoryStore`, `SqliteStore`, `RedisStore`,
+ * drop-in (`OakSession`, `OpineSession`, `MemoryStore`, `SqliteStore`, `RedisStore`,
  * `WebdisStore`) and exports the framework-independent core. Each framework
  * has its own entry exporting the same `session()` middleware name:
- * `src/adapters/hono.ts`, `src/adapters/oak.ts`, `src/adapters/fetch.ts`
- * (`./hono`, `./oak`, `./fetch` as package subpaths).
+ * `src/adapters/hono.ts`, `src/adapters/oak.ts`, `src/adapters/fetch.ts`,
+ * `src/adapters/express.ts`, `src/adapters/koa.ts`, `src/adapters/opine.ts`,
+ * `src/adapters/fresh.ts` (`./hono`, `./oak`, `./fetch`... as package subpaths).
  *
  * @example The original Oak example
  * ```ts
@@ -30,6 +31,7 @@
  */
 
 export { OakSession } from "./src/adapters/oak.ts";
+export { OpineSession } from "./src/adapters/opine.ts";
 export { MemoryStore } from "./src/stores/memory.ts";
 export type { MemoryStoreOptions } from "./src/stores/memory.ts";
 export { SqliteStore } from "./src/stores/sqlite.ts";

@@ -1,0 +1,442 @@
+// Express 5 and Express 4 (the npm alias "express4") behind a real node:http server, under Node and Deno.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { RequestListener } from "node:http";
+import { createRequire } from "node:module";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import express from "express";
+import type { ErrorRequestHandler, Express } from "express";
+import { MemoryStore, session } from "./express.ts";
+import type { Session, SessionOptions } from "./express.ts";
+import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
+import type { SuiteApp } from "../testing/adapter_suite.ts";
+import { FaultyStore } from "../testing/faulty_store.ts";
+
+// express@4 is installed under an alias without types of its own; its API is the part @types/express
+// describes that both versions share.
+const express4 = createRequire(import.meta.url)("express4") as typeof express;
+const VERSIONS = [["express 5", express], ["express 4", express4]] as const;
+
+const SECRET = "express-test-secret-0123456789-abcdefgh";
+
+/** Serves `handler` on a free loopback port; `fetch` rewrites a request's origin to it. */
+async function listen(handler: RequestListener): Promise<SuiteApp & { origin: string }> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    origin,
+    fetch(request) {
+      const url = new URL(request.url);
+      return fetch(new Request(origin + url.pathname + url.search, request));
+    },
+    close() {
+      server.closeAllConnections?.();
+      return new Promise<void>((resolve, reject) =>
+        server.close((error) => error ? reject(error) : resolve())
+      );
+    },
+  };
+}
+
+const errorHandler: ErrorRequestHandler = (error, _req, res, _next) => {
+  const { status, body } = suiteErrorResponse(error);
+  res.status(status).type("text").send(body);
+};
+
+function suiteApp(createExpress: typeof express, options: SessionOptions) {
+  const app = createExpress();
+  app.use(session(options));
+  // Express 4 does not catch rejected promises, so the route hands its failures to next() itself.
+  app.use((req, res, next) => {
+    handleSuiteRoute(req.session, new URL(req.originalUrl, "http://localhost")).then((result) => {
+      if (result.appCookie) res.append("Set-Cookie", result.appCookie);
+      if (result.redirect) res.redirect(result.redirect);
+      else res.status(result.status).type("text").send(result.body);
+    }, next);
+  });
+  app.use(errorHandler);
+  return listen(app);
+}
+
+for (const [name, createExpress] of VERSIONS) {
+  adapterConformanceSuite(test, { name, createApp: (options) => suiteApp(createExpress, options) });
+}
+
+interface Harness {
+  app: Express;
+  store: FaultyStore;
+  memory: MemoryStore;
+  /** Sends a request with the harness's cookie jar; keeps the session cookie it gets back. */
+  request(path: string, init?: RequestInit): Promise<Response>;
+  cookie: string | undefined;
+}
+
+/**
+ * Runs `body` against an app with the session middleware, the routes
+ * `routes` adds, and the suite's error handler after them.
+ */
+async function withApp(
+  createExpress: typeof express,
+  routes: (app: Express) => void,
+  body: (harness: Harness) => Promise<void>,
+  options: SessionOptions = {},
+): Promise<void> {
+  const memory = new MemoryStore();
+  const store = new FaultyStore(memory);
+  const app = createExpress();
+  app.set("env", "test"); // keeps Express's final handler from logging the errors these tests cause
+  app.use(session({ store, secret: SECRET, ...options }));
+  routes(app);
+  app.use(errorHandler);
+  const server = await listen(app);
+  const harness: Harness = {
+    app,
+    store,
+    memory,
+    cookie: undefined,
+    async request(path, init = {}) {
+      const headers = new Headers(init.headers);
+      if (harness.cookie) headers.set("cookie", harness.cookie);
+      const response = await fetch(server.origin + path, { ...init, headers, redirect: "manual" });
+      const sid = response.headers.getSetCookie().find((c) => c.startsWith("sid="));
+      if (sid) harness.cookie = sid.split(";")[0];
+      return response;
+    },
+  };
+  try {
+    await body(harness);
+  } finally {
+    await server.close!();
+  }
+}
+
+const sessionCookies = (response: Response) =>
+  response.headers.getSetCookie().filter((c) => c.startsWith("sid="));
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+for (const [name, createExpress] of VERSIONS) {
+  const it = (title: string, fn: () => Promise<void>) => test(`${name}: ${title}`, fn);
+
+  it("res.json, res.end, res.sendStatus and res.sendFile all carry the cookie", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sessions-express-"));
+    const file = join(dir, "page.txt");
+    writeFileSync(file, "file body");
+    try {
+      await withApp(createExpress, (app) => {
+        app.get("/json", (req, res) => {
+          req.session.set("via", "json");
+          res.json({ ok: true });
+        });
+        app.get("/end", (req, res) => {
+          req.session.set("via", "end");
+          res.setHeader("content-type", "text/plain");
+          res.end("ended");
+        });
+        app.get("/status", (req, res) => {
+          req.session.set("via", "status");
+          res.sendStatus(204);
+        });
+        app.get("/file", (req, res) => {
+          req.session.set("via", "file");
+          res.sendFile(file);
+        });
+        app.get("/peek", (req, res) => {
+          res.send(String(req.session.get("via")));
+        });
+      }, async (h) => {
+        for (
+          const [path, status, body] of [
+            ["/json", 200, '{"ok":true}'],
+            ["/end", 200, "ended"],
+            ["/status", 204, ""],
+            ["/file", 200, "file body"],
+          ] as const
+        ) {
+          h.cookie = undefined;
+          const response = await h.request(path);
+          assert.equal(response.status, status, path);
+          assert.equal(await response.text(), body, path);
+          assert.equal(sessionCookies(response).length, 1, path);
+          assert.equal(await (await h.request("/peek")).text(), path.slice(1), path);
+        }
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a redirect is not sent before the store write completes", async () => {
+    await withApp(createExpress, (app) => {
+      app.post("/login", (req, res) => {
+        req.session.set("user", "ada");
+        res.redirect(303, "/home");
+      });
+    }, async (h) => {
+      const release = h.store.hold("set");
+      let answered = false;
+      const pending = h.request("/login", { method: "POST" }).then((response) => {
+        answered = true;
+        return response;
+      });
+      await sleep(80);
+      assert.equal(answered, false, "the redirect waits for the store");
+      assert.equal(h.memory.size, 0);
+      release();
+      const response = await pending;
+      assert.equal(response.status, 303);
+      assert.equal(response.headers.get("location"), "/home");
+      assert.equal(sessionCookies(response).length, 1);
+      assert.equal(h.memory.size, 1);
+    });
+  });
+
+  it("streaming with res.write: headers and chunks wait for the commit, then flow in order", async () => {
+    await withApp(createExpress, (app) => {
+      app.get("/stream", async (req, res) => {
+        req.session.set("streamed", true);
+        res.setHeader("content-type", "text/plain");
+        res.write("one,");
+        await sleep(10);
+        res.write("two,");
+        res.end("three");
+      });
+    }, async (h) => {
+      const release = h.store.hold("set");
+      let answered = false;
+      const pending = h.request("/stream").then((response) => {
+        answered = true;
+        return response;
+      });
+      await sleep(80);
+      assert.equal(answered, false, "no header leaves before the commit");
+      release();
+      const response = await pending;
+      assert.equal(sessionCookies(response).length, 1);
+      assert.equal(await response.text(), "one,two,three");
+    });
+  });
+
+  it("a piped stream, paused while the commit runs, resumes and delivers everything", async () => {
+    // A small first chunk: once replayed it leaves the socket buffer far from full, so the socket
+    // itself would never emit the "drain" the paused pipe waits for.
+    const chunks = ["start:", ...Array.from({ length: 64 }, () => "x".repeat(64 * 1024))];
+    await withApp(createExpress, (app) => {
+      app.get("/big", (req, res) => {
+        req.session.set("big", true);
+        res.setHeader("content-type", "application/octet-stream");
+        Readable.from(chunks).pipe(res);
+      });
+    }, async (h) => {
+      const response = await h.request("/big");
+      assert.equal(sessionCookies(response).length, 1);
+      assert.equal((await response.arrayBuffer()).byteLength, chunks.join("").length);
+    });
+  });
+
+  it("an explicit res.writeHead is held too, and the cookie joins its headers", async () => {
+    await withApp(createExpress, (app) => {
+      app.get("/head", (req, res) => {
+        req.session.set("a", 1);
+        res.writeHead(201, { "content-type": "text/plain", "x-app": "yes" });
+        res.end("created");
+      });
+    }, async (h) => {
+      const response = await h.request("/head");
+      assert.equal(response.status, 201);
+      assert.equal(response.headers.get("x-app"), "yes");
+      assert.equal(sessionCookies(response).length, 1);
+      assert.equal(await response.text(), "created");
+    });
+  });
+
+  it("a held call that throws when replayed goes to next(err), as a handler's error would", async () => {
+    const seen: unknown[] = [];
+    await withApp(createExpress, (app) => {
+      app.get("/", (req, res) => {
+        req.session.set("a", 1);
+        res.end("done");
+        res.writeHead(500); // throws ERR_HTTP_HEADERS_SENT without the session middleware too
+      });
+      app.use((error: unknown, _req: unknown, _res: unknown, next: (error: unknown) => void) => {
+        seen.push(error);
+        next(error);
+      });
+    }, async (h) => {
+      const response = await h.request("/");
+      assert.equal(await response.text(), "done");
+      await sleep(10);
+      assert.equal((seen[0] as { code?: string }).code, "ERR_HTTP_HEADERS_SENT");
+    });
+  });
+
+  it("next(err) reaches the error handler, and nothing is saved", async () => {
+    await withApp(createExpress, (app) => {
+      app.get("/fail", (req, _res, next) => {
+        req.session.set("x", 1);
+        next(new Error("boom"));
+      });
+    }, async (h) => {
+      const response = await h.request("/fail");
+      assert.equal(response.status, 500);
+      assert.equal(await response.text(), "error:Error");
+      assert.deepEqual(sessionCookies(response), []);
+      assert.equal(h.store.calls.set, 0);
+    });
+  });
+
+  it("next(err) with Express's own final handler: 500, nothing saved", async () => {
+    const memory = new MemoryStore();
+    const app = createExpress();
+    app.set("env", "test"); // keeps Express from logging the stack
+    app.use(session({ store: memory, secret: SECRET }));
+    app.get("/fail", (req, _res, next) => {
+      req.session.set("x", 1);
+      next(new Error("boom"));
+    });
+    const server = await listen(app);
+    try {
+      const response = await fetch(server.origin + "/fail");
+      assert.equal(response.status, 500);
+      assert.deepEqual(response.headers.getSetCookie(), []);
+      assert.equal(memory.size, 0);
+      const notFound = await fetch(server.origin + "/nowhere");
+      assert.equal(notFound.status, 404);
+      await notFound.body?.cancel();
+    } finally {
+      await server.close!();
+    }
+  });
+
+  it("a store failure at commit reaches the error handler with none of the handler's headers", async () => {
+    await withApp(createExpress, (app) => {
+      app.get("/go", (req, res) => {
+        req.session.set("user", "ada");
+        res.append("Set-Cookie", "theme=dark; Path=/");
+        res.redirect("/elsewhere");
+      });
+    }, async (h) => {
+      h.store.failNext("set", new Error("connection reset"));
+      const response = await h.request("/go");
+      assert.equal(response.status, 503);
+      assert.equal(await response.text(), "error:SessionStoreError");
+      assert.deepEqual(response.headers.getSetCookie(), []);
+      assert.equal(response.headers.get("location"), null);
+      assert.equal(h.memory.size, 0);
+    });
+  });
+
+  it("headers set before the session middleware survive on the error response", async () => {
+    const memory = new MemoryStore();
+    const store = new FaultyStore(memory);
+    const app = createExpress();
+    app.use((_req, res, next) => {
+      res.setHeader("x-frame-options", "DENY");
+      next();
+    });
+    app.use(session({ store, secret: SECRET }));
+    app.get("/", (req, res) => {
+      req.session.set("a", 1);
+      res.setHeader("x-route", "1");
+      res.send("ok");
+    });
+    app.use(errorHandler);
+    const server = await listen(app);
+    try {
+      store.failNext("set");
+      const response = await fetch(server.origin + "/");
+      assert.equal(response.status, 503);
+      assert.equal(response.headers.get("x-frame-options"), "DENY");
+      assert.equal(response.headers.get("x-route"), null);
+      await response.body?.cancel();
+    } finally {
+      await server.close!();
+    }
+  });
+
+  it("puts the response's own methods back once the commit is done", async () => {
+    const own: string[][] = [];
+    await withApp(createExpress, (app) => {
+      app.get("/", (req, res) => {
+        req.session.set("a", 1);
+        res.on("finish", () => own.push(["writeHead", "write", "end"].filter((m) => Object.hasOwn(res, m))));
+        res.send("ok");
+      });
+    }, async (h) => {
+      await (await h.request("/")).text();
+      await (await h.request("/")).text();
+      assert.deepEqual(own, [[], []]);
+    });
+  });
+
+  it("middleware that wraps res.end after the session middleware still works, with one commit", async () => {
+    await withApp(createExpress, (app) => {
+      app.use((_req, res, next) => {
+        const end = res.end;
+        res.end = function (this: typeof res, ...args: Parameters<typeof end>) {
+          res.setHeader("x-wrapped", "yes");
+          return end.apply(this, args);
+        } as typeof end;
+        next();
+      });
+      app.get("/", (req, res) => {
+        req.session.set("a", 1);
+        res.send("ok");
+      });
+    }, async (h) => {
+      const response = await h.request("/");
+      assert.equal(response.headers.get("x-wrapped"), "yes");
+      assert.equal(sessionCookies(response).length, 1);
+      assert.equal(await response.text(), "ok");
+      assert.equal(h.store.calls.set, 1);
+    });
+  });
+
+  it("uses req.secure, so Express's own 'trust proxy' setting decides Secure", async () => {
+    await withApp(createExpress, (app) => {
+      app.set("trust proxy", "loopback");
+      app.get("/", (req, res) => {
+        req.session.set("a", 1);
+        res.send("ok");
+      });
+    }, async (h) => {
+      const response = await h.request("/", { headers: { "x-forwarded-proto": "https" } });
+      assert.match(sessionCookies(response)[0], /; Secure/);
+      await response.body?.cancel();
+    });
+  });
+
+  it("req.session is typed without a declaration in the app", async () => {
+    await withApp(createExpress, (app) => {
+      app.get("/", (req, res) => {
+        const current: Session = req.session;
+        const typed = req.session as Session<{ visits: number }>;
+        typed.set("visits", (typed.get("visits") ?? 0) + 1);
+        res.send(String(current.get("visits")));
+      });
+    }, async (h) => {
+      assert.equal(await (await h.request("/")).text(), "1");
+      assert.equal(await (await h.request("/")).text(), "2");
+    });
+  });
+}
+
+test("express 5: a rejected async handler reaches the error handler and saves nothing", async () => {
+  await withApp(express, (app) => {
+    app.get("/fail", async (req) => {
+      req.session.set("x", 1);
+      await sleep(1);
+      throw new Error("async boom");
+    });
+  }, async (h) => {
+    const response = await h.request("/fail");
+    assert.equal(response.status, 500);
+    assert.equal(await response.text(), "error:Error");
+    assert.equal(h.store.calls.set, 0);
+  });
+});

@@ -1,0 +1,203 @@
+// Koa 3 and Koa 2 (the npm alias "koa2") behind a real node:http server, under Node and Deno.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { RequestListener } from "node:http";
+import { createRequire } from "node:module";
+import type { AddressInfo } from "node:net";
+import { Readable } from "node:stream";
+import Koa from "koa";
+import type { Middleware } from "koa";
+import { MemoryStore, session, SessionStoreError } from "./koa.ts";
+import type { Session, SessionOptions } from "./koa.ts";
+import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
+import type { SuiteApp } from "../testing/adapter_suite.ts";
+import { FaultyStore } from "../testing/faulty_store.ts";
+
+// koa@2 is installed under an alias without types of its own; its API is the part @types/koa describes
+// that both versions share.
+const Koa2 = createRequire(import.meta.url)("koa2") as typeof Koa;
+const VERSIONS = [["koa 3", Koa], ["koa 2", Koa2]] as const;
+
+const SECRET = "koa-test-secret-0123456789-abcdefghijklm";
+
+async function listen(handler: RequestListener): Promise<SuiteApp & { origin: string }> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    origin,
+    fetch(request) {
+      const url = new URL(request.url);
+      return fetch(new Request(origin + url.pathname + url.search, request));
+    },
+    close() {
+      server.closeAllConnections?.();
+      return new Promise<void>((resolve, reject) =>
+        server.close((error) => error ? reject(error) : resolve())
+      );
+    },
+  };
+}
+
+/** The usual Koa error-handling middleware, answering as the suite expects. */
+const suiteErrors: Middleware = async (ctx, next) => {
+  try {
+    await next();
+  } catch (error) {
+    const { status, body } = suiteErrorResponse(error);
+    ctx.status = status;
+    ctx.body = body;
+  }
+};
+
+function suiteApp(KoaApp: typeof Koa, options: SessionOptions) {
+  const app = new KoaApp();
+  app.use(suiteErrors);
+  app.use(session(options));
+  app.use(async (ctx) => {
+    const result = await handleSuiteRoute(ctx.session, new URL(ctx.originalUrl, "http://localhost"));
+    if (result.appCookie) ctx.append("Set-Cookie", result.appCookie);
+    if (result.redirect) {
+      ctx.redirect(result.redirect);
+      return;
+    }
+    ctx.status = result.status;
+    ctx.body = result.body;
+  });
+  return listen(app.callback());
+}
+
+for (const [name, KoaApp] of VERSIONS) {
+  adapterConformanceSuite(test, { name, createApp: (options) => suiteApp(KoaApp, options) });
+}
+
+const sessionCookies = (response: Response) =>
+  response.headers.getSetCookie().filter((c) => c.startsWith("sid="));
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** An app with the session middleware first, `routes` after it, and Koa's own error handling. */
+async function withApp(
+  KoaApp: typeof Koa,
+  routes: (app: Koa) => void,
+  body: (h: { origin: string; store: FaultyStore; memory: MemoryStore; errors: unknown[] }) => Promise<void>,
+  options: SessionOptions = {},
+): Promise<void> {
+  const memory = new MemoryStore();
+  const store = new FaultyStore(memory);
+  const errors: unknown[] = [];
+  const app = new KoaApp();
+  app.on("error", (error) => errors.push(error));
+  app.use(session({ store, secret: SECRET, ...options }));
+  routes(app);
+  const server = await listen(app.callback());
+  try {
+    await body({ origin: server.origin, store, memory, errors });
+  } finally {
+    await server.close!();
+  }
+}
+
+for (const [name, KoaApp] of VERSIONS) {
+  const it = (title: string, fn: () => Promise<void>) => test(`${name}: ${title}`, fn);
+
+  it("a store failure at commit reaches Koa's own error handler: 503, no Set-Cookie, app 'error' event", async () => {
+    await withApp(KoaApp, (app) => {
+      app.use((ctx) => {
+        ctx.session.set("user", "ada");
+        ctx.append("Set-Cookie", "theme=dark; Path=/");
+        ctx.redirect("/elsewhere");
+      });
+    }, async ({ origin, store, memory, errors }) => {
+      store.failNext("set", new Error("connection reset"));
+      const response = await fetch(origin + "/", { redirect: "manual" });
+      assert.equal(response.status, 503);
+      assert.deepEqual(response.headers.getSetCookie(), []);
+      await response.body?.cancel();
+      assert.equal(memory.size, 0);
+      assert.equal(errors.length, 1);
+      assert.ok(errors[0] instanceof SessionStoreError);
+    });
+  });
+
+  it("a throwing middleware reaches Koa's error handling and nothing is saved", async () => {
+    await withApp(KoaApp, (app) => {
+      app.use((ctx) => {
+        ctx.session.set("x", 1);
+        ctx.throw(422, "bad input");
+      });
+    }, async ({ origin, store, errors }) => {
+      const response = await fetch(origin + "/");
+      assert.equal(response.status, 422);
+      assert.deepEqual(sessionCookies(response), []);
+      await response.body?.cancel();
+      assert.equal(store.calls.set, 0);
+      assert.equal((errors[0] as Error).message, "bad input");
+    });
+  });
+
+  it("a redirect is not sent before the store write completes", async () => {
+    await withApp(KoaApp, (app) => {
+      app.use((ctx) => {
+        ctx.session.set("user", "ada");
+        ctx.redirect("/home");
+      });
+    }, async ({ origin, store, memory }) => {
+      const release = store.hold("set");
+      let answered = false;
+      const pending = fetch(origin + "/login", { redirect: "manual" }).then((response) => {
+        answered = true;
+        return response;
+      });
+      await sleep(80);
+      assert.equal(answered, false);
+      release();
+      const response = await pending;
+      assert.equal(response.status, 302);
+      assert.equal(sessionCookies(response).length, 1);
+      await response.body?.cancel();
+      assert.equal(memory.size, 1);
+    });
+  });
+
+  it("a streamed body carries the cookie", async () => {
+    await withApp(KoaApp, (app) => {
+      app.use((ctx) => {
+        ctx.session.set("streamed", true);
+        ctx.type = "text/plain";
+        ctx.body = Readable.from(["one,", "two,", "three"]);
+      });
+    }, async ({ origin }) => {
+      const response = await fetch(origin + "/");
+      assert.equal(sessionCookies(response).length, 1);
+      assert.equal(await response.text(), "one,two,three");
+    });
+  });
+
+  it("uses ctx.secure, so Koa's own app.proxy setting decides Secure", async () => {
+    await withApp(KoaApp, (app) => {
+      app.proxy = true;
+      app.use((ctx) => {
+        ctx.session.set("a", 1);
+        ctx.body = "ok";
+      });
+    }, async ({ origin }) => {
+      const response = await fetch(origin + "/", { headers: { "x-forwarded-proto": "https" } });
+      assert.match(sessionCookies(response)[0], /; Secure/);
+      await response.body?.cancel();
+    });
+  });
+
+  it("ctx.session is typed without a declaration in the app", async () => {
+    await withApp(KoaApp, (app) => {
+      app.use((ctx) => {
+        const current: Session = ctx.session;
+        const typed = ctx.session as Session<{ visits: number }>;
+        typed.set("visits", (typed.get("visits") ?? 0) + 1);
+        ctx.body = String(current.get("visits"));
+      });
+    }, async ({ origin }) => {
+      assert.equal(await (await fetch(origin + "/")).text(), "1");
+    });
+  });
+}
