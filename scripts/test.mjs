@@ -61,8 +61,10 @@ async function check() {
   const steps = [
     [bin("deno"), ["fmt", "--check"]],
     [bin("deno"), ["lint"]],
+    // --doc also type-checks the example in every JSDoc comment.
     [bin("deno"), [
       "check",
+      "--doc",
       ...["mod.ts", "src", "tests", "examples", "bench", "scripts"].filter((p) => existsSync(join(root, p))),
     ]],
     [bin("tsc"), ["-p", "tsconfig.json", "--noEmit"]],
