@@ -474,3 +474,18 @@ export class RedisMonitor {
 export function redisCommand(server: { host: string; port: number }, command: string): Promise<string> {
   return inlineCommand(server.host, server.port, command);
 }
+
+/**
+ * A `plantCorrupt` for the store suite: writes a session hash whose `meta`
+ * field is not JSON, under `keyPrefix + id`, with a native expiry.
+ */
+export function plantCorruptHash(
+  server: { host: string; port: number },
+  keyPrefix: string,
+): (store: unknown, id: string) => Promise<void> {
+  return async (_store, id) => {
+    const key = `${keyPrefix}${id}`;
+    await redisCommand(server, `HSET ${key} meta {truncated`);
+    await redisCommand(server, `PEXPIREAT ${key} ${Date.now() + 60_000}`);
+  };
+}

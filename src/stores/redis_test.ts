@@ -5,6 +5,7 @@ import { RedisStore } from "./redis.ts";
 import { dataField, WRITE_SCRIPT, writeScriptSha1 } from "./_redis_scripts.ts";
 import {
   freePort,
+  plantCorruptHash,
   redisCommand,
   RedisMonitor,
   reportUnavailable,
@@ -78,12 +79,7 @@ if (servers.unavailable !== undefined) {
   storeConformanceSuite(test, {
     name: "RedisStore",
     createStore: () => open(),
-    plantCorrupt: async (_store, id) => {
-      const later = Date.now() + 60_000;
-      const key = `${run}suite_${id}`;
-      await redisCommand(redis, `HSET ${key} meta {truncated`);
-      await redisCommand(redis, `PEXPIREAT ${key} ${later}`);
-    },
+    plantCorrupt: plantCorruptHash(redis, `${run}suite_`),
   });
 
   test("RedisStore: the version 1 form, new RedisStore({ host, port }) then init()", async () => {

@@ -7,6 +7,7 @@ import { RedisStore } from "./redis.ts";
 import {
   freePort,
   type MonitoredCommand,
+  plantCorruptHash,
   redisCommand,
   RedisMonitor,
   reportUnavailable,
@@ -76,12 +77,7 @@ if (servers.unavailable !== undefined) {
   storeConformanceSuite(test, {
     name: "WebdisStore",
     createStore: () => open(),
-    plantCorrupt: async (_store, id) => {
-      const later = Date.now() + 60_000;
-      const key = `${run}suite_${id}`;
-      await redisCommand(redis, `HSET ${key} meta {truncated`);
-      await redisCommand(redis, `PEXPIREAT ${key} ${later}`);
-    },
+    plantCorrupt: plantCorruptHash(redis, `${run}suite_`),
   });
 
   test("WebdisStore: the version 1 form, new WebdisStore({ url }) with keys prefixed session_", async () => {
