@@ -2,10 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
-import type { RequestListener } from "node:http";
 import { createRequire } from "node:module";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -14,8 +11,8 @@ import type { ErrorRequestHandler, Express } from "express";
 import { MemoryStore, session } from "./express.ts";
 import type { Session, SessionOptions } from "./express.ts";
 import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
-import type { SuiteApp } from "../testing/adapter_suite.ts";
 import { FaultyStore } from "../testing/faulty_store.ts";
+import { serveNodeHandler } from "../testing/node_server.ts";
 
 // express@4 is installed under an alias without types of its own; its API is the part @types/express
 // describes that both versions share.
@@ -23,26 +20,6 @@ const express4 = createRequire(import.meta.url)("express4") as typeof express;
 const VERSIONS = [["express 5", express], ["express 4", express4]] as const;
 
 const SECRET = "express-test-secret-0123456789-abcdefgh";
-
-/** Serves `handler` on a free loopback port; `fetch` rewrites a request's origin to it. */
-async function listen(handler: RequestListener): Promise<SuiteApp & { origin: string }> {
-  const server = createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    origin,
-    fetch(request) {
-      const url = new URL(request.url);
-      return fetch(new Request(origin + url.pathname + url.search, request));
-    },
-    close() {
-      server.closeAllConnections?.();
-      return new Promise<void>((resolve, reject) =>
-        server.close((error) => error ? reject(error) : resolve())
-      );
-    },
-  };
-}
 
 const errorHandler: ErrorRequestHandler = (error, _req, res, _next) => {
   const { status, body } = suiteErrorResponse(error);
@@ -61,7 +38,7 @@ function suiteApp(createExpress: typeof express, options: SessionOptions) {
     }, next);
   });
   app.use(errorHandler);
-  return listen(app);
+  return serveNodeHandler(app);
 }
 
 for (const [name, createExpress] of VERSIONS) {
@@ -94,7 +71,7 @@ async function withApp(
   app.use(session({ store, secret: SECRET, ...options }));
   routes(app);
   app.use(errorHandler);
-  const server = await listen(app);
+  const server = await serveNodeHandler(app);
   const harness: Harness = {
     app,
     store,
@@ -299,7 +276,7 @@ for (const [name, createExpress] of VERSIONS) {
       req.session.set("x", 1);
       next(new Error("boom"));
     });
-    const server = await listen(app);
+    const server = await serveNodeHandler(app);
     try {
       const response = await fetch(server.origin + "/fail");
       assert.equal(response.status, 500);
@@ -346,7 +323,7 @@ for (const [name, createExpress] of VERSIONS) {
       res.send("ok");
     });
     app.use(errorHandler);
-    const server = await listen(app);
+    const server = await serveNodeHandler(app);
     try {
       store.failNext("set");
       const response = await fetch(server.origin + "/");

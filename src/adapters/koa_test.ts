@@ -1,18 +1,15 @@
 // Koa 3 and Koa 2 (the npm alias "koa2") behind a real node:http server, under Node and Deno.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createServer } from "node:http";
-import type { RequestListener } from "node:http";
 import { createRequire } from "node:module";
-import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import Koa from "koa";
 import type { Middleware } from "koa";
 import { MemoryStore, session, SessionStoreError } from "./koa.ts";
 import type { Session, SessionOptions } from "./koa.ts";
 import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
-import type { SuiteApp } from "../testing/adapter_suite.ts";
 import { FaultyStore } from "../testing/faulty_store.ts";
+import { serveNodeHandler } from "../testing/node_server.ts";
 
 // koa@2 is installed under an alias without types of its own; its API is the part @types/koa describes
 // that both versions share.
@@ -20,25 +17,6 @@ const Koa2 = createRequire(import.meta.url)("koa2") as typeof Koa;
 const VERSIONS = [["koa 3", Koa], ["koa 2", Koa2]] as const;
 
 const SECRET = "koa-test-secret-0123456789-abcdefghijklm";
-
-async function listen(handler: RequestListener): Promise<SuiteApp & { origin: string }> {
-  const server = createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    origin,
-    fetch(request) {
-      const url = new URL(request.url);
-      return fetch(new Request(origin + url.pathname + url.search, request));
-    },
-    close() {
-      server.closeAllConnections?.();
-      return new Promise<void>((resolve, reject) =>
-        server.close((error) => error ? reject(error) : resolve())
-      );
-    },
-  };
-}
 
 /** The usual Koa error-handling middleware, answering as the suite expects. */
 const suiteErrors: Middleware = async (ctx, next) => {
@@ -65,7 +43,7 @@ function suiteApp(KoaApp: typeof Koa, options: SessionOptions) {
     ctx.status = result.status;
     ctx.body = result.body;
   });
-  return listen(app.callback());
+  return serveNodeHandler(app.callback());
 }
 
 for (const [name, KoaApp] of VERSIONS) {
@@ -90,7 +68,7 @@ async function withApp(
   app.on("error", (error) => errors.push(error));
   app.use(session({ store, secret: SECRET, ...options }));
   routes(app);
-  const server = await listen(app.callback());
+  const server = await serveNodeHandler(app.callback());
   try {
     await body({ origin: server.origin, store, memory, errors });
   } finally {

@@ -4,10 +4,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
-import { createServer } from "node:http";
 import type { RequestListener } from "node:http";
 import { createRequire } from "node:module";
-import type { AddressInfo } from "node:net";
 import type express from "express";
 import type { ErrorRequestHandler } from "express";
 import type {} from "./express.ts"; // types req.session on the Express apps below
@@ -17,8 +15,8 @@ import type { Store } from "../store.ts";
 import { RedisStore } from "../stores/redis.ts";
 import { startRedis } from "../stores/_test_servers.ts";
 import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
-import type { SuiteApp } from "../testing/adapter_suite.ts";
 import { FaultyStore } from "../testing/faulty_store.ts";
+import { serveNodeHandler } from "../testing/node_server.ts";
 
 const express4 = createRequire(import.meta.url)("express4") as typeof express;
 const SECRET = "opine-test-secret-0123456789-abcdefghij";
@@ -169,25 +167,6 @@ function opine(): OpineDoubleApp {
 
 // ---------------------------------------------------------------------------------------------------------
 
-async function listen(handler: RequestListener): Promise<SuiteApp & { origin: string }> {
-  const server = createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    origin,
-    fetch(request) {
-      const url = new URL(request.url);
-      return fetch(new Request(origin + url.pathname + url.search, request));
-    },
-    close() {
-      server.closeAllConnections?.();
-      return new Promise<void>((resolve, reject) =>
-        server.close((error) => error ? reject(error) : resolve())
-      );
-    },
-  };
-}
-
 adapterConformanceSuite(test, {
   name: "opine (test double)",
   createApp(options) {
@@ -225,7 +204,7 @@ adapterConformanceSuite(test, {
       }, next);
     });
     app.use(expressErrorHandler);
-    return listen(app);
+    return serveNodeHandler(app);
   },
 });
 
@@ -354,7 +333,7 @@ test("OpineSession on express 4: the original README example over a real socket"
     return app as unknown as ReadmeApp;
   };
   const app = await readmeExample(opineLikeExpress, MemoryStoreWithInit);
-  const server = await listen(app as unknown as RequestListener);
+  const server = await serveNodeHandler(app as unknown as RequestListener);
   try {
     const seen = await visits((cookie) => fetch(server.origin + "/", { headers: cookie ? { cookie } : {} }));
     assert.deepEqual(seen, README_VISITS);

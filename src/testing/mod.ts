@@ -20,4 +20,5 @@ export type { StoreSuiteOptions, TestFunction } from "./store_suite.ts";
 export { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "./adapter_suite.ts";
 export type { AdapterSuiteOptions, SuiteApp, SuiteRouteResult } from "./adapter_suite.ts";
 export { FaultyStore } from "./faulty_store.ts";
+export { serveNodeHandler } from "./node_server.ts";
 export type { StoreMethod } from "./faulty_store.ts";
