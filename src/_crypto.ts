@@ -1,8 +1,8 @@
-// Session ids, HMAC signing and id hashing, on Web Crypto only.
+// Session ids (Web Crypto's CSPRNG), HMAC signing and id hashing.
+
+import { HmacSha256, sha256 } from "./_hmac.ts";
 
 const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-const DECODE = new Int16Array(128).fill(-1);
-for (let i = 0; i < BASE64URL.length; i++) DECODE[BASE64URL.charCodeAt(i)] = i;
 
 /** Bytes of randomness in a session id: 192 bits, 32 base64url characters. */
 export const ID_BYTES = 24;
@@ -14,7 +14,6 @@ export const ID_LENGTH = 32;
  * an id (an encrypted cookie) inside the 4096-byte cookie budget.
  */
 export const MAX_COOKIE_VALUE_LENGTH = 4000;
-const SIGNATURE_LENGTH = 43; // 32 bytes of HMAC-SHA-256, base64url without padding
 const HANDLE = /^[A-Za-z0-9_-]+$/;
 
 const encoder = new TextEncoder();
@@ -40,31 +39,21 @@ export function encodeBase64Url(bytes: Uint8Array): string {
   return out;
 }
 
-/** Decodes canonical unpadded base64url; `undefined` for anything else. */
-function decodeBase64Url(text: string): Uint8Array<ArrayBuffer> | undefined {
-  const out = new Uint8Array(Math.floor((text.length * 3) / 4));
-  let bits = 0;
-  let value = 0;
-  let o = 0;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    const digit = code < 128 ? DECODE[code] : -1;
-    if (digit < 0) return undefined;
-    value = (value << 6) | digit;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = (value >> bits) & 255;
-    }
-  }
-  // Leftover bits must be zero, or two spellings would decode to one signature.
-  if ((value & ((1 << bits) - 1)) !== 0) return undefined;
-  return out;
-}
+// Random bytes are drawn from the CSPRNG in batches: one getRandomValues call costs microseconds on Node
+// whatever its size, and every byte is still used for exactly one id.
+const RANDOM_BATCH = ID_BYTES * 256;
+let randomPool = new Uint8Array(0);
+let randomOffset = 0;
 
 /** A new session id: {@linkcode ID_BYTES} bytes from the CSPRNG, base64url. */
 export function generateId(): string {
-  return encodeBase64Url(crypto.getRandomValues(new Uint8Array(ID_BYTES)));
+  if (randomOffset + ID_BYTES > randomPool.length) {
+    randomPool = crypto.getRandomValues(new Uint8Array(RANDOM_BATCH));
+    randomOffset = 0;
+  }
+  const bytes = randomPool.subarray(randomOffset, randomOffset + ID_BYTES);
+  randomOffset += ID_BYTES;
+  return encodeBase64Url(bytes);
 }
 
 /**
@@ -92,52 +81,86 @@ export interface Verified {
   rotated: boolean;
 }
 
-/** Signs handles with the first secret and verifies them with all of them. */
+/** The bytes of an ASCII string (handles are base64url, so ASCII by construction). */
+function asciiBytes(text: string): Uint8Array {
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return bytes;
+}
+
+/** Compares two strings of equal length without stopping at the first difference. */
+function constantTimeEqual(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return difference === 0;
+}
+
+const SIGNATURE = /^[A-Za-z0-9_-]{43}$/;
+
+/** Signed values a {@linkcode Signer} remembers: two generations of this many. */
+const REMEMBERED = 4096;
+
+/**
+ * Signs handles with HMAC-SHA-256 under the first secret and verifies them
+ * under each secret in turn. Synchronous: see `_hmac.ts` for why it does not
+ * use `crypto.subtle`.
+ *
+ * It remembers the values it signed or verified under the first secret, so a
+ * returning client's cookie costs a map lookup instead of two hash
+ * compressions. Only exact strings that passed the HMAC are remembered, so
+ * the memory cannot accept anything the HMAC would refuse. Two generations of
+ * maps bound it without ever iterating one.
+ */
 export class Signer {
-  #secrets: string[];
-  #keys: Promise<CryptoKey[]> | undefined;
+  #keys: HmacSha256[];
+  #handles = new Map<string, string>();
+  #olderHandles = new Map<string, string>();
+  #values = new Map<string, string>();
+  #olderValues = new Map<string, string>();
 
   constructor(secrets: string[]) {
-    this.#secrets = secrets;
+    this.#keys = secrets.map((secret) => new HmacSha256(encoder.encode(secret)));
   }
 
-  #getKeys(): Promise<CryptoKey[]> {
-    this.#keys ??= Promise.all(this.#secrets.map((secret) =>
-      crypto.subtle.importKey(
-        "raw",
-        encoder.encode(secret),
-        { name: "HMAC", hash: "SHA-256" },
-        false,
-        ["sign", "verify"],
-      )
-    ));
-    return this.#keys;
+  #remember(handle: string, value: string): void {
+    if (this.#handles.size >= REMEMBERED) {
+      this.#olderHandles = this.#handles;
+      this.#olderValues = this.#values;
+      this.#handles = new Map();
+      this.#values = new Map();
+    }
+    this.#handles.set(value, handle);
+    this.#values.set(handle, value);
   }
 
   /** Returns `handle.signature`. */
-  async sign(handle: string): Promise<string> {
-    const [key] = await this.#getKeys();
-    const mac = await crypto.subtle.sign("HMAC", key, encoder.encode(handle));
-    return `${handle}.${encodeBase64Url(new Uint8Array(mac))}`;
+  sign(handle: string): string {
+    const known = this.#values.get(handle) ?? this.#olderValues.get(handle);
+    if (known !== undefined) return known;
+    const value = `${handle}.${encodeBase64Url(this.#keys[0].digest(asciiBytes(handle)))}`;
+    this.#remember(handle, value);
+    return value;
   }
 
   /**
-   * Verifies `handle.signature` in constant time (Web Crypto's verify).
-   * Answers `"malformed"` when the value does not even have the shape of a
-   * signed handle, and `"bad-signature"` when no secret verifies it; never
-   * throws.
+   * Verifies `handle.signature`, comparing in constant time. Answers
+   * `"malformed"` when the value does not even have the shape of a signed
+   * handle, and `"bad-signature"` when no secret verifies it; never throws.
+   * Only the canonical spelling of a signature verifies.
    */
-  async verify(value: string): Promise<Verified | "malformed" | "bad-signature"> {
+  verify(value: string): Verified | "malformed" | "bad-signature" {
+    const known = this.#handles.get(value) ?? this.#olderHandles.get(value);
+    if (known !== undefined) return { handle: known, rotated: false };
     const dot = value.lastIndexOf(".");
-    if (dot < 0 || value.length - dot - 1 !== SIGNATURE_LENGTH) return "malformed";
+    if (dot < 0) return "malformed";
     const handle = value.slice(0, dot);
-    if (!isWellFormedHandle(handle)) return "malformed";
-    const signature = decodeBase64Url(value.slice(dot + 1));
-    if (signature === undefined) return "malformed";
-    const data = encoder.encode(handle);
-    const keys = await this.#getKeys();
-    for (let i = 0; i < keys.length; i++) {
-      if (await crypto.subtle.verify("HMAC", keys[i], signature, data)) {
+    const signature = value.slice(dot + 1);
+    if (!SIGNATURE.test(signature) || !isWellFormedHandle(handle)) return "malformed";
+    const data = asciiBytes(handle);
+    for (let i = 0; i < this.#keys.length; i++) {
+      if (constantTimeEqual(encodeBase64Url(this.#keys[i].digest(data)), signature)) {
+        if (i === 0) this.#remember(handle, value);
         return { handle, rotated: i > 0 };
       }
     }
@@ -152,12 +175,12 @@ const salt = crypto.getRandomValues(new Uint8Array(16));
  * per-process salt and the id, 16 hex characters. It cannot be turned back
  * into the id, and it differs between processes.
  */
-export async function hashForLog(id: string): Promise<string> {
+export function hashForLog(id: string): string {
   const idBytes = encoder.encode(id);
   const input = new Uint8Array(salt.length + idBytes.length);
   input.set(salt);
   input.set(idBytes, salt.length);
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", input));
+  const digest = sha256(input);
   let hex = "";
   for (let i = 0; i < 8; i++) hex += digest[i].toString(16).padStart(2, "0");
   return hex;

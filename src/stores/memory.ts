@@ -13,7 +13,7 @@ import type { SessionMeta, SessionRecord, Store, StoreWrite } from "../store.ts"
 export interface MemoryStoreOptions {
   /**
    * The most sessions kept at once. When a new session would exceed it, the
-   * session written least recently is dropped. Default 100,000.
+   * session closest to expiry is dropped. Default 100,000.
    */
   maxEntries?: number;
   /** The clock, in milliseconds since the epoch. Default `Date.now`. */
@@ -24,18 +24,26 @@ interface Entry {
   /** `{ data, flash }` as JSON: every read parses a fresh copy, so requests never share objects. */
   body: string;
   meta: SessionMeta;
+  /** The expiry bucket this entry was last filed under. */
+  bucket: number;
 }
 
-/** Expired entries removed from the front of the write order per write: amortised cleanup. */
-const SWEEP_PER_WRITE = 4;
+/** Width of an expiry bucket: sessions expiring in the same minute are swept together. */
+const BUCKET_MS = 60_000;
+/** Bucket references examined per write: cleanup is spread thin, never a pause. */
+const SWEEP_PER_WRITE = 8;
 
 let warned = false;
 
 /**
- * Keeps sessions in a `Map`, ordered by last write. Values are stored as JSON,
- * so no two requests ever share an object. Expired sessions are never
- * returned; they are removed a few at a time from the oldest end on each
- * write (no full scans), and the size is bounded by `maxEntries`.
+ * Keeps sessions in a `Map`. Values are stored as JSON, so no two requests
+ * ever share an object.
+ *
+ * Expiry: `get` never returns an expired session. For cleanup, every session
+ * is filed under the minute it expires in; each write examines a few entries
+ * of the minutes already past and removes what has expired — no timers, no
+ * scans of live sessions, constant work per write. Beyond `maxEntries`, the
+ * session closest to expiry goes first.
  *
  * One process only: sessions are lost on restart and not shared between
  * processes or workers. A warning says so once.
@@ -54,6 +62,10 @@ let warned = false;
  */
 export class MemoryStore implements Store {
   #entries = new Map<string, Entry>();
+  /** Bucket number → ids filed under it, oldest first; an id refiled elsewhere leaves a stale reference. */
+  #buckets = new Map<number, { ids: string[]; head: number }>();
+  /** The bucket numbers in `#buckets`, ascending. */
+  #bucketOrder: number[] = [];
   #maxEntries: number;
   #now: () => number;
 
@@ -81,7 +93,8 @@ export class MemoryStore implements Store {
   #live(id: string): Entry | undefined {
     const entry = this.#entries.get(id);
     if (entry === undefined) return undefined;
-    if (entry.meta.expiresAt <= this.#now() || entry.meta.absoluteExpiresAt <= this.#now()) {
+    const now = this.#now();
+    if (entry.meta.expiresAt <= now || entry.meta.absoluteExpiresAt <= now) {
       this.#entries.delete(id);
       return undefined;
     }
@@ -100,27 +113,28 @@ export class MemoryStore implements Store {
 
   /** Creates a record, or applies an update to a live one (`null` when it is gone). */
   set(id: string, write: StoreWrite): Promise<string | null> {
-    this.#sweep();
+    this.#sweep(this.#now());
     let body: { data: Record<string, unknown>; flash?: Record<string, unknown> };
+    let previous: Entry | undefined;
     if (write.kind === "create") {
       body = { data: write.record.data, flash: write.record.flash };
+      previous = this.#entries.get(id);
     } else {
-      const entry = this.#live(id);
-      if (entry === undefined) return Promise.resolve(null);
-      body = JSON.parse(entry.body);
+      previous = this.#live(id);
+      if (previous === undefined) return Promise.resolve(null);
+      body = JSON.parse(previous.body);
       applyChange(body.data, write);
       if (write.flashChanged) body.flash = write.record.flash;
     }
-    // Re-inserting moves the entry to the newest end of the write order.
-    this.#entries.delete(id);
-    this.#entries.set(id, { body: JSON.stringify(body), meta: { ...write.record.meta } });
-    if (this.#entries.size > this.#maxEntries) {
-      this.#entries.delete(this.#entries.keys().next().value!);
-    }
+    if (previous === undefined && this.#entries.size >= this.#maxEntries) this.#evictOne();
+    const meta = { ...write.record.meta };
+    const bucket = Math.floor(Math.min(meta.expiresAt, meta.absoluteExpiresAt) / BUCKET_MS);
+    if (previous?.bucket !== bucket) this.#file(id, bucket);
+    this.#entries.set(id, { body: JSON.stringify(body), meta, bucket });
     return Promise.resolve(id);
   }
 
-  /** Deletes a record. */
+  /** Deletes a record. Its bucket reference goes stale and is dropped by a later sweep. */
   delete(id: string): Promise<void> {
     this.#entries.delete(id);
     return Promise.resolve();
@@ -129,16 +143,57 @@ export class MemoryStore implements Store {
   /** Drops every session. */
   clear(): Promise<void> {
     this.#entries.clear();
+    this.#buckets.clear();
+    this.#bucketOrder = [];
     return Promise.resolve();
   }
 
-  /** Removes expired entries from the oldest end, a few per write. */
-  #sweep(): void {
-    const now = this.#now();
-    let budget = SWEEP_PER_WRITE;
-    for (const [id, entry] of this.#entries) {
-      if (budget-- === 0 || entry.meta.expiresAt > now) return;
-      this.#entries.delete(id);
+  #file(id: string, bucket: number): void {
+    let filed = this.#buckets.get(bucket);
+    if (filed === undefined) {
+      filed = { ids: [], head: 0 };
+      this.#buckets.set(bucket, filed);
+      // Buckets mostly arrive in ascending order: search from the end.
+      let at = this.#bucketOrder.length;
+      while (at > 0 && this.#bucketOrder[at - 1] > bucket) at--;
+      this.#bucketOrder.splice(at, 0, bucket);
     }
+    filed.ids.push(id);
+  }
+
+  /**
+   * Walks the references of the soonest buckets, oldest first, deleting the
+   * sessions still filed there. With `now`, only buckets entirely in the past
+   * and at most `budget` references (a sweep); without, until one session is
+   * deleted whatever its expiry (an eviction).
+   */
+  #drain(budget: number, now?: number): void {
+    while (budget > 0 && this.#bucketOrder.length > 0) {
+      const bucket = this.#bucketOrder[0];
+      if (now !== undefined && (bucket + 1) * BUCKET_MS > now) return;
+      const filed = this.#buckets.get(bucket)!;
+      while (budget > 0 && filed.head < filed.ids.length) {
+        budget--;
+        const id = filed.ids[filed.head++];
+        const entry = this.#entries.get(id);
+        if (entry === undefined || entry.bucket !== bucket) continue;
+        this.#entries.delete(id);
+        if (now === undefined) budget = 0;
+      }
+      if (filed.head === filed.ids.length) {
+        this.#buckets.delete(bucket);
+        this.#bucketOrder.shift();
+      }
+    }
+  }
+
+  /** Removes a few expired sessions: the ones filed under minutes already past. */
+  #sweep(now: number): void {
+    this.#drain(SWEEP_PER_WRITE, now);
+  }
+
+  /** Drops the session closest to expiry. */
+  #evictOne(): void {
+    this.#drain(Number.POSITIVE_INFINITY);
   }
 }

@@ -11,30 +11,44 @@ function write(expiresAt: number): StoreWrite {
   return { kind: "create", record, set: record.data, deleted: [], cleared: false, flashChanged: false };
 }
 
-test("MemoryStore: drops the least recently written session beyond maxEntries", async () => {
+test("MemoryStore: beyond maxEntries the session closest to expiry goes first", async () => {
   const store = new MemoryStore({ maxEntries: 3 });
-  const far = Date.now() + 60_000;
-  for (const id of ["a", "b", "c"]) await store.set(id.repeat(32), write(far));
-  await store.set("a".repeat(32), write(far)); // rewriting a makes b the oldest
-  await store.set("d".repeat(32), write(far));
+  const far = Date.now() + 3_600_000;
+  await store.set("a".repeat(32), write(far));
+  await store.set("b".repeat(32), write(far + 120_000));
+  await store.set("c".repeat(32), write(far + 240_000));
+  await store.set("a".repeat(32), write(far + 360_000)); // a slides past the others
+  await store.set("d".repeat(32), write(far + 480_000));
   assert.equal(store.size, 3);
-  assert.equal(await store.get("b".repeat(32)), undefined);
-  assert.ok(await store.get("a".repeat(32)));
-  assert.ok(await store.get("d".repeat(32)));
+  assert.equal(await store.get("b".repeat(32)), undefined, "b expired soonest");
+  for (const id of ["a", "c", "d"]) assert.ok(await store.get(id.repeat(32)), id);
 });
 
-test("MemoryStore: sweeps expired sessions from the oldest end on writes, without a full scan", async () => {
+test("MemoryStore: sweeps expired sessions a few per write, without touching live ones", async () => {
   let now = 1_000;
   const store = new MemoryStore({ now: () => now });
-  for (let i = 0; i < 10; i++) await store.set(`old${i}`.padEnd(32, "x"), write(2_000));
-  await store.set("live".padEnd(32, "x"), write(100_000));
-  now = 3_000;
-  assert.equal(store.size, 11);
-  await store.set("new1".padEnd(32, "x"), write(100_000));
-  assert.equal(store.size, 8, "four expired removed by one write");
-  await store.set("new2".padEnd(32, "x"), write(100_000));
-  await store.set("new3".padEnd(32, "x"), write(100_000));
-  assert.equal(store.size, 4, "all ten expired gone; live, new1, new2, new3 kept");
+  for (let i = 0; i < 20; i++) await store.set(`old${i}`.padEnd(32, "x"), write(2_000));
+  await store.set("live".padEnd(32, "x"), write(10_000_000));
+  now = 61_000; // the minute the old ones expired in is entirely past
+  assert.equal(store.size, 21);
+  await store.set("new1".padEnd(32, "x"), write(10_000_000));
+  assert.equal(store.size, 14, "eight expired removed by one write");
+  await store.set("new2".padEnd(32, "x"), write(10_000_000));
+  await store.set("new3".padEnd(32, "x"), write(10_000_000));
+  assert.equal(store.size, 4, "all twenty expired gone; live, new1, new2, new3 kept");
+  await store.set("new4".padEnd(32, "x"), write(10_000_000));
+  assert.equal(store.size, 5, "live sessions are never swept");
+});
+
+test("MemoryStore: a session rewritten many times leaves no extra work behind", async () => {
+  let now = 1_000;
+  const store = new MemoryStore({ now: () => now });
+  for (let i = 0; i < 1000; i++) {
+    now += 1000;
+    await store.set("hot".padEnd(32, "x"), write(now + 60_000));
+  }
+  assert.equal(store.size, 1);
+  assert.ok(await store.get("hot".padEnd(32, "x")));
 });
 
 test("MemoryStore: rejects a bad maxEntries naming the option", () => {

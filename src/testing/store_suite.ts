@@ -325,7 +325,7 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
         equal(await store.get(id), CORRUPT_RECORD);
         const secret = "store-suite-secret-0123456789abcdefgh";
         const manager = new SessionManager({ store, secret });
-        const cookie = `sid=${await new Signer([secret]).sign(id)}`;
+        const cookie = `sid=${new Signer([secret]).sign(id)}`;
         const session = await manager.load({ cookie, https: false });
         equal(session.isNew, true);
         equal(await store.get(id), undefined, "the corrupt record was deleted");
