@@ -62,6 +62,10 @@ export function session<T extends SessionData = Record<string, any>>(
     await next();
     if (c.error) return;
     const setCookie = await manager.commit(current);
-    if (setCookie) c.res = withSetCookie(c.res, setCookie);
+    if (setCookie) {
+      const response = withSetCookie(c.res, setCookie);
+      // Assigning c.res makes Hono copy the response and merge headers: only do it for a replaced response.
+      if (response !== c.res) c.res = response;
+    }
   };
 }
