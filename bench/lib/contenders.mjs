@@ -1,0 +1,139 @@
+// Every framework group and contender the harness knows, and the targets the report checks.
+// `floor` is the no-op middleware each ratio is taken against; `peers` pairs our contender with the
+// library users pick today on the same framework and store.
+
+export const SCENARIOS = ["bare", "read", "write", "new"];
+
+const EXPRESS_OAK_FLOOR = { read: 0.95, write: 0.93, new: 0.9 };
+const FETCH_FLOOR = { read: 0.85, write: 0.8, new: 0.7 };
+
+const none = { name: "none", kind: "none", label: "no middleware" };
+const noop = { name: "noop", kind: "floor", label: "no-op middleware (floor)" };
+const oursMemory = { name: "ours-memory", kind: "ours", store: "memory", label: "ours + MemoryStore" };
+const oursRedis = { name: "ours-redis", kind: "ours", store: "redis", label: "ours + RedisStore" };
+// Experiments: our contender on a patched snapshot of src/ (bench/lib/experiments.mjs), opt-in with
+// --experiments; "runs" is the server-side contender the patched tree serves.
+const inPlaceCookie = {
+  name: "ours-memory+res",
+  kind: "experiment",
+  store: "memory",
+  label: "ours + MemoryStore, patched: in-place Set-Cookie",
+  runs: "ours-memory",
+  patches: ["hono-inplace-cookie"],
+  optional: true,
+};
+
+export const GROUPS = [
+  {
+    id: "express",
+    label: "Express 5 (Node)",
+    runtime: "node",
+    entry: "bench/servers/express.ts",
+    floorTargets: EXPRESS_OAK_FLOOR,
+    contenders: [
+      none,
+      noop,
+      { ...oursMemory, requires: "src/adapters/express.ts" },
+      { ...oursRedis, requires: "src/adapters/express.ts" },
+      {
+        name: "express-session-memory",
+        kind: "peer",
+        store: "memory",
+        label: "express-session + MemoryStore",
+      },
+      {
+        name: "express-session-redis",
+        kind: "peer",
+        store: "redis",
+        label: "express-session + connect-redis",
+      },
+    ],
+    peers: [
+      { ours: "ours-memory", peer: "express-session-memory", min: 1.5 },
+      { ours: "ours-redis", peer: "express-session-redis", min: 1.5 },
+    ],
+  },
+  {
+    id: "hono-node",
+    label: "Hono (Node, @hono/node-server)",
+    runtime: "node",
+    entry: "bench/servers/hono_node.ts",
+    floorTargets: FETCH_FLOOR,
+    contenders: [
+      none,
+      noop,
+      oursMemory,
+      oursRedis,
+      { name: "hono-sessions-memory", kind: "peer", store: "memory", label: "hono-sessions + MemoryStore" },
+      { name: "hono-session-memory", kind: "peer", store: "memory", label: "@hono/session + Map storage" },
+      inPlaceCookie,
+    ],
+    peers: [
+      { ours: "ours-memory", peer: "hono-sessions-memory", min: 5 },
+      { ours: "ours-memory", peer: "hono-session-memory", min: 5 },
+    ],
+  },
+  {
+    id: "hono-deno",
+    label: "Hono (Deno, Deno.serve(app.fetch))",
+    runtime: "deno",
+    entry: "bench/servers/hono_deno.ts",
+    floorTargets: FETCH_FLOOR,
+    contenders: [
+      none,
+      noop,
+      oursMemory,
+      { ...oursRedis, optional: true },
+      { name: "hono-sessions-memory", kind: "peer", store: "memory", label: "hono-sessions + MemoryStore" },
+      { name: "hono-session-memory", kind: "peer", store: "memory", label: "@hono/session + Map storage" },
+      inPlaceCookie,
+    ],
+    peers: [
+      { ours: "ours-memory", peer: "hono-sessions-memory", min: 5 },
+      { ours: "ours-memory", peer: "hono-session-memory", min: 5 },
+    ],
+  },
+  {
+    id: "oak",
+    label: "Oak 14 (Node)",
+    runtime: "node",
+    entry: "bench/servers/oak.ts",
+    floorTargets: EXPRESS_OAK_FLOOR,
+    contenders: [none, noop, oursMemory, { ...oursRedis, optional: true }],
+    peers: [],
+  },
+  {
+    id: "deno-serve",
+    label: "Deno.serve (fetch adapter)",
+    runtime: "deno",
+    entry: "bench/servers/deno_serve.ts",
+    floorTargets: FETCH_FLOOR,
+    contenders: [none, noop, oursMemory, { ...oursRedis, optional: true }],
+    peers: [],
+  },
+];
+
+/**
+ * Selectors: `group` (every default contender of it), `group/contender`, `*\/contender` or a bare
+ * contender name (in every group). Optional contenders run only when named explicitly.
+ */
+export function select(only, skip, experiments = false) {
+  const matches = (selector, group, contender, explicitOnly) => {
+    const [g, c] = selector.includes("/") ? selector.split("/") : [undefined, selector];
+    if (g === undefined) {
+      if (selector === group.id) return !explicitOnly;
+      return c === contender.name;
+    }
+    return (g === "*" || g === group.id) && (c === "*" ? !explicitOnly : c === contender.name);
+  };
+  const chosen = [];
+  for (const group of GROUPS) {
+    for (const contender of group.contenders) {
+      const optional = contender.optional && !(experiments && contender.kind === "experiment");
+      const wanted = only.length === 0 ? !optional : only.some((s) => matches(s, group, contender, optional));
+      const unwanted = skip.some((s) => matches(s, group, contender, false));
+      if (wanted && !unwanted) chosen.push({ group, contender });
+    }
+  }
+  return chosen;
+}

@@ -1,0 +1,512 @@
+// Turns the harness's results into bench/results/<date>.md. Ratios are medians of per-round paired
+// ratios: each round measures the contender and its reference minutes apart, so drift on a shared
+// machine cancels instead of landing on whichever contender ran during a noisy spell.
+import { GROUPS, SCENARIOS } from "./contenders.mjs";
+
+const fmtInt = (n) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en") : "–");
+const fmt = (n, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "–");
+const pct = (n) => (Number.isFinite(n) ? `${(n * 100).toFixed(1)}%` : "–");
+
+function median(values) {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Median over rounds of ratio(a round, b round), pairing round i with round i. */
+function paired(a, b, ratio) {
+  if (!a?.rounds?.length || !b?.rounds?.length) return NaN;
+  const ratios = [];
+  for (const r of a.rounds) {
+    const other = b.rounds.find((x) => x.round === r.round);
+    if (other) ratios.push(ratio(r, other));
+  }
+  return median(ratios);
+}
+
+/** Throughput ratio a ÷ b. */
+export function pairedRatio(a, b) {
+  return paired(a, b, (x, y) => (y.rps > 0 ? x.rps / y.rps : NaN));
+}
+
+/** Capacity ratio from CPU per request: what a ÷ b would be if both kept one core busy. */
+export function pairedCpuRatio(a, b) {
+  return paired(a, b, (x, y) => (x.cpuUsPerRequest > 0 ? y.cpuUsPerRequest / x.cpuUsPerRequest : NaN));
+}
+
+/** Below this share of a core the server was waiting on the load generator, not working. */
+export const SATURATED = 0.85;
+
+/**
+ * The ratio a target is judged on: throughput when both servers were saturated, else the CPU-based
+ * capacity ratio (a load generator that tops out flatters whichever side it capped).
+ */
+export function judgedRatio(a, b) {
+  const rps = pairedRatio(a, b);
+  const cpu = pairedCpuRatio(a, b);
+  const saturated = (a?.median?.cpuShare ?? 0) >= SATURATED && (b?.median?.cpuShare ?? 0) >= SATURATED;
+  return { rps, cpu, saturated, value: saturated ? rps : cpu };
+}
+
+function verdict(value, min) {
+  if (!Number.isFinite(value) || min === undefined) return "";
+  return value >= min ? "✅" : "❌";
+}
+
+function scenarioOf(groupResult, contender, scenario) {
+  return groupResult?.contenders?.[contender]?.scenarios?.[scenario];
+}
+
+/** Every target of the issue, evaluated; `null` value when a contender did not run. */
+export function evaluateTargets(results) {
+  const rows = [];
+  for (const group of GROUPS) {
+    const g = results.http?.[group.id];
+    if (!g) continue;
+    for (const scenario of ["read", "write", "new"]) {
+      const min = group.floorTargets[scenario];
+      const r = judgedRatio(scenarioOf(g, "ours-memory", scenario), scenarioOf(g, "noop", scenario));
+      rows.push({ group, scenario, kind: "floor", what: "ours (MemoryStore) ÷ no-op floor", min, ...r });
+    }
+    for (const pair of group.peers) {
+      for (const scenario of SCENARIOS) {
+        const r = judgedRatio(scenarioOf(g, pair.ours, scenario), scenarioOf(g, pair.peer, scenario));
+        rows.push({
+          group,
+          scenario,
+          kind: "peer",
+          what: `${pair.ours} ÷ ${pair.peer}`,
+          min: pair.min,
+          // The most any middleware could reach against this peer: a free one runs at the floor.
+          ceiling: judgedRatio(scenarioOf(g, "noop", scenario), scenarioOf(g, pair.peer, scenario)).value,
+          ...r,
+        });
+      }
+    }
+  }
+  return rows;
+}
+
+function machineSection(results) {
+  const m = results.machine;
+  const o = results.options;
+  const lines = [
+    "## Machine",
+    "",
+    "| | |",
+    "| --- | --- |",
+    `| CPU | ${m.cpu} |`,
+    `| Cores | ${m.cores} |`,
+    `| Memory | ${m.memoryGiB} GiB |`,
+    `| Kernel | ${m.kernel} |`,
+    `| Node | ${m.node} |`,
+    `| Deno | ${m.deno} |`,
+    `| Load generator | ${m.wrk} |`,
+    `| Redis | ${m.redis} |`,
+    `| Load average (1/5/15 min) at start → end | ${m.loadAverage} → ${m.loadAverageEnd ?? "?"} |`,
+    `| Source | commit ${m.commit}; snapshot of src/ taken at start, fingerprint \`${m.source}\`${
+      m.sourceAfter
+        ? ` (src/ changed during the run, now \`${m.sourceAfter}\`; every runtime ran the snapshot)`
+        : ""
+    } |`,
+    `| Packages | ${Object.entries(m.packages).map(([k, v]) => `${k} ${v}`).join(", ")} |`,
+    "",
+    "## Method",
+    "",
+    `- Load: \`wrk -t1 -c${o.connections} -d${o.duration}s\` on loopback from a separate process; ` +
+    `${o.warmup} s of warm-up per contender and scenario, then ${o.rounds} timed rounds, interleaved ` +
+    "(every contender of a framework runs once per round, in rotating order); medians reported.",
+    `- Pinning: ${results.pinning}.`,
+    `- read/write requests cycle through ${o.pool} distinct sessions created through each server before timing; ` +
+    "baselines receive cookies of the same format.",
+    "- CPU/request: server utime+stime from /proc/<pid>/stat over the run ÷ requests. RSS: VmRSS after the last round.",
+    "- Ratios: median over rounds of the per-round ratio (contender ÷ reference measured in the same round).",
+    `- Elapsed: ${fmt(results.elapsedMinutes, 1)} min.` +
+    (o.quick ? " **Quick mode: indicative only.**" : "") +
+    (o.partial ? " **Partial run (filtered).**" : ""),
+    "",
+  ];
+  return lines.join("\n");
+}
+
+function headlineSection(results) {
+  const rows = evaluateTargets(results);
+  if (rows.length === 0) return "";
+  const lines = [
+    "## Headline ratios",
+    "",
+    "What the README quotes. Floor = the same framework with a no-op middleware; peer = the library users pick",
+    "today on that framework, same store kind.",
+    "",
+    "Two ratios per row: req/s (median of per-round ratios) and CPU capacity (reference CPU/request ÷ ours:",
+    "the throughput ratio one fully busy core would give). The verdict uses req/s when both servers kept",
+    `their core ≥ ${
+      SATURATED * 100
+    }% busy, otherwise CPU capacity (marked *), because then the load generator,`,
+    "not the server, set the req/s of the faster side.",
+    "",
+    "Ceiling (peer rows): floor ÷ peer, the most a middleware that cost nothing could reach against that",
+    "peer; a target above its ceiling cannot be met by making our code faster.",
+    "",
+    "| Framework | Scenario | Comparison | req/s ratio | CPU-capacity ratio | Target | | Ceiling |",
+    "| --- | --- | --- | ---: | ---: | ---: | :-: | ---: |",
+  ];
+  const show = (r, v) => (r.kind === "floor" ? fmt(v) : Number.isFinite(v) ? `${fmt(v)}×` : "–");
+  for (const r of rows) {
+    const target = r.kind === "floor" ? `≥ ${fmt(r.min)}` : `≥ ${r.min}×`;
+    const star = Number.isFinite(r.value) && !r.saturated ? " *" : "";
+    lines.push(
+      `| ${r.group.label} | ${r.scenario} | ${r.what} | ${show(r, r.rps)} | ${
+        show(r, r.cpu)
+      }${star} | ${target} | ${verdict(r.value, r.min)} | ${r.kind === "peer" ? `${fmt(r.ceiling)}×` : ""} |`,
+    );
+  }
+  // Redis-backed: informational ratios, the targets being about round trips (next section).
+  const redisRows = [];
+  for (const group of GROUPS) {
+    const g = results.http?.[group.id];
+    if (!g?.contenders?.["ours-redis"]) continue;
+    for (const scenario of SCENARIOS) {
+      const ours = scenarioOf(g, "ours-redis", scenario);
+      const floor = pairedRatio(ours, scenarioOf(g, "noop", scenario));
+      const peer = g.contenders["express-session-redis"]
+        ? pairedRatio(ours, scenarioOf(g, "express-session-redis", scenario))
+        : NaN;
+      redisRows.push(
+        `| ${group.label} | ${scenario} | ${fmtInt(ours?.median?.rps)} | ${fmt(floor)} | ${
+          Number.isFinite(peer) ? `${fmt(peer)}× ${verdict(peer, 1.5)}` : "–"
+        } |`,
+      );
+    }
+  }
+  if (redisRows.length) {
+    lines.push(
+      "",
+      "Redis-backed (same redis-server; peer = express-session + connect-redis, target ≥ 1.5×):",
+      "",
+      "| Framework | Scenario | ours + Redis req/s | ÷ floor | ÷ peer |",
+      "| --- | --- | ---: | ---: | ---: |",
+      ...redisRows,
+    );
+  }
+  const missed = rows.filter((r) => Number.isFinite(r.value) && r.value < r.min);
+  const absent = rows.filter((r) => !Number.isFinite(r.value));
+  lines.push("", "### Targets missed", "");
+  if (missed.length === 0) lines.push("None among the targets measured.");
+  for (const r of missed) {
+    const value = r.kind === "floor" ? fmt(r.value) : `${fmt(r.value)}×`;
+    const basis = r.saturated ? "" : " (CPU capacity)";
+    lines.push(
+      `- ${r.group.label}, ${r.scenario}: ${r.what} = ${value}${basis} (target ≥ ${r.min}${
+        r.kind === "peer" ? "×" : ""
+      })`,
+    );
+  }
+  if (absent.length) {
+    lines.push(
+      "",
+      `Not measured (contender skipped or filtered out): ${
+        [...new Set(absent.map((r) => `${r.group.label} ${r.what}`))].join("; ")
+      }.`,
+    );
+  }
+  lines.push("");
+  return lines.join("\n");
+}
+
+function groupSection(group, g) {
+  const lines = [`### ${g.label}`, ""];
+  lines.push(
+    "| Contender | Scenario | req/s (min–max) | p50 ms | p99 ms | CPU µs/req | server CPU | RSS MB | ÷ floor | ÷ none | errors |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  );
+  for (const contender of group.contenders) {
+    const c = g.contenders[contender.name];
+    if (!c || Object.keys(c.scenarios).length === 0) continue;
+    for (const scenario of SCENARIOS) {
+      const s = c.scenarios[scenario];
+      if (!s?.median) continue;
+      const m = s.median;
+      const floor = pairedRatio(s, scenarioOf(g, "noop", scenario));
+      const none = pairedRatio(s, scenarioOf(g, "none", scenario));
+      lines.push(
+        `| ${contender.label} | ${scenario} | ${fmtInt(m.rps)} (${fmtInt(m.minRps)}–${fmtInt(m.maxRps)}) | ${
+          fmt(m.p50Ms)
+        } | ${fmt(m.p99Ms)} | ${fmt(m.cpuUsPerRequest, 1)} | ${pct(m.cpuShare)} | ${fmt(m.rssMB, 0)} | ${
+          fmt(floor)
+        } | ${fmt(none)} | ${m.errors} |`,
+      );
+    }
+  }
+  const notes = [];
+  for (const contender of group.contenders) {
+    const c = g.contenders[contender.name];
+    if (!c?.check) continue;
+    const parts = [...(c.check.problems ?? []).map((p) => `**${p}**`), ...(c.check.notes ?? [])];
+    if (c.poolAfterLoad) parts.push(`pool after load: ${c.poolAfterLoad}`);
+    if (parts.length) notes.push(`- ${contender.label}: ${parts.join("; ")}`);
+  }
+  for (const s of g.skipped ?? []) notes.push(`- skipped ${s.name}: ${s.reason}`);
+  if (notes.length) lines.push("", "Correctness checks before timing, and notes:", "", ...notes);
+  lines.push("");
+  return lines.join("\n");
+}
+
+function experimentSection(results) {
+  const lines = [];
+  for (const group of GROUPS) {
+    const g = results.http?.[group.id];
+    if (!g) continue;
+    for (const contender of group.contenders.filter((c) => c.kind === "experiment")) {
+      const c = g.contenders[contender.name];
+      if (!c) continue;
+      for (const scenario of SCENARIOS) {
+        const s = c.scenarios?.[scenario];
+        if (!s?.median) continue;
+        const ours = scenarioOf(g, "ours-memory", scenario);
+        const vsOurs = judgedRatio(s, ours);
+        const vsFloor = judgedRatio(s, scenarioOf(g, "noop", scenario));
+        lines.push(
+          `| ${group.label} | ${contender.patches.join(" + ")} | ${scenario} | ${fmtInt(s.median.rps)} | ${
+            fmt(s.median.cpuUsPerRequest, 1)
+          } (unpatched ${fmt(ours?.median?.cpuUsPerRequest, 1)}) | ${fmt(vsOurs.rps)}× / ${
+            fmt(vsOurs.cpu)
+          }× | ${fmt(vsFloor.rps)} / ${fmt(vsFloor.cpu)} |`,
+        );
+      }
+    }
+  }
+  if (lines.length === 0) return "";
+  return [
+    "## Experiments (patched copies of src/, not the library as shipped)",
+    "",
+    "bench/lib/experiments.mjs patches a transpiled copy of src/ to measure an optimisation before anyone",
+    "writes it. Ratios are req/s / CPU capacity.",
+    "",
+    "| Framework | Patches | Scenario | req/s | CPU µs/req | ÷ unpatched ours | ÷ floor |",
+    "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+    ...lines,
+    "",
+  ].join("\n");
+}
+
+function redisSection(results) {
+  const lines = [];
+  for (const group of GROUPS) {
+    const g = results.http?.[group.id];
+    if (!g) continue;
+    for (const contender of group.contenders) {
+      const c = g.contenders[contender.name];
+      if (!c?.redisProbe) continue;
+      if (c.redisProbe.error) {
+        lines.push(`| ${group.label} | ${contender.label} | probe failed: ${c.redisProbe.error} | | | |`);
+        continue;
+      }
+      const cell = (scenario) => {
+        const r = c.redisProbe[scenario];
+        if (!r) return "–";
+        const list = (o) => Object.entries(o).map(([k, v]) => `${k} ${fmt(v)}`).join(", ") || "none";
+        const underLoad = c.scenarios?.[scenario]?.median?.redisPerRequest;
+        return `**${fmt(r.total)}** (${list(r.perCommand)}); executed ${fmt(r.executed?.total)}${
+          Number.isFinite(underLoad) ? `, under load ${fmt(underLoad)}` : ""
+        }`;
+      };
+      lines.push(
+        `| ${group.label} | ${contender.label} | ${cell("bare")} | ${cell("read")} | ${cell("write")} | ${
+          cell("new")
+        } |`,
+      );
+    }
+  }
+  if (lines.length === 0) return "";
+  return [
+    "## Redis round trips per request",
+    "",
+    "Round trips, in bold: commands the server's clients sent during 100 sequential requests per scenario,",
+    "counted with MONITOR, ÷ 100. Executed: the `INFO commandstats` delta over the same requests, which also",
+    "counts the commands a Lua script runs inside Redis (work, not round trips); under load: that delta over",
+    "the timed wrk runs ÷ completed requests. Targets: a read-only request = 1 round trip, a write = 1 round",
+    "trip for the write itself, an unchanged session = no write.",
+    "",
+    "| Framework | Contender | bare | read | write | new |",
+    "| --- | --- | --- | --- | --- | --- |",
+    ...lines,
+    "",
+  ].join("\n");
+}
+
+function microSection(results) {
+  if (!results.micro?.length) return "";
+  const runtimes = results.micro.filter((m) => m.results);
+  const names = [];
+  for (const m of runtimes) {
+    for (const r of m.results) if (!names.some((n) => n.name === r.name)) names.push(r);
+  }
+  const time = (
+    ns,
+  ) => (!Number.isFinite(ns) ? "–" : ns >= 1000 ? `${(ns / 1000).toFixed(2)} µs` : `${ns.toFixed(0)} ns`);
+  const lines = [
+    "## Micro-benchmarks (mitata)",
+    "",
+    "Serial latency of one call (avg / p99). Rows starting with `alt:` are not library code: they measure the",
+    "replacement an optimisation proposal would make. Web Crypto calls in Node hop to the libuv thread pool,",
+    "so their latency is mostly waiting, not CPU: compare with the CPU/request columns above.",
+    "",
+    `| Group | Case | ${runtimes.map((m) => `${m.runtime} avg | p99`).join(" | ")} |`,
+    `| --- | --- | ${runtimes.map(() => "---: | ---:").join(" | ")} |`,
+  ];
+  for (const n of names) {
+    const cells = runtimes.map((m) => {
+      const r = m.results.find((x) => x.name === n.name);
+      return r ? `${time(r.avgNs)} | ${time(r.p99Ns)}` : "– | –";
+    });
+    lines.push(`| ${n.group} | ${n.name} | ${cells.join(" | ")} |`);
+  }
+  for (const m of results.micro.filter((m) => m.error)) lines.push("", `${m.runtime} failed: \`${m.error}\``);
+  lines.push("");
+  return lines.join("\n");
+}
+
+function scaleSection(results) {
+  const s = results.scale;
+  if (!s) return "";
+  if (s.error) return `## Scale\n\nFailed: \`\`\`\n${s.error}\n\`\`\`\n`;
+  const m = s.memory;
+  const d = m.drain;
+  const lines = [
+    "## Scale",
+    "",
+    `### MemoryStore, ${fmtInt(m.sessions)} live sessions (${s.runtime})`,
+    "",
+    "| Measure | Value |",
+    "| --- | ---: |",
+    `| Fill rate (store.set create) | ${fmtInt(m.createsPerSecond)} /s |`,
+    `| V8 heap per session (id + record; after full GC) | ${fmtInt(m.heapBytesPerSession)} B |`,
+    `| RSS per session | ${fmtInt(m.rssBytesPerSession)} B |`,
+    `| Heap used at ${fmtInt(m.sessions)} sessions | ${fmtInt(m.heapUsedMB)} MiB |`,
+    `| get() at full size | ${fmt(m.getUs)} µs |`,
+    `| All expired at once: writes it took to sweep them | ${fmtInt(d.writes)} (${
+      fmt(m.sessions / Math.max(1, d.writes), 1)
+    } expired sessions removed per write)${
+      d.finished ? "" : `, stopped at the time budget, ${fmtInt(d.expiredLeft)} left`
+    } |`,
+    `| … time for those writes | ${fmt(d.totalMs / 1000, 1)} s |`,
+    `| … mean cost per write while sweeping | ${fmt(d.usPerWrite, 1)} µs (fill: ${
+      fmt(1e6 / m.createsPerSecond, 1)
+    } µs) |`,
+    `| … slowest single write; writes over 5 ms | ${fmt(d.slowestMs, 1)} ms; ${d.stallsOver5ms} |`,
+    "",
+    "Cost per write while draining, per 25,000 writes:",
+    "",
+    "| Writes so far | Expired left | µs/write |",
+    "| ---: | ---: | ---: |",
+    ...d.checkpoints.map((c) =>
+      `| ${fmtInt(c.writes)} | ${fmtInt(c.remainingExpired)} | ${fmt(c.usPerWrite, 1)} |`
+    ),
+    "",
+  ];
+  if (s.sweepModel) {
+    const sm = s.sweepModel;
+    lines.push(
+      `For reference, the same drain on a plain \`Map\` of ${fmtInt(sm.size)} entries swept from its front: ${
+        fmt(sm.freshIteratorUsPerWrite, 1)
+      } µs/write when each sweep starts a fresh iterator (V8 keeps deleted entries as holes until it rebuilds`,
+      `the table, and every new iterator walks them again), ${
+        fmt(sm.persistentCursorUsPerWrite, 2)
+      } µs/write with one cursor kept across writes.`,
+      "",
+    );
+  }
+  if (s.sqlite?.length) {
+    lines.push(
+      "### SqliteStore, WAL",
+      "",
+      "| Configuration | synchronous | creates/s | updates/s | reads/s |",
+      "| --- | --- | ---: | ---: | ---: |",
+      ...s.sqlite.map((c) =>
+        `| ${c.label} | ${c.synchronous} | ${fmtInt(c.createsPerSecond)} | ${fmtInt(c.updatesPerSecond)} | ${
+          fmtInt(c.readsPerSecond)
+        } |`
+      ),
+      "",
+      `Each store call is one transaction; ${
+        fmtInt(s.sqlite[0].writes)
+      } of each, sequential, one connection.`,
+      "",
+    );
+  }
+  return lines.join("\n");
+}
+
+function profileSection(results) {
+  const p = results.profile;
+  if (!p) return "";
+  const lines = [
+    "## CPU profiles",
+    "",
+    `\`node --cpu-prof\` on ${p.target}, under the same wrk load; only samples inside the timed load window count.`,
+    'Self time: time in the function itself. "Under our code": samples with any src/ frame on the stack.',
+    "",
+  ];
+  for (const [scenario, s] of Object.entries(p.scenarios)) {
+    lines.push(`### ${scenario}`, "");
+    if (s.error) {
+      lines.push(`Failed: ${s.error}`, "");
+      continue;
+    }
+    lines.push(
+      `${fmtInt(s.rps)} req/s while profiled; busy ${fmt(s.busyMs / 1000, 2)} s, idle ${
+        fmt(s.idleMs / 1000, 2)
+      } s; ` +
+        `under our code (inclusive): ${pct(s.inclusiveOursShare)}. Profile: \`${s.file}\`.`,
+      "",
+      "| Where the busy time went | share |",
+      "| --- | ---: |",
+      ...s.categories.map((c) => `| ${c.name} | ${pct(c.share)} |`),
+      "",
+      "Top self time in our code:",
+      "",
+      "| Function | Where | Self | Share of busy |",
+      "| --- | --- | ---: | ---: |",
+      ...s.topOurs.map((r) =>
+        `| \`${r.function}\` | ${r.where} | ${fmt(r.selfMs, 1)} ms | ${pct(r.share)} |`
+      ),
+      "",
+      "Top self time overall:",
+      "",
+      "| Function | Where | Category | Share of busy |",
+      "| --- | --- | --- | ---: |",
+      ...s.topAll.slice(0, 12).map((r) =>
+        `| \`${r.function}\` | ${r.where || "–"} | ${r.category} | ${pct(r.share)} |`
+      ),
+      "",
+    );
+  }
+  return lines.join("\n");
+}
+
+export function renderReport(results) {
+  const parts = [
+    `# Session benchmark, ${results.startedAt.slice(0, 10)}`,
+    "",
+    "Generated by `npm run bench` (bench/run.mjs). Raw numbers: the .json file next to this one.",
+    "",
+    machineSection(results),
+    headlineSection(results),
+  ];
+  if (results.http) {
+    parts.push("## Results per framework", "");
+    for (const group of GROUPS) {
+      if (results.http[group.id]) parts.push(groupSection(group, results.http[group.id]));
+    }
+  }
+  parts.push(
+    experimentSection(results),
+    redisSection(results),
+    profileSection(results),
+    microSection(results),
+    scaleSection(results),
+  );
+  return parts.filter((p) => p !== "").join("\n") + "\n";
+}

@@ -1,0 +1,87 @@
+// Bare Deno.serve, a no-op wrapper, and our fetch adapter. Contender from BENCH_CONTENDER.
+import { session } from "../../src/adapters/fetch.ts";
+import type { Session } from "../../src/session.ts";
+import { MemoryStore } from "../../src/stores/memory.ts";
+import { RedisStore } from "../../src/stores/redis.ts";
+import { announce, BARE_BODY, body, exitOnSignal, readConfig, requireRedis, SECRET } from "./_common.ts";
+
+const config = readConfig();
+const TEXT = { headers: { "content-type": "text/plain; charset=UTF-8" } };
+
+function pathOf(request: Request): string {
+  // Skips the URL parser: the request target is all a router of four fixed paths needs.
+  const url = request.url;
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  return url.slice(start);
+}
+
+function plain(request: Request): Response {
+  switch (pathOf(request)) {
+    case "/bare":
+      return new Response(BARE_BODY, TEXT);
+    case "/read":
+      return new Response(body(0), TEXT);
+    case "/new":
+    case "/write":
+      return new Response(body(1), TEXT);
+    default:
+      return new Response("not found", { status: 404 });
+  }
+}
+
+function withCounter(request: Request, s: Session<{ n: number }>): Response {
+  switch (pathOf(request)) {
+    case "/bare":
+      return new Response(BARE_BODY, TEXT);
+    case "/new":
+      s.set("n", 1);
+      return new Response(body(1), TEXT);
+    case "/read":
+      return new Response(body(s.get("n") ?? 0), TEXT);
+    case "/write": {
+      const n = (s.get("n") ?? 0) + 1;
+      s.set("n", n);
+      return new Response(body(n), TEXT);
+    }
+    default:
+      return new Response("not found", { status: 404 });
+  }
+}
+
+let handler: (request: Request) => Response | Promise<Response>;
+let close = () => Promise.resolve();
+switch (config.contender) {
+  case "none":
+    handler = plain;
+    break;
+  case "noop":
+    // The floor: the same async wrapping a session wrapper adds, without the session.
+    handler = async (request) => await plain(request);
+    break;
+  case "ours-memory":
+    handler = session<{ n: number }>({ secret: SECRET, store: new MemoryStore() })(withCounter);
+    break;
+  case "ours-redis": {
+    const store = new RedisStore({
+      host: "127.0.0.1",
+      port: requireRedis(config),
+      keyPrefix: `bench:deno-serve:${Deno.pid}:`,
+    });
+    await store.init();
+    close = () => store.close();
+    handler = session<{ n: number }>({ secret: SECRET, store })(withCounter);
+    break;
+  }
+  default:
+    throw new Error(`unknown Deno.serve contender ${config.contender}`);
+}
+
+const server = Deno.serve({
+  port: config.port,
+  hostname: "127.0.0.1",
+  onListen: ({ port }) => announce(port),
+}, handler);
+exitOnSignal(async () => {
+  await server.shutdown();
+  await close();
+});
