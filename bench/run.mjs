@@ -40,7 +40,7 @@ const PHASES = ["http", "profile", "micro", "scale"];
 
 const HELP = `npm run bench -- [options]
 
-  --quick                 3 rounds x 1 s, shorter micro/scale/profile: for iterating (~6 min)
+  --quick                 3 rounds x 1 s, shorter micro/scale/profile: for iterating (~7 min)
   --only=SEL[,SEL...]     contenders to run: a group (express, hono-node, hono-deno, oak, deno-serve),
                           group/contender (hono-node/ours-memory), */contender or a contender name
   --skip=SEL[,SEL...]     contenders to leave out (same selectors)
@@ -578,7 +578,9 @@ async function profilePhase(ctx) {
       continue;
     }
     const live = { contender, pid: started.pid, port: started.port };
-    live.pool = await seedPool(`http://127.0.0.1:${started.port}`, ctx.opts.pool);
+    live.pool = contender.kind === "none" || contender.kind === "floor"
+      ? syntheticPool(ctx.opts.pool)
+      : await seedPool(`http://127.0.0.1:${started.port}`, ctx.opts.pool);
     live.cookieFile = join(profileDir, "cookies");
     writeFileSync(live.cookieFile, live.pool.join("\n") + "\n");
     await wrk(ctx, live, scenario, ctx.opts.warmup);
