@@ -1,15 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { MemoryStore } from "./memory.ts";
-import { storeConformanceSuite } from "../testing/store_suite.ts";
-import type { StoreWrite } from "../store.ts";
+import { createWrite, storeConformanceSuite } from "../testing/store_suite.ts";
 
 storeConformanceSuite(test, { name: "MemoryStore", createStore: () => new MemoryStore() });
 
-function write(expiresAt: number): StoreWrite {
-  const record = { data: { a: 1 }, meta: { createdAt: 0, expiresAt, absoluteExpiresAt: expiresAt } };
-  return { kind: "create", record, set: record.data, deleted: [], cleared: false, flashChanged: false };
-}
+const write = (expiresAt: number) => createWrite({ a: 1 }, { expiresAt });
 
 test("MemoryStore: beyond maxEntries the session closest to expiry goes first", async () => {
   const store = new MemoryStore({ maxEntries: 3 });

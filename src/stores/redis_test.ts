@@ -12,43 +12,14 @@ import {
   startRedis,
   testServers,
 } from "./_test_servers.ts";
-import { storeConformanceSuite } from "../testing/store_suite.ts";
+import { createWrite, storeConformanceSuite, updateWrite } from "../testing/store_suite.ts";
 import { generateId } from "../_crypto.ts";
 import process from "node:process";
 import { NEVER } from "../store.ts";
-import type { StoreWrite } from "../store.ts";
 
-function create(
-  data: Record<string, unknown>,
-  lifetimeMs = 60_000,
-  flash?: Record<string, unknown>,
-): StoreWrite {
-  const now = Date.now();
-  const record = {
-    data,
-    meta: { createdAt: now, expiresAt: now + lifetimeMs, absoluteExpiresAt: now + lifetimeMs },
-  };
-  return {
-    kind: "create",
-    record: flash ? { ...record, flash } : record,
-    set: data,
-    deleted: [],
-    cleared: false,
-    flashChanged: flash !== undefined,
-  };
-}
-
-function update(set: Record<string, unknown>): StoreWrite {
-  const now = Date.now();
-  return {
-    kind: "update",
-    record: { data: set, meta: { createdAt: now, expiresAt: now + 60_000, absoluteExpiresAt: now + 60_000 } },
-    set: Object.assign(Object.create(null), set),
-    deleted: [],
-    cleared: false,
-    flashChanged: false,
-  };
-}
+const create = (data: Record<string, unknown>, lifetimeMs?: number, flash?: Record<string, unknown>) =>
+  createWrite(data, { lifetimeMs, flash });
+const update = (set: Record<string, unknown>) => updateWrite({}, { set });
 
 /** Asserts that `promise` rejects within `ms` and resolves to the error. */
 async function rejectsWithin(promise: Promise<unknown>, ms: number): Promise<Error> {

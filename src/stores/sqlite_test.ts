@@ -7,8 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SqliteStore } from "./sqlite.ts";
 import type { SqliteDatabase, SqliteStoreOptions } from "./sqlite.ts";
-import { storeConformanceSuite } from "../testing/store_suite.ts";
-import type { StoreWrite } from "../store.ts";
+import { createWrite, storeConformanceSuite, updateWrite } from "../testing/store_suite.ts";
 
 /** A database file in a fresh temporary directory, removed by `cleanup`. */
 function tempDatabase(): { path: string; cleanup: () => void } {
@@ -48,15 +47,8 @@ function count(db: SqliteDatabase, table = "sessions"): number {
   return (db.prepare(`SELECT count(*) AS n FROM "${table}"`).get() as { n: number }).n;
 }
 
-function create(data: Record<string, unknown>, expiresAt = Date.now() + 60_000): StoreWrite {
-  const record = { data, meta: { createdAt: 0, expiresAt, absoluteExpiresAt: expiresAt } };
-  return { kind: "create", record, set: data, deleted: [], cleared: false, flashChanged: false };
-}
-
-function update(set: Record<string, unknown>, expiresAt = Date.now() + 60_000): StoreWrite {
-  const record = { data: set, meta: { createdAt: 0, expiresAt, absoluteExpiresAt: expiresAt } };
-  return { kind: "update", record, set, deleted: [], cleared: false, flashChanged: false };
-}
+const create = (data: Record<string, unknown>, expiresAt?: number) => createWrite(data, { expiresAt });
+const update = (set: Record<string, unknown>, expiresAt?: number) => updateWrite({}, { set }, { expiresAt });
 
 const id = (n: number | string) => `${n}`.padEnd(32, "x");
 

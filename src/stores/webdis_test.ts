@@ -14,30 +14,11 @@ import {
   startWebdis,
   testServers,
 } from "./_test_servers.ts";
-import { storeConformanceSuite } from "../testing/store_suite.ts";
+import { createWrite, storeConformanceSuite, updateWrite } from "../testing/store_suite.ts";
 import { generateId } from "../_crypto.ts";
-import type { StoreWrite } from "../store.ts";
 
-function create(data: Record<string, unknown>, lifetimeMs = 60_000): StoreWrite {
-  const now = Date.now();
-  const record = {
-    data,
-    meta: { createdAt: now, expiresAt: now + lifetimeMs, absoluteExpiresAt: now + lifetimeMs },
-  };
-  return { kind: "create", record, set: data, deleted: [], cleared: false, flashChanged: false };
-}
-
-function update(set: Record<string, unknown>): StoreWrite {
-  const now = Date.now();
-  return {
-    kind: "update",
-    record: { data: set, meta: { createdAt: now, expiresAt: now + 60_000, absoluteExpiresAt: now + 60_000 } },
-    set: Object.assign(Object.create(null), set),
-    deleted: [],
-    cleared: false,
-    flashChanged: false,
-  };
-}
+const create = (data: Record<string, unknown>, lifetimeMs?: number) => createWrite(data, { lifetimeMs });
+const update = (set: Record<string, unknown>) => updateWrite({}, { set });
 
 /** A tiny HTTP server that answers every request with `handler`, to inject faults Webdis itself never makes. */
 async function faultServer(handler: (request: IncomingMessage, response: ServerResponse) => void) {

@@ -15,8 +15,8 @@
  * @module
  */
 
-export { HOSTILE_CHARACTERS, storeConformanceSuite } from "./store_suite.ts";
-export type { StoreSuiteOptions, TestFunction } from "./store_suite.ts";
+export { createWrite, HOSTILE_CHARACTERS, storeConformanceSuite, updateWrite } from "./store_suite.ts";
+export type { StoreSuiteOptions, TestFunction, WriteTiming } from "./store_suite.ts";
 export { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "./adapter_suite.ts";
 export type { AdapterSuiteOptions, SuiteApp, SuiteRouteResult } from "./adapter_suite.ts";
 export { FaultyStore } from "./faulty_store.ts";

@@ -29,42 +29,73 @@ export interface StoreSuiteOptions {
   plantCorrupt?: (store: Store, id: string) => Promise<void>;
 }
 
-function meta(lifetimeMs = 60_000): SessionMeta {
-  const now = Date.now();
-  return { createdAt: now, expiresAt: now + lifetimeMs, absoluteExpiresAt: now + 2 * lifetimeMs };
+/** When a built write expires: `lifetimeMs` from now (default one minute), or at `expiresAt`. */
+export interface WriteTiming {
+  /** Milliseconds from now. */
+  lifetimeMs?: number;
+  /** An absolute time instead, in milliseconds since the epoch. */
+  expiresAt?: number;
 }
 
-function create(
+function meta({ lifetimeMs = 60_000, expiresAt }: WriteTiming = {}): SessionMeta {
+  const now = Date.now();
+  const at = expiresAt ?? now + lifetimeMs;
+  return { createdAt: now, expiresAt: at, absoluteExpiresAt: at };
+}
+
+/**
+ * A create as the core sends it, for store tests.
+ *
+ * @example
+ * ```ts
+ * import { createWrite } from "./store_suite.ts";
+ *
+ * const write = createWrite({ user: "ada" }, { flash: { notice: "hi" } });
+ * console.log(write.kind, write.record.flash); // "create" { notice: "hi" }
+ * ```
+ */
+export function createWrite(
   data: Record<string, unknown>,
-  flash?: Record<string, unknown>,
-  lifetimeMs?: number,
+  options: WriteTiming & { flash?: Record<string, unknown> } = {},
 ): StoreWrite {
-  const record: SessionRecord = { data, meta: meta(lifetimeMs) };
-  if (flash) record.flash = flash;
+  const record: SessionRecord = { data, meta: meta(options) };
+  if (options.flash) record.flash = options.flash;
   return {
     kind: "create",
     record,
     set: data,
     deleted: [],
     cleared: false,
-    flashChanged: flash !== undefined,
+    flashChanged: options.flash !== undefined,
   };
 }
 
-/** An update as the core would send it: the request's full view plus its change. */
-function update(
+/**
+ * An update as the core sends it, for store tests: the request's full view
+ * of the data plus its change (`flash: null` consumes the flash values).
+ *
+ * @example
+ * ```ts
+ * import { updateWrite } from "./store_suite.ts";
+ *
+ * const write = updateWrite({ a: 1, b: 2 }, { set: { c: 3 }, deleted: ["a"] });
+ * console.log(write.record.data); // { b: 2, c: 3 }
+ * ```
+ */
+export function updateWrite(
   view: Record<string, unknown>,
   change: {
     set?: Record<string, unknown>;
     deleted?: string[];
     cleared?: boolean;
     flash?: Record<string, unknown> | null;
-  },
+  } = {},
+  timing: WriteTiming = {},
 ): StoreWrite {
   const data: Record<string, unknown> = change.cleared ? {} : { ...view };
   for (const key of change.deleted ?? []) delete data[key];
   Object.assign(data, change.set ?? {});
-  const record: SessionRecord = { data, meta: meta() };
+  const record: SessionRecord = { data, meta: meta(timing) };
   if (change.flash) record.flash = change.flash;
   return {
     kind: "update",
@@ -75,6 +106,10 @@ function update(
     flashChanged: change.flash !== undefined,
   };
 }
+
+const create = (data: Record<string, unknown>, flash?: Record<string, unknown>, lifetimeMs?: number) =>
+  createWrite(data, { flash, lifetimeMs });
+const update = updateWrite;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
