@@ -219,7 +219,13 @@ export class SqliteStore implements Store {
       if (this.#owned || busyTimeout !== undefined) db.exec(`PRAGMA busy_timeout = ${busyTimeout ?? 5_000}`);
       // WAL lets readers go on while one connection writes. It is a property
       // of the file, so a caller's own database keeps the mode it chose.
-      if (this.#owned) db.exec("PRAGMA journal_mode = WAL");
+      if (this.#owned) {
+        db.exec("PRAGMA journal_mode = WAL");
+        // With WAL, NORMAL syncs at checkpoints instead of on every commit: 4–6× the writes per second
+        // (node:sqlite defaults to FULL). A power cut may lose the last commits, never corrupt the file;
+        // for sessions that is a few users logged out. Pass your own `database` to choose otherwise.
+        db.exec("PRAGMA synchronous = NORMAL");
+      }
       db.exec(
         `CREATE TABLE IF NOT EXISTS ${table} (
           id TEXT PRIMARY KEY NOT NULL,
