@@ -23,6 +23,16 @@ const inPlaceCookie = {
   optional: true,
 };
 
+/** The Hono session libraries, the same on Node and on Deno. */
+const HONO_PEERS = [
+  { name: "hono-sessions-memory", kind: "peer", store: "memory", label: "hono-sessions + MemoryStore" },
+  { name: "hono-session-memory", kind: "peer", store: "memory", label: "@hono/session + Map storage" },
+];
+const HONO_PEER_TARGETS = [
+  { ours: "ours-memory", peer: "hono-sessions-memory", min: 5 },
+  { ours: "ours-memory", peer: "hono-session-memory", min: 5 },
+];
+
 export const GROUPS = [
   {
     id: "express",
@@ -64,14 +74,10 @@ export const GROUPS = [
       noop,
       oursMemory,
       oursRedis,
-      { name: "hono-sessions-memory", kind: "peer", store: "memory", label: "hono-sessions + MemoryStore" },
-      { name: "hono-session-memory", kind: "peer", store: "memory", label: "@hono/session + Map storage" },
+      ...HONO_PEERS,
       inPlaceCookie,
     ],
-    peers: [
-      { ours: "ours-memory", peer: "hono-sessions-memory", min: 5 },
-      { ours: "ours-memory", peer: "hono-session-memory", min: 5 },
-    ],
+    peers: HONO_PEER_TARGETS,
   },
   {
     id: "hono-deno",
@@ -84,14 +90,10 @@ export const GROUPS = [
       noop,
       oursMemory,
       { ...oursRedis, optional: true },
-      { name: "hono-sessions-memory", kind: "peer", store: "memory", label: "hono-sessions + MemoryStore" },
-      { name: "hono-session-memory", kind: "peer", store: "memory", label: "@hono/session + Map storage" },
+      ...HONO_PEERS,
       inPlaceCookie,
     ],
-    peers: [
-      { ours: "ours-memory", peer: "hono-sessions-memory", min: 5 },
-      { ours: "ours-memory", peer: "hono-session-memory", min: 5 },
-    ],
+    peers: HONO_PEER_TARGETS,
   },
   {
     id: "oak",
