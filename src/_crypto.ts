@@ -81,13 +81,6 @@ export interface Verified {
   rotated: boolean;
 }
 
-/** The bytes of an ASCII string (handles are base64url, so ASCII by construction). */
-function asciiBytes(text: string): Uint8Array {
-  const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-  return bytes;
-}
-
 /** Compares two strings of equal length without stopping at the first difference. */
 function constantTimeEqual(a: string, b: string): boolean {
   if (a.length !== b.length) return false;
@@ -116,8 +109,6 @@ export class Signer {
   #keys: HmacSha256[];
   #handles = new Map<string, string>();
   #olderHandles = new Map<string, string>();
-  #values = new Map<string, string>();
-  #olderValues = new Map<string, string>();
 
   constructor(secrets: string[]) {
     this.#keys = secrets.map((secret) => new HmacSha256(encoder.encode(secret)));
@@ -126,19 +117,15 @@ export class Signer {
   #remember(handle: string, value: string): void {
     if (this.#handles.size >= REMEMBERED) {
       this.#olderHandles = this.#handles;
-      this.#olderValues = this.#values;
       this.#handles = new Map();
-      this.#values = new Map();
     }
     this.#handles.set(value, handle);
-    this.#values.set(handle, value);
   }
 
   /** Returns `handle.signature`. */
   sign(handle: string): string {
-    const known = this.#values.get(handle) ?? this.#olderValues.get(handle);
-    if (known !== undefined) return known;
-    const value = `${handle}.${encodeBase64Url(this.#keys[0].digest(asciiBytes(handle)))}`;
+    // Handles are base64url (checked before any store call), so ASCII as base64Url requires.
+    const value = `${handle}.${this.#keys[0].base64Url(handle)}`;
     this.#remember(handle, value);
     return value;
   }
@@ -157,9 +144,8 @@ export class Signer {
     const handle = value.slice(0, dot);
     const signature = value.slice(dot + 1);
     if (!SIGNATURE.test(signature) || !isWellFormedHandle(handle)) return "malformed";
-    const data = asciiBytes(handle);
     for (let i = 0; i < this.#keys.length; i++) {
-      if (constantTimeEqual(encodeBase64Url(this.#keys[i].digest(data)), signature)) {
+      if (constantTimeEqual(this.#keys[i].base64Url(handle), signature)) {
         if (i === 0) this.#remember(handle, value);
         return { handle, rotated: i > 0 };
       }

@@ -7,7 +7,9 @@
 // precomputed: well under a microsecond here. `_hmac_test.ts` checks every result against Web Crypto on
 // random keys and messages.
 
-const K = new Uint32Array([
+// Int32Array throughout: V8 keeps int32 values unboxed, while a Uint32Array element above 2^31 is read
+// as a heap number, which made every round of the compression allocate.
+const K = new Int32Array([
   0x428a2f98,
   0x71374491,
   0xb5c0fbcf,
@@ -73,7 +75,7 @@ const K = new Uint32Array([
   0xbef9a3f7,
   0xc67178f2,
 ]);
-const INITIAL = new Uint32Array([
+const INITIAL = new Int32Array([
   0x6a09e667,
   0xbb67ae85,
   0x3c6ef372,
@@ -84,16 +86,20 @@ const INITIAL = new Uint32Array([
   0x5be0cd19,
 ]);
 
-const schedule = new Uint32Array(64);
+/** The message schedule; callers fill its first 16 words with the block before calling `compress`. */
+const w = new Int32Array(64);
 const block = new Uint8Array(64);
 
-/** Mixes one 64-byte block into `state`. */
-function compress(state: Uint32Array, bytes: Uint8Array, offset: number): void {
-  const w = schedule;
+/** Loads a 64-byte block, big-endian, into the first 16 words of the schedule. */
+function loadBlock(bytes: Uint8Array, offset: number): void {
   for (let i = 0; i < 16; i++) {
     const j = offset + i * 4;
     w[i] = (bytes[j] << 24) | (bytes[j + 1] << 16) | (bytes[j + 2] << 8) | bytes[j + 3];
   }
+}
+
+/** Mixes the block in the schedule's first 16 words into `state`. */
+function compress(state: Int32Array): void {
   for (let i = 16; i < 64; i++) {
     const x = w[i - 15];
     const y = w[i - 2];
@@ -131,16 +137,20 @@ function compress(state: Uint32Array, bytes: Uint8Array, offset: number): void {
  * Hashes `message` on from `start`, a state that has already absorbed
  * `absorbed` bytes (a multiple of 64), and returns the 32-byte digest.
  */
-function finish(start: Uint32Array, absorbed: number, message: Uint8Array): Uint8Array {
+function finish(start: Int32Array, absorbed: number, message: Uint8Array): Uint8Array {
   const state = start.slice();
   let offset = 0;
-  for (; offset + 64 <= message.length; offset += 64) compress(state, message, offset);
+  for (; offset + 64 <= message.length; offset += 64) {
+    loadBlock(message, offset);
+    compress(state);
+  }
   const rest = message.length - offset;
   block.fill(0);
   block.set(message.subarray(offset), 0);
   block[rest] = 0x80;
   if (rest >= 56) {
-    compress(state, block, 0);
+    loadBlock(block, 0);
+    compress(state);
     block.fill(0);
   }
   const bits = (absorbed + message.length) * 8;
@@ -154,7 +164,12 @@ function finish(start: Uint32Array, absorbed: number, message: Uint8Array): Uint
   block[61] = bits >>> 16;
   block[62] = bits >>> 8;
   block[63] = bits;
-  compress(state, block, 0);
+  loadBlock(block, 0);
+  compress(state);
+  return wordsToBytes(state);
+}
+
+function wordsToBytes(state: Int32Array): Uint8Array {
   const digest = new Uint8Array(32);
   for (let i = 0; i < 8; i++) {
     digest[i * 4] = state[i] >>> 24;
@@ -165,10 +180,32 @@ function finish(start: Uint32Array, absorbed: number, message: Uint8Array): Uint
   return digest;
 }
 
+const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/** base64url (no padding) of the 32 bytes held in 8 big-endian words: 43 characters. */
+function wordsToBase64Url(words: Int32Array): string {
+  let out = "";
+  // 32 bytes = ten 3-byte groups and 2 bytes over; read byte k of the digest as (words[k >> 2] >>> shift) & 255.
+  for (let k = 0; k < 30; k += 3) {
+    const n = (byteAt(words, k) << 16) | (byteAt(words, k + 1) << 8) | byteAt(words, k + 2);
+    out += BASE64URL[n >> 18] + BASE64URL[(n >> 12) & 63] + BASE64URL[(n >> 6) & 63] + BASE64URL[n & 63];
+  }
+  const n = (byteAt(words, 30) << 16) | (byteAt(words, 31) << 8);
+  return out + BASE64URL[n >> 18] + BASE64URL[(n >> 12) & 63] + BASE64URL[(n >> 6) & 63];
+}
+
+function byteAt(words: Int32Array, k: number): number {
+  return (words[k >> 2] >>> (24 - 8 * (k & 3))) & 255;
+}
+
 /** SHA-256 of `message`. */
 export function sha256(message: Uint8Array): Uint8Array {
   return finish(INITIAL, 0, message);
 }
+
+/** The longest ASCII text `HmacSha256.base64Url` hashes in a single block (55 bytes + padding). */
+const ONE_BLOCK = 55;
+const state = new Int32Array(8);
 
 /** An HMAC-SHA-256 key with its inner and outer states computed once. */
 export class HmacSha256 {
@@ -181,13 +218,47 @@ export class HmacSha256 {
     padded.set(key.length > 64 ? sha256(key) : key);
     const pad = new Uint8Array(64);
     for (let i = 0; i < 64; i++) pad[i] = padded[i] ^ 0x36;
-    compress(this.#inner, pad, 0);
+    loadBlock(pad, 0);
+    compress(this.#inner);
     for (let i = 0; i < 64; i++) pad[i] = padded[i] ^ 0x5c;
-    compress(this.#outer, pad, 0);
+    loadBlock(pad, 0);
+    compress(this.#outer);
   }
 
   /** The 32-byte MAC of `message`. */
   digest(message: Uint8Array): Uint8Array {
     return finish(this.#outer, 64, finish(this.#inner, 64, message));
+  }
+
+  /**
+   * The MAC of an ASCII text (every char code below 128), as 43 base64url
+   * characters. For texts of up to 55 characters (every session id) it is two
+   * compressions and no allocation besides the result.
+   */
+  base64Url(text: string): string {
+    if (text.length > ONE_BLOCK) {
+      const bytes = new Uint8Array(text.length);
+      for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+      const mac = this.digest(bytes);
+      for (let i = 0; i < 8; i++) {
+        state[i] = (mac[i * 4] << 24) | (mac[i * 4 + 1] << 16) | (mac[i * 4 + 2] << 8) | mac[i * 4 + 3];
+      }
+      return wordsToBase64Url(state);
+    }
+    // Inner hash: the text, the 0x80 terminator and the bit length of ipad block + text.
+    w.fill(0, 0, 16);
+    for (let i = 0; i < text.length; i++) w[i >> 2] |= (text.charCodeAt(i) & 0xff) << (24 - 8 * (i & 3));
+    w[text.length >> 2] |= 0x80 << (24 - 8 * (text.length & 3));
+    w[15] = (64 + text.length) * 8;
+    state.set(this.#inner);
+    compress(state);
+    // Outer hash: the inner digest (8 words), the terminator, and the bit length of opad block + 32 bytes.
+    for (let i = 0; i < 8; i++) w[i] = state[i];
+    w.fill(0, 8, 16);
+    w[8] = 0x80000000 | 0;
+    w[15] = (64 + 32) * 8;
+    state.set(this.#outer);
+    compress(state);
+    return wordsToBase64Url(state);
   }
 }

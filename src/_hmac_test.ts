@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import fc from "fast-check";
 import { HmacSha256, sha256 } from "./_hmac.ts";
+import { encodeBase64Url } from "./_crypto.ts";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 
@@ -55,4 +56,33 @@ test("one HmacSha256 gives the same MAC however often it is used", async () => {
   hmac.digest(new Uint8Array(500));
   assert.deepEqual(hmac.digest(message), first);
   assert.deepEqual(first, await webCryptoHmac(key, message));
+});
+
+test("base64Url matches Web Crypto for ASCII texts on both sides of the one-block limit", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.uint8Array({ minLength: 1, maxLength: 100 }),
+      fc.oneof(
+        fc.string({
+          unit: fc.integer({ min: 0, max: 127 }).map((c) => String.fromCharCode(c)),
+          maxLength: 60,
+        }),
+        fc.string({
+          unit: fc.integer({ min: 0, max: 127 }).map((c) => String.fromCharCode(c)),
+          maxLength: 200,
+        }),
+      ),
+      async (key, text) => {
+        const bytes = Uint8Array.from(text, (char) => char.charCodeAt(0));
+        assert.equal(new HmacSha256(key).base64Url(text), encodeBase64Url(await webCryptoHmac(key, bytes)));
+      },
+    ),
+    { numRuns: RUNS },
+  );
+  const key = new TextEncoder().encode("a-secret-of-at-least-32-bytes-long!");
+  for (let length = 0; length <= 130; length++) {
+    const text = "abcdefghijklmnopqrstuvwxyz0123456789".repeat(4).slice(0, length);
+    const expected = encodeBase64Url(await webCryptoHmac(key, new TextEncoder().encode(text)));
+    assert.equal(new HmacSha256(key).base64Url(text), expected, `length ${length}`);
+  }
 });

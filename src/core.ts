@@ -376,7 +376,9 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
    * Saves what the handler changed and returns the `Set-Cookie` value the
    * response needs, or `undefined` when it needs none. Writes only when
    * needed: nothing for an untouched new session, nothing for an unchanged
-   * session unless its idle deadline has slid by half a window or more.
+   * session unless its idle deadline has slid by half a window or more. The
+   * deadline moves only then (on writes too), and the cookie is sent only
+   * when its value or deadline changes.
    *
    * @throws {SessionStoreError} when the store fails or times out.
    * @throws {SessionConflictError} when an overlapping request deleted the
@@ -427,9 +429,11 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     if (!changed && !touch) {
       return state.rotated ? this.#setCookie(id, loaded.expiresAt, now, state.https) : undefined;
     }
+    // The deadline moves only with a touch, on writes as on reads: the browser's copy of the cookie
+    // expires when the record does, so a write that keeps the deadline needs no Set-Cookie.
     const meta: SessionMeta = {
       createdAt: loaded.createdAt,
-      expiresAt: Math.max(slid, loaded.expiresAt),
+      expiresAt: touch ? slid : loaded.expiresAt,
       absoluteExpiresAt: loaded.absoluteExpiresAt,
     };
     const record: SessionRecord = { data: Object.fromEntries(state.data), meta };
@@ -445,6 +449,8 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       flashChanged,
     });
     if (handle === null) throw new SessionConflictError();
+    // A store whose handle changes with every write (a sealed cookie) needs the new value sent.
+    if (!touch && !state.rotated && handle === id) return undefined;
     return this.#setCookie(handle, meta.expiresAt, now, state.https);
   }
 

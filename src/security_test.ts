@@ -14,18 +14,18 @@ import { FaultyStore } from "./testing/faulty_store.ts";
 const SECRET = "security-test-secret-0123456789abcdef";
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 
-/** Counts HMAC computations (the core's signer uses `HmacSha256.digest` for every sign and verify). */
+/** Counts HMAC computations (the core's signer uses `HmacSha256.base64Url` for every sign and verify). */
 function countHmac(): { calls: number; restore(): void } {
-  const original = HmacSha256.prototype.digest;
+  const original = HmacSha256.prototype.base64Url;
   const counter = {
     calls: 0,
     restore: () => {
-      HmacSha256.prototype.digest = original;
+      HmacSha256.prototype.base64Url = original;
     },
   };
-  HmacSha256.prototype.digest = function (this: HmacSha256, message: Uint8Array) {
+  HmacSha256.prototype.base64Url = function (this: HmacSha256, text: string) {
     counter.calls++;
-    return original.call(this, message);
+    return original.call(this, text);
   };
   return counter;
 }

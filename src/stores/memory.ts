@@ -6,7 +6,6 @@
  * @module
  */
 
-import { applyChange } from "../store.ts";
 import type { SessionMeta, SessionRecord, Store, StoreWrite } from "../store.ts";
 
 /** Options for {@linkcode MemoryStore}. */
@@ -20,12 +19,54 @@ export interface MemoryStoreOptions {
   now?: () => number;
 }
 
+/**
+ * An object or array value, kept as JSON text: every read parses a fresh copy, so requests never share an
+ * object. Strings, numbers, booleans and null are immutable and kept as they are.
+ */
+class JsonText {
+  constructor(readonly text: string) {}
+}
+
+/** User keys (or flash keys) of one session: a null-prototype object, so any key is an own data key. */
+type Values = Record<string, unknown>;
+
 interface Entry {
-  /** `{ data, flash }` as JSON: every read parses a fresh copy, so requests never share objects. */
-  body: string;
+  data: Values;
+  flash: Values | undefined;
   meta: SessionMeta;
   /** The expiry bucket this entry was last filed under. */
   bucket: number;
+}
+
+function freeze(value: unknown): unknown {
+  return typeof value === "object" && value !== null ? new JsonText(JSON.stringify(value)) : value;
+}
+
+function thaw(value: unknown): unknown {
+  return value instanceof JsonText ? JSON.parse(value.text) : value;
+}
+
+/** Copies values in, freezing objects. */
+function freezeAll(target: Values, source: Record<string, unknown>): Values {
+  for (const key of Object.keys(source)) target[key] = freeze(source[key]);
+  return target;
+}
+
+/** A fresh plain object with fresh copies of every value. */
+function thawAll(values: Values): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key in values) {
+    // Defining rather than assigning keeps a "__proto__" key an own property of a plain object.
+    if (key === "__proto__") {
+      Object.defineProperty(out, key, {
+        value: thaw(values[key]),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    } else out[key] = thaw(values[key]);
+  }
+  return out;
 }
 
 /** Width of an expiry bucket: sessions expiring in the same minute are swept together. */
@@ -36,8 +77,9 @@ const SWEEP_PER_WRITE = 8;
 let warned = false;
 
 /**
- * Keeps sessions in a `Map`. Values are stored as JSON, so no two requests
- * ever share an object.
+ * Keeps sessions in a `Map`. Object and array values are stored as JSON, so
+ * no two requests ever share an object; an update touches only the keys it
+ * changes.
  *
  * Expiry: `get` never returns an expired session. For cleanup, every session
  * is filed under the minute it expires in; each write examines a few entries
@@ -105,32 +147,51 @@ export class MemoryStore implements Store {
   get(id: string): Promise<SessionRecord | undefined> {
     const entry = this.#live(id);
     if (entry === undefined) return Promise.resolve(undefined);
-    const body = JSON.parse(entry.body);
-    const record: SessionRecord = { data: body.data, meta: { ...entry.meta } };
-    if (body.flash !== undefined) record.flash = body.flash;
+    const { meta } = entry;
+    const record: SessionRecord = {
+      data: thawAll(entry.data),
+      meta: {
+        createdAt: meta.createdAt,
+        expiresAt: meta.expiresAt,
+        absoluteExpiresAt: meta.absoluteExpiresAt,
+      },
+    };
+    if (entry.flash !== undefined) record.flash = thawAll(entry.flash);
     return Promise.resolve(record);
   }
 
-  /** Creates a record, or applies an update to a live one (`null` when it is gone). */
+  /**
+   * Creates a record, or applies an update to a live one (`null` when it is
+   * gone). Updates touch only the keys they change.
+   */
   set(id: string, write: StoreWrite): Promise<string | null> {
     this.#sweep(this.#now());
-    let body: { data: Record<string, unknown>; flash?: Record<string, unknown> };
-    let previous: Entry | undefined;
+    const { record } = write;
+    let entry: Entry | undefined;
     if (write.kind === "create") {
-      body = { data: write.record.data, flash: write.record.flash };
-      previous = this.#entries.get(id);
+      const previous = this.#entries.get(id);
+      if (previous === undefined && this.#entries.size >= this.#maxEntries) this.#evictOne();
+      entry = {
+        data: freezeAll(Object.create(null), record.data),
+        flash: record.flash && freezeAll(Object.create(null), record.flash),
+        meta: { ...record.meta },
+        bucket: previous?.bucket ?? Number.NaN,
+      };
+      this.#entries.set(id, entry);
     } else {
-      previous = this.#live(id);
-      if (previous === undefined) return Promise.resolve(null);
-      body = JSON.parse(previous.body);
-      applyChange(body.data, write);
-      if (write.flashChanged) body.flash = write.record.flash;
+      entry = this.#live(id);
+      if (entry === undefined) return Promise.resolve(null);
+      if (write.cleared) entry.data = Object.create(null);
+      for (const key of write.deleted) delete entry.data[key];
+      freezeAll(entry.data, write.set);
+      if (write.flashChanged) entry.flash = record.flash && freezeAll(Object.create(null), record.flash);
+      entry.meta = { ...record.meta };
     }
-    if (previous === undefined && this.#entries.size >= this.#maxEntries) this.#evictOne();
-    const meta = { ...write.record.meta };
-    const bucket = Math.floor(Math.min(meta.expiresAt, meta.absoluteExpiresAt) / BUCKET_MS);
-    if (previous?.bucket !== bucket) this.#file(id, bucket);
-    this.#entries.set(id, { body: JSON.stringify(body), meta, bucket });
+    const bucket = Math.floor(Math.min(entry.meta.expiresAt, entry.meta.absoluteExpiresAt) / BUCKET_MS);
+    if (entry.bucket !== bucket) {
+      entry.bucket = bucket;
+      this.#file(id, bucket);
+    }
     return Promise.resolve(id);
   }
 

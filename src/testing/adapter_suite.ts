@@ -329,6 +329,25 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
     { idleTimeout: 60, absoluteTimeout: 3600 },
   );
 
+  run(
+    "a write sends no cookie until its deadline moves, also once per half idle window",
+    async ({ client, clock }) => {
+      const visitor = client();
+      await visitor.request("/count");
+      clock.now += 20_000;
+      const early = await visitor.request("/count");
+      equal(early.body, "1");
+      deepEqual(early.sessionCookies, [], "the data changed, the cookie and its deadline did not");
+      clock.now += 15_000;
+      const late = await visitor.request("/count");
+      equal(late.body, "2");
+      equal(late.session?.attributes.get("max-age"), "60", "the deadline moved, so the cookie is re-sent");
+      clock.now += 50_000; // 85 s after creation, 50 s after the sliding write
+      equal((await visitor.request("/count")).body, "3", "still alive thanks to the sliding write");
+    },
+    { idleTimeout: 60, absoluteTimeout: 3600 },
+  );
+
   run("the app's own Set-Cookie headers are kept beside one session cookie", async ({ client }) => {
     const result = await client().request("/app-cookie");
     ok(result.setCookies.some((c) => c.startsWith("theme=dark")), result.setCookies.join(" | "));
