@@ -99,7 +99,7 @@ const REMEMBERED = 4096;
  * under each secret in turn. Synchronous: see `_hmac.ts` for why it does not
  * use `crypto.subtle`.
  *
- * It remembers the values it signed or verified under the first secret, so a
+ * It remembers the values it verified under the first secret, so a
  * returning client's cookie costs a map lookup instead of two hash
  * compressions. Only exact strings that passed the HMAC are remembered, so
  * the memory cannot accept anything the HMAC would refuse. Two generations of
@@ -122,12 +122,13 @@ export class Signer {
     this.#handles.set(value, handle);
   }
 
-  /** Returns `handle.signature`. */
+  /**
+   * Returns `handle.signature`. Not remembered: many new sessions never come
+   * back, and one that does is remembered by its first `verify`.
+   */
   sign(handle: string): string {
     // Handles are base64url (checked before any store call), so ASCII as base64Url requires.
-    const value = `${handle}.${this.#keys[0].base64Url(handle)}`;
-    this.#remember(handle, value);
-    return value;
+    return `${handle}.${this.#keys[0].base64Url(handle)}`;
   }
 
   /**

@@ -245,19 +245,23 @@ export class HmacSha256 {
       }
       return wordsToBase64Url(state);
     }
-    // Inner hash: the text, the 0x80 terminator and the bit length of ipad block + text.
-    w.fill(0, 0, 16);
-    for (let i = 0; i < text.length; i++) w[i >> 2] |= (text.charCodeAt(i) & 0xff) << (24 - 8 * (i & 3));
-    w[text.length >> 2] |= 0x80 << (24 - 8 * (text.length & 3));
-    w[15] = (64 + text.length) * 8;
-    state.set(this.#inner);
+    // Inner hash: the text, the 0x80 terminator and the bit length of ipad block + text. Plain loops: the
+    // typed-array fill/set builtins cost more than these few words.
+    for (let i = 0; i < 16; i++) w[i] = 0;
+    const length = text.length;
+    for (let i = 0; i < length; i++) w[i >> 2] |= (text.charCodeAt(i) & 0xff) << (24 - 8 * (i & 3));
+    w[length >> 2] |= 0x80 << (24 - 8 * (length & 3));
+    w[15] = (64 + length) * 8;
+    const inner = this.#inner;
+    for (let i = 0; i < 8; i++) state[i] = inner[i];
     compress(state);
     // Outer hash: the inner digest (8 words), the terminator, and the bit length of opad block + 32 bytes.
     for (let i = 0; i < 8; i++) w[i] = state[i];
-    w.fill(0, 8, 16);
     w[8] = 0x80000000 | 0;
+    for (let i = 9; i < 15; i++) w[i] = 0;
     w[15] = (64 + 32) * 8;
-    state.set(this.#outer);
+    const outer = this.#outer;
+    for (let i = 0; i < 8; i++) state[i] = outer[i];
     compress(state);
     return wordsToBase64Url(state);
   }

@@ -149,6 +149,11 @@ function readSecrets(secret: unknown): string[] | undefined {
   return secrets;
 }
 
+/** Whether a store answered with a promise (or any thenable) rather than a value. */
+function isPromiseLike<R>(value: R | Promise<R>): value is Promise<R> {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
+}
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
@@ -253,7 +258,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
         'Session ids are not signed: pass a "secret" option (32+ random bytes) to sign the session cookie',
       );
     }
-    this.#host = { deleteRecord: (id) => this.#call("delete", () => this.store.delete(id)) };
+    this.#host = { deleteRecord: (id) => this.#delete(id) };
   }
 
   /** Whether the session cookie is signed (a `secret` was given). */
@@ -293,22 +298,33 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
         this.#report("malformed-cookie");
         continue;
       }
-      const session = await this.#open(id, https, rotated);
-      if (session) return session;
+      let record = this.#call("read", () => this.store.get(id));
+      if (isPromiseLike(record)) record = await record;
+      const session = this.#open(id, record, https, rotated);
+      if (session === undefined) continue;
+      if (session instanceof Session) return session;
+      await session;
     }
     return this.#fresh(https);
   }
 
-  async #open(id: string, https: boolean, rotated: boolean): Promise<Session<T> | undefined> {
-    const record: unknown = await this.#call("read", () => this.store.get(id));
+  /**
+   * Turns what the store answered into a session; `undefined` for an unknown
+   * id, or the pending delete of a corrupt or expired record.
+   */
+  #open(
+    id: string,
+    record: unknown,
+    https: boolean,
+    rotated: boolean,
+  ): Session<T> | undefined | Promise<void> {
     if (record === undefined || record === null) {
       this.#report("unknown-session", id);
       return undefined;
     }
     if (!isValidRecord(record)) {
       this.#report("corrupt-record", id);
-      await this.#call("delete", () => this.store.delete(id));
-      return undefined;
+      return this.#delete(id);
     }
     const now = this.#now();
     const { meta } = record;
@@ -317,8 +333,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       (this.#absoluteMs !== null && now >= meta.createdAt + this.#absoluteMs)
     ) {
       this.#report("expired-session", id);
-      await this.#call("delete", () => this.store.delete(id));
-      return undefined;
+      return this.#delete(id);
     }
     const data = new Map<string, unknown>();
     for (const key of Object.keys(record.data)) {
@@ -403,7 +418,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     const record: SessionRecord = { data: Object.fromEntries(state.data), meta };
     if (state.outgoingFlash?.size) record.flash = Object.fromEntries(state.outgoingFlash);
     const id = session.id;
-    const handle = await this.#write(id, {
+    let handle = this.#write(id, {
       kind: "create",
       record,
       set: record.data,
@@ -411,6 +426,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       cleared: false,
       flashChanged: record.flash !== undefined,
     });
+    if (isPromiseLike(handle)) handle = await handle;
     if (handle === null) {
       throw new SessionStoreError("write", new Error("the store refused to create a record"));
     }
@@ -418,6 +434,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
   }
 
   async #commitStored(state: SessionState, now: number): Promise<string | undefined> {
+    // Kept async even when the store answers at once: commit() awaits it either way.
     const loaded = state.meta!;
     const flashChanged = state.outgoingFlash !== undefined || state.incomingFlash !== undefined;
     const changed = state.set.size > 0 || state.deleted.size > 0 || state.cleared || flashChanged;
@@ -440,7 +457,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     if (state.outgoingFlash?.size) record.flash = Object.fromEntries(state.outgoingFlash);
     const set = Object.create(null);
     for (const [key, value] of state.set) set[key] = value;
-    const handle = await this.#write(id, {
+    let handle = this.#write(id, {
       kind: "update",
       record,
       set,
@@ -448,18 +465,30 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       cleared: state.cleared,
       flashChanged,
     });
+    if (isPromiseLike(handle)) handle = await handle;
     if (handle === null) throw new SessionConflictError();
     // A store whose handle changes with every write (a sealed cookie) needs the new value sent.
     if (!touch && !state.rotated && handle === id) return undefined;
     return this.#setCookie(handle, meta.expiresAt, now, state.https);
   }
 
-  async #write(id: string, write: StoreWrite): Promise<string | null> {
-    const handle = await this.#call("write", () => this.store.set(id, write));
-    if (handle !== null && (typeof handle !== "string" || !isWellFormedHandle(handle))) {
+  #write(id: string, write: StoreWrite): string | null | Promise<string | null> {
+    const handle = this.#call("write", () => this.store.set(id, write));
+    return isPromiseLike(handle)
+      ? handle.then((answer) => this.#checkHandle(id, answer))
+      : this.#checkHandle(id, handle);
+  }
+
+  #checkHandle(id: string, handle: string | null): string | null {
+    if (handle !== null && handle !== id && (typeof handle !== "string" || !isWellFormedHandle(handle))) {
       throw new SessionStoreError("write", new Error("the store returned a malformed cookie handle"));
     }
     return handle;
+  }
+
+  #delete(id: string): Promise<void> {
+    const done = this.#call("delete", () => this.store.delete(id));
+    return isPromiseLike(done) ? done : Promise.resolve();
   }
 
   #setCookie(handle: string, expiresAt: number, now: number, https: boolean): string {
@@ -468,15 +497,24 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     return this.#cookie.set(value, maxAge, https);
   }
 
-  /** Runs a store call with the timeout, wrapping every failure in a `SessionStoreError`. */
-  async #call<R>(operation: StoreOperation, run: () => Promise<R>): Promise<R> {
-    let settled = false;
-    let result: Promise<R>;
+  /**
+   * Runs a store call, wrapping every failure in a `SessionStoreError`. A
+   * store that answers synchronously (from memory, or an embedded database)
+   * is not awaited at all; a promise gets the timeout.
+   */
+  #call<R>(operation: StoreOperation, run: () => R | Promise<R>): R | Promise<R> {
+    let result: R | Promise<R>;
     try {
-      result = run().finally(() => (settled = true));
+      result = run();
     } catch (error) {
       throw new SessionStoreError(operation, error);
     }
+    return isPromiseLike(result) ? this.#timed(operation, result) : result;
+  }
+
+  async #timed<R>(operation: StoreOperation, pending: Promise<R>): Promise<R> {
+    let settled = false;
+    const result = pending.finally(() => (settled = true));
     // A store that answers from memory settles within a microtask: arming and clearing a timer would cost
     // more than the call itself (about 1 µs on Node, 2 µs on Deno), so the timer is armed only for a call
     // still pending after that.

@@ -66,13 +66,20 @@ export interface StoreWrite {
   flashChanged: boolean;
 }
 
+/** A value, or a promise of it. */
+export type MaybePromise<T> = T | Promise<T>;
+
 /**
  * The contract every session store implements.
  *
  * Required: `get`, `set`, `delete`. Optional: `close`. Every method may
- * reject; the core wraps the rejection in a {@linkcode SessionStoreError}
+ * reject (or throw); the core wraps the failure in a {@linkcode SessionStoreError}
  * that reaches the framework's error handler, and never turns it into an
  * empty session.
+ *
+ * `get`, `set` and `delete` may answer with a value instead of a promise when
+ * the backend answers at once (memory, an embedded database): the core then
+ * skips the await and the timeout, which is most of a fast store's cost.
  *
  * @example A store that keeps nothing (for illustration only)
  * ```ts
@@ -94,15 +101,15 @@ export interface Store {
    * failure, so it must not reject. Must return fresh objects: the caller may
    * mutate them.
    */
-  get(id: string): Promise<SessionRecord | undefined>;
+  get(id: string): MaybePromise<SessionRecord | undefined>;
   /**
    * Writes a record (see {@linkcode StoreWrite}). Resolves to the value the
    * session cookie should carry — the `id` itself for every store that keeps
    * data on a server — or to `null` when an update found no record.
    */
-  set(id: string, write: StoreWrite): Promise<string | null>;
+  set(id: string, write: StoreWrite): MaybePromise<string | null>;
   /** Deletes a record. Deleting an unknown id is not an error. */
-  delete(id: string): Promise<void>;
+  delete(id: string): MaybePromise<void>;
   /** Releases connections or handles, if the store holds any. */
   close?(): Promise<void>;
 }

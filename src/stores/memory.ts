@@ -27,7 +27,7 @@ class JsonText {
   constructor(readonly text: string) {}
 }
 
-/** User keys (or flash keys) of one session: a null-prototype object, so any key is an own data key. */
+/** User keys (or flash keys) of one session, objects frozen as JSON text. */
 type Values = Record<string, unknown>;
 
 interface Entry {
@@ -46,26 +46,25 @@ function thaw(value: unknown): unknown {
   return value instanceof JsonText ? JSON.parse(value.text) : value;
 }
 
+/** Sets a key; defining rather than assigning keeps a "__proto__" key an own property of a plain object. */
+function put(target: Values, key: string, value: unknown): void {
+  if (key === "__proto__") {
+    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  } else {
+    target[key] = value;
+  }
+}
+
 /** Copies values in, freezing objects. */
 function freezeAll(target: Values, source: Record<string, unknown>): Values {
-  for (const key of Object.keys(source)) target[key] = freeze(source[key]);
+  for (const key of Object.keys(source)) put(target, key, freeze(source[key]));
   return target;
 }
 
 /** A fresh plain object with fresh copies of every value. */
 function thawAll(values: Values): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const key in values) {
-    // Defining rather than assigning keeps a "__proto__" key an own property of a plain object.
-    if (key === "__proto__") {
-      Object.defineProperty(out, key, {
-        value: thaw(values[key]),
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-    } else out[key] = thaw(values[key]);
-  }
+  for (const key of Object.keys(values)) put(out, key, thaw(values[key]));
   return out;
 }
 
@@ -143,10 +142,10 @@ export class MemoryStore implements Store {
     return entry;
   }
 
-  /** Reads a fresh copy of a record; `undefined` when unknown or expired. */
-  get(id: string): Promise<SessionRecord | undefined> {
+  /** Reads a fresh copy of a record; `undefined` when unknown or expired. Synchronous, as every method here. */
+  get(id: string): SessionRecord | undefined {
     const entry = this.#live(id);
-    if (entry === undefined) return Promise.resolve(undefined);
+    if (entry === undefined) return undefined;
     const { meta } = entry;
     const record: SessionRecord = {
       data: thawAll(entry.data),
@@ -157,14 +156,14 @@ export class MemoryStore implements Store {
       },
     };
     if (entry.flash !== undefined) record.flash = thawAll(entry.flash);
-    return Promise.resolve(record);
+    return record;
   }
 
   /**
    * Creates a record, or applies an update to a live one (`null` when it is
    * gone). Updates touch only the keys they change.
    */
-  set(id: string, write: StoreWrite): Promise<string | null> {
+  set(id: string, write: StoreWrite): string | null {
     this.#sweep(this.#now());
     const { record } = write;
     let entry: Entry | undefined;
@@ -172,19 +171,19 @@ export class MemoryStore implements Store {
       const previous = this.#entries.get(id);
       if (previous === undefined && this.#entries.size >= this.#maxEntries) this.#evictOne();
       entry = {
-        data: freezeAll(Object.create(null), record.data),
-        flash: record.flash && freezeAll(Object.create(null), record.flash),
+        data: freezeAll({}, record.data),
+        flash: record.flash && freezeAll({}, record.flash),
         meta: { ...record.meta },
         bucket: previous?.bucket ?? Number.NaN,
       };
       this.#entries.set(id, entry);
     } else {
       entry = this.#live(id);
-      if (entry === undefined) return Promise.resolve(null);
-      if (write.cleared) entry.data = Object.create(null);
+      if (entry === undefined) return null;
+      if (write.cleared) entry.data = {};
       for (const key of write.deleted) delete entry.data[key];
       freezeAll(entry.data, write.set);
-      if (write.flashChanged) entry.flash = record.flash && freezeAll(Object.create(null), record.flash);
+      if (write.flashChanged) entry.flash = record.flash && freezeAll({}, record.flash);
       entry.meta = { ...record.meta };
     }
     const bucket = Math.floor(Math.min(entry.meta.expiresAt, entry.meta.absoluteExpiresAt) / BUCKET_MS);
@@ -192,13 +191,12 @@ export class MemoryStore implements Store {
       entry.bucket = bucket;
       this.#file(id, bucket);
     }
-    return Promise.resolve(id);
+    return id;
   }
 
   /** Deletes a record. Its bucket reference goes stale and is dropped by a later sweep. */
-  delete(id: string): Promise<void> {
+  delete(id: string): void {
     this.#entries.delete(id);
-    return Promise.resolve();
   }
 
   /** Drops every session. */
