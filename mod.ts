@@ -55,4 +55,4 @@ export type { SessionData } from "./src/session.ts";
 export { SessionConflictError, SessionStoreError } from "./src/errors.ts";
 export type { StoreOperation } from "./src/errors.ts";
 export { applyChange, CORRUPT_RECORD, NEVER } from "./src/store.ts";
-export type { SessionMeta, SessionRecord, Store, StoreWrite } from "./src/store.ts";
+export type { MaybePromise, SessionMeta, SessionRecord, Store, StoreWrite } from "./src/store.ts";

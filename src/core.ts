@@ -271,41 +271,91 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     return this.#cookie.name;
   }
 
+  /** Whether `X-Forwarded-Proto` is believed (the `trustProxy` option): adapters read it only then. */
+  get trustProxy(): boolean {
+    return this.#trustProxy;
+  }
+
   /**
    * Finds the session a request presents. Cookies that are malformed, badly
    * signed, unknown to the store or expired give a fresh, empty session; they
    * never throw. A failing store does: with a `SessionStoreError`.
    */
-  async load(request: RequestFacts): Promise<Session<T>> {
+  load(request: RequestFacts): Promise<Session<T>> {
+    try {
+      return Promise.resolve(this.loadEager(request));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * {@linkcode SessionManager.load}, answering with the session itself rather
+   * than a promise when the store answered synchronously (as `MemoryStore`
+   * and `SqliteStore` do). For adapters: it spares a microtask per request,
+   * and lets a framework without an async response hook commit in place.
+   * Store failures may throw synchronously.
+   */
+  loadEager(request: RequestFacts): Session<T> | Promise<Session<T>> {
     let https = request.https;
     if (this.#trustProxy && request.forwardedProto) {
       const first = request.forwardedProto.split(",", 1)[0].trim().toLowerCase();
       https = first === "https";
     }
     const values = readCookieValues(request.cookie, this.#cookie.name, MAX_COOKIE_VALUE_LENGTH);
-    for (const value of values) {
-      let id = value;
-      let rotated = false;
-      if (this.#signer) {
-        const verified = this.#signer.verify(value);
-        if (typeof verified === "string") {
-          this.#report(verified === "malformed" ? "malformed-cookie" : "bad-signature");
-          continue;
-        }
-        id = verified.handle;
-        rotated = verified.rotated;
-      } else if (!isWellFormedId(value)) {
-        this.#report("malformed-cookie");
-        continue;
-      }
-      let record = this.#call("read", () => this.store.get(id));
-      if (isPromiseLike(record)) record = await record;
-      const session = this.#open(id, record, https, rotated);
-      if (session === undefined) continue;
-      if (session instanceof Session) return session;
-      await session;
+    for (let i = 0; i < values.length; i++) {
+      const presented = this.#verify(values[i]);
+      if (presented === undefined) continue;
+      const record = this.#call("read", () => this.store.get(presented.handle));
+      if (isPromiseLike(record)) return this.#loadLater(values, i + 1, https, record, presented);
+      const opened = this.#open(presented.handle, record, https, presented.rotated);
+      if (opened instanceof Session) return opened;
+      if (opened !== undefined) return this.#loadLater(values, i + 1, https, opened);
     }
     return this.#fresh(https);
+  }
+
+  /**
+   * The rest of a load once a store call returned a promise: `step` is the
+   * pending read of `presented`, or (without it) a pending delete; then the
+   * values from `next` on, as in `loadEager`.
+   */
+  async #loadLater(
+    values: string[],
+    next: number,
+    https: boolean,
+    step: Promise<unknown>,
+    presented?: { handle: string; rotated: boolean },
+  ): Promise<Session<T>> {
+    const answer = await step;
+    if (presented) {
+      const opened = this.#open(presented.handle, answer, https, presented.rotated);
+      if (opened instanceof Session) return opened;
+      if (opened !== undefined) await opened;
+    }
+    for (let i = next; i < values.length; i++) {
+      const candidate = this.#verify(values[i]);
+      if (candidate === undefined) continue;
+      let record = this.#call("read", () => this.store.get(candidate.handle));
+      if (isPromiseLike(record)) record = await record;
+      const opened = this.#open(candidate.handle, record, https, candidate.rotated);
+      if (opened instanceof Session) return opened;
+      if (opened !== undefined) await opened;
+    }
+    return this.#fresh(https);
+  }
+
+  /** The handle a cookie value carries, if it is well formed (and its signature verifies). */
+  #verify(value: string): { handle: string; rotated: boolean } | undefined {
+    if (this.#signer) {
+      const verified = this.#signer.verify(value);
+      if (typeof verified !== "string") return verified;
+      this.#report(verified === "malformed" ? "malformed-cookie" : "bad-signature");
+      return undefined;
+    }
+    if (isWellFormedId(value)) return { handle: value, rotated: false };
+    this.#report("malformed-cookie");
+    return undefined;
   }
 
   /**
@@ -399,10 +449,23 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
    * @throws {SessionConflictError} when an overlapping request deleted the
    * session this one is updating (it is not recreated).
    */
-  async commit(session: Session<T>): Promise<string | undefined> {
+  commit(session: Session<T>): Promise<string | undefined> {
+    try {
+      return Promise.resolve(this.commitEager(session));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * {@linkcode SessionManager.commit}, answering with the `Set-Cookie` value
+   * (or `undefined`) itself rather than a promise when the store answered
+   * synchronously. Failures may throw synchronously.
+   */
+  commitEager(session: Session<T>): string | undefined | Promise<string | undefined> {
     const state = sessionState(session);
     const now = this.#now();
-    if (state.stored) return await this.#commitStored(state, now);
+    if (state.stored) return this.#commitStored(state, now);
 
     const hasContent = state.data.size > 0 || (state.outgoingFlash?.size ?? 0) > 0;
     if (!hasContent) {
@@ -418,7 +481,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     const record: SessionRecord = { data: Object.fromEntries(state.data), meta };
     if (state.outgoingFlash?.size) record.flash = Object.fromEntries(state.outgoingFlash);
     const id = session.id;
-    let handle = this.#write(id, {
+    const handle = this.#write(id, {
       kind: "create",
       record,
       set: record.data,
@@ -426,15 +489,16 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       cleared: false,
       flashChanged: record.flash !== undefined,
     });
-    if (isPromiseLike(handle)) handle = await handle;
-    if (handle === null) {
-      throw new SessionStoreError("write", new Error("the store refused to create a record"));
-    }
-    return this.#setCookie(handle, meta.expiresAt, now, state.https);
+    const created = (answer: string | null) => {
+      if (answer === null) {
+        throw new SessionStoreError("write", new Error("the store refused to create a record"));
+      }
+      return this.#setCookie(answer, meta.expiresAt, now, state.https);
+    };
+    return isPromiseLike(handle) ? handle.then(created) : created(handle);
   }
 
-  async #commitStored(state: SessionState, now: number): Promise<string | undefined> {
-    // Kept async even when the store answers at once: commit() awaits it either way.
+  #commitStored(state: SessionState, now: number): string | undefined | Promise<string | undefined> {
     const loaded = state.meta!;
     const flashChanged = state.outgoingFlash !== undefined || state.incomingFlash !== undefined;
     const changed = state.set.size > 0 || state.deleted.size > 0 || state.cleared || flashChanged;
@@ -457,7 +521,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     if (state.outgoingFlash?.size) record.flash = Object.fromEntries(state.outgoingFlash);
     const set = Object.create(null);
     for (const [key, value] of state.set) set[key] = value;
-    let handle = this.#write(id, {
+    const handle = this.#write(id, {
       kind: "update",
       record,
       set,
@@ -465,11 +529,13 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       cleared: state.cleared,
       flashChanged,
     });
-    if (isPromiseLike(handle)) handle = await handle;
-    if (handle === null) throw new SessionConflictError();
-    // A store whose handle changes with every write (a sealed cookie) needs the new value sent.
-    if (!touch && !state.rotated && handle === id) return undefined;
-    return this.#setCookie(handle, meta.expiresAt, now, state.https);
+    const updated = (answer: string | null) => {
+      if (answer === null) throw new SessionConflictError();
+      // A store whose handle changes with every write (a sealed cookie) needs the new value sent.
+      if (!touch && !state.rotated && answer === id) return undefined;
+      return this.#setCookie(answer, meta.expiresAt, now, state.https);
+    };
+    return isPromiseLike(handle) ? handle.then(updated) : updated(handle);
   }
 
   #write(id: string, write: StoreWrite): string | null | Promise<string | null> {

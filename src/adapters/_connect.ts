@@ -57,33 +57,35 @@ export function connectSession<T extends SessionData>(manager: SessionManager<T>
   return async function sessionMiddleware(req, res, next) {
     let current: Session<T>;
     try {
-      current = await manager.load({
+      // The eager form answers without a promise when the store does: no microtask for a MemoryStore.
+      const loading = manager.loadEager({
         cookie: req.get("cookie"),
         https: req.secure,
-        forwardedProto: req.get("x-forwarded-proto"),
+        forwardedProto: manager.trustProxy ? req.get("x-forwarded-proto") : undefined,
       });
+      current = loading instanceof Promise ? await loading : loading;
     } catch (error) {
       next(error);
       return;
     }
     (req as { session?: Session<T> }).session = current;
-    const commit = async (status: number, append: (value: string) => void): Promise<Outcome> => {
-      // Express and Opine give middleware no sign that a handler failed: `next(err)` goes straight to the
-      // error handlers. A 5xx response is how those answer a failure, so it saves nothing, as in the
-      // other adapters, where a throwing handler saves nothing.
-      if (status >= 500) return undefined;
-      try {
-        const setCookie = await manager.commit(current);
-        if (setCookie) append(setCookie);
-        return undefined;
-      } catch (error) {
-        return { error };
-      }
-    };
     if (typeof (req as Partial<OpineRequest>).respond === "function") {
+      const commit = async (status: number, append: (value: string) => void): Promise<Outcome> => {
+        // Express and Opine give middleware no sign that a handler failed: `next(err)` goes straight to the
+        // error handlers. A 5xx response is how those answer a failure, so it saves nothing, as in the
+        // other adapters, where a throwing handler saves nothing.
+        if (status >= 500) return undefined;
+        try {
+          const setCookie = await manager.commit(current);
+          if (setCookie) append(setCookie);
+          return undefined;
+        } catch (error) {
+          return { error };
+        }
+      };
       hookOpine(req as ConnectRequest & OpineRequest, res as OpineResponse, commit, next);
     } else {
-      hookNode(res as NodeResponse, commit, next);
+      hookNode(res as HookedResponse, manager as SessionManager, current as Session, next);
     }
     next();
   };
@@ -95,64 +97,126 @@ const NODE_SENDERS = ["writeHead", "write", "end", "flushHeaders"] as const;
 type NodeSender = typeof NODE_SENDERS[number];
 type Method = (this: unknown, ...args: unknown[]) => unknown;
 
+/** One response's commit: what the shared wrappers need, in one object instead of closures. */
+interface NodeHook {
+  state: "open" | "committing" | "done";
+  manager: SessionManager;
+  session: Session;
+  next: ConnectNext;
+  /** The methods the response had before the hook, called once the commit is done. */
+  originals: Record<NodeSender, Method>;
+  /** Calls held while an asynchronous commit runs. */
+  held: [NodeSender, unknown[]][];
+  headersBefore: Record<string, number | string | string[] | undefined>;
+  statusBefore: number;
+}
+
+const HOOK = Symbol("session commit hook");
+type HookedResponse = NodeResponse & Record<NodeSender, Method> & { [HOOK]?: NodeHook };
+
 /**
- * Holds the first call that would send headers (and every call after it)
- * until the commit settles, then puts the original methods back and replays
- * the calls, or drops them and calls `next(error)`.
+ * The wrapper of one sender, shared by every response. The first call that
+ * would send headers commits: in place when the store answered at once,
+ * otherwise holding that call (and every call after it) until the commit
+ * settles.
  */
-function hookNode(res: NodeResponse, commit: Commit, next: ConnectNext): void {
-  const methods = res as unknown as Record<NodeSender, Method>;
-  const headersBefore = res.getHeaders();
-  const statusBefore = res.statusCode;
-  const originals = new Map<NodeSender, { method: Method; own: boolean }>();
-  const wrappers = new Map<NodeSender, Method>();
-  const held: [NodeSender, unknown[]][] = [];
-  let state: "open" | "committing" | "done" = "open";
-
-  const settle = async (status: number) => {
-    const outcome = await commit(status, (value) => res.append("Set-Cookie", value));
-    state = "done";
-    for (const [name, original] of originals) {
-      // Middleware mounted later may have wrapped our wrapper; it stays, and passes calls through.
-      if (methods[name] !== wrappers.get(name)) continue;
-      if (original.own) methods[name] = original.method;
-      else delete methods[name];
+function senderWrapper(name: NodeSender): Method {
+  return function (this: unknown, ...args: unknown[]) {
+    const res = this as HookedResponse;
+    const hook = res[HOOK]!;
+    if (hook.state === "done") return hook.originals[name].apply(res, args);
+    if (hook.state === "committing") {
+      hook.held.push([name, args]);
+      return heldAnswer(name, res);
     }
-    const calls = held.splice(0);
-    if (outcome) {
-      // The response never left: give the error handlers the headers and status it had before.
-      for (const name of res.getHeaderNames()) res.removeHeader(name);
-      for (const [name, value] of Object.entries(headersBefore)) {
-        if (value !== undefined) res.setHeader(name, value);
-      }
-      res.statusCode = statusBefore;
-      next(outcome.error);
-      return;
+    const status = name === "writeHead" ? Number(args[0]) : res.statusCode;
+    // Express gives middleware no sign that a handler failed: `next(err)` goes straight to the error
+    // handlers. A 5xx response is how those answer a failure, so it saves nothing, as in the other
+    // adapters, where a throwing handler saves nothing.
+    if (status >= 500) {
+      hook.state = "done";
+      return hook.originals[name].apply(res, args);
     }
-    // A replayed call that throws (a second writeHead, say) would have thrown to the handler; it can
-    // only go to the error handlers now, as errors of handlers do.
-    for (const [name, args] of calls) originals.get(name)!.method.apply(res, args);
-    // Held writes answered `false`, so a piped stream waits for "drain"; give it one unless the
-    // replayed writes filled the buffer, in which case the socket will.
-    if (calls.some(([name]) => name === "write") && !res.writableNeedDrain) res.emit("drain");
+    let saving: string | undefined | Promise<string | undefined>;
+    try {
+      saving = hook.manager.commitEager(hook.session);
+    } catch (error) {
+      fail(res, hook, error);
+      return heldAnswer(name, res);
+    }
+    if (!(saving instanceof Promise)) {
+      hook.state = "done";
+      if (saving) res.append("Set-Cookie", saving);
+      return hook.originals[name].apply(res, args);
+    }
+    hook.state = "committing";
+    hook.held.push([name, args]);
+    saving.then(
+      (setCookie) => replay(res, hook, setCookie),
+      (error) => fail(res, hook, error),
+    ).catch(hook.next);
+    return heldAnswer(name, res);
   };
+}
 
-  for (const name of NODE_SENDERS) {
-    const method = methods[name];
-    if (typeof method !== "function") continue;
-    originals.set(name, { method, own: Object.hasOwn(res, name) });
-    const wrapper: Method = function (this: unknown, ...args: unknown[]) {
-      if (state === "done") return method.apply(this, args);
-      held.push([name, args]);
-      if (state === "open") {
-        state = "committing";
-        settle(name === "writeHead" ? Number(args[0]) : res.statusCode).catch(next);
-      }
-      return name === "write" ? false : name === "flushHeaders" ? undefined : res;
-    };
-    wrappers.set(name, wrapper);
-    methods[name] = wrapper;
+/** What a held call answers: `write` says "wait for drain", the others what Node's methods return. */
+function heldAnswer(name: NodeSender, res: NodeResponse): unknown {
+  return name === "write" ? false : name === "flushHeaders" ? undefined : res;
+}
+
+const WRAPPERS = Object.fromEntries(NODE_SENDERS.map((name) => [name, senderWrapper(name)])) as Record<
+  NodeSender,
+  Method
+>;
+
+/** Sends the held calls, after adding the cookie. */
+function replay(res: HookedResponse, hook: NodeHook, setCookie: string | undefined): void {
+  hook.state = "done";
+  if (setCookie) res.append("Set-Cookie", setCookie);
+  const calls = hook.held.splice(0);
+  // A replayed call that throws (a second writeHead, say) would have thrown to the handler; it can only go
+  // to the error handlers now, as errors of handlers do.
+  for (const [name, args] of calls) hook.originals[name].apply(res, args);
+  // Held writes answered `false`, so a piped stream waits for "drain"; give it one unless the replayed
+  // writes filled the buffer, in which case the socket will.
+  if (calls.some(([name]) => name === "write") && !res.writableNeedDrain) res.emit("drain");
+}
+
+/** Drops the held calls and hands the error to the error handlers, with the headers and status of before. */
+function fail(res: HookedResponse, hook: NodeHook, error: unknown): void {
+  hook.state = "done";
+  hook.held.length = 0;
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
+  for (const [name, value] of Object.entries(hook.headersBefore)) {
+    if (value !== undefined) res.setHeader(name, value);
   }
+  res.statusCode = hook.statusBefore;
+  hook.next(error);
+}
+
+/**
+ * Puts the shared wrappers on the response. They stay after the commit,
+ * passing calls through: deleting own properties would drop the response
+ * object into V8's slow dictionary mode for the rest of the request.
+ */
+function hookNode(res: HookedResponse, manager: SessionManager, session: Session, next: ConnectNext): void {
+  const originals = {} as Record<NodeSender, Method>;
+  for (const name of NODE_SENDERS) {
+    const method = res[name];
+    if (typeof method !== "function") continue;
+    originals[name] = method;
+    res[name] = WRAPPERS[name];
+  }
+  res[HOOK] = {
+    state: "open",
+    manager,
+    session,
+    next,
+    originals,
+    held: [],
+    headersBefore: res.getHeaders(),
+    statusBefore: res.statusCode,
+  };
 }
 
 /**

@@ -1,5 +1,7 @@
 // Adding the session cookie to a finished fetch Response.
 
+import type { RequestFacts } from "../core.ts";
+
 /**
  * Appends a `Set-Cookie` header, keeping the app's own. Responses made by
  * `Response.redirect()` (and some frameworks) have immutable headers: those
@@ -16,15 +18,14 @@ export function withSetCookie(response: Response, setCookie: string): Response {
   }
 }
 
-/** The request facts the core needs, read from a fetch `Request`. */
-export function requestFacts(request: Request): {
-  cookie: string | null;
-  https: boolean;
-  forwardedProto: string | null;
-} {
+/**
+ * The request facts the core needs, read from a fetch `Request`;
+ * `X-Forwarded-Proto` only when the manager trusts a proxy.
+ */
+export function requestFacts(request: Request, trustProxy: boolean): RequestFacts {
   return {
     cookie: request.headers.get("cookie"),
     https: request.url.startsWith("https:"),
-    forwardedProto: request.headers.get("x-forwarded-proto"),
+    forwardedProto: trustProxy ? request.headers.get("x-forwarded-proto") : undefined,
   };
 }

@@ -58,9 +58,12 @@ export function session<T extends SessionData = Record<string, any>>(
   const manager = new SessionManager<T>(options);
   return function withSession<A extends unknown[]>(handler: SessionHandler<T, A>) {
     return async function handleWithSession(request: Request, ...rest: A): Promise<Response> {
-      const current = await manager.load(requestFacts(request));
+      // The eager forms answer without a promise when the store does: no microtask for a MemoryStore.
+      const loading = manager.loadEager(requestFacts(request, manager.trustProxy));
+      const current = loading instanceof Promise ? await loading : loading;
       const response = await handler(request, current, ...rest);
-      const setCookie = await manager.commit(current);
+      const saving = manager.commitEager(current);
+      const setCookie = saving instanceof Promise ? await saving : saving;
       return setCookie ? withSetCookie(response, setCookie) : response;
     };
   };

@@ -57,11 +57,14 @@ export function session<T extends SessionData = Record<string, any>>(
 ): MiddlewareHandler<{ Variables: { session: Session<T> } }> {
   const manager = new SessionManager<T>(options);
   return async function sessionMiddleware(c, next) {
-    const current = await manager.load(requestFacts(c.req.raw));
+    // The eager forms answer without a promise when the store does: no microtask for a MemoryStore.
+    const loading = manager.loadEager(requestFacts(c.req.raw, manager.trustProxy));
+    const current = loading instanceof Promise ? await loading : loading;
     c.set("session", current);
     await next();
     if (c.error) return;
-    const setCookie = await manager.commit(current);
+    const saving = manager.commitEager(current);
+    const setCookie = saving instanceof Promise ? await saving : saving;
     if (setCookie) {
       const response = withSetCookie(c.res, setCookie);
       // Assigning c.res makes Hono copy the response and merge headers: only do it for a replaced response.

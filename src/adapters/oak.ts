@@ -64,14 +64,17 @@ function middlewareFor<T extends SessionData, S extends State = Record<string, a
 ): Middleware<S & SessionState<T>> {
   return async function sessionMiddleware(ctx, next) {
     const headers = ctx.request.headers;
-    const current = await manager.load({
+    // The eager forms answer without a promise when the store does: no microtask for a MemoryStore.
+    const loading = manager.loadEager({
       cookie: headers.get("cookie"),
       https: ctx.request.url.protocol === "https:",
-      forwardedProto: headers.get("x-forwarded-proto"),
+      forwardedProto: manager.trustProxy ? headers.get("x-forwarded-proto") : undefined,
     });
+    const current = loading instanceof Promise ? await loading : loading;
     ctx.state.session = current;
     await next();
-    const setCookie = await manager.commit(current);
+    const saving = manager.commitEager(current);
+    const setCookie = saving instanceof Promise ? await saving : saving;
     if (setCookie) ctx.response.headers.append("set-cookie", setCookie);
   };
 }

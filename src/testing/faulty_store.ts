@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { SessionRecord, Store, StoreWrite } from "../store.ts";
+import type { MaybePromise, SessionRecord, Store, StoreWrite } from "../store.ts";
 
 /** The store methods a fault can target. */
 export type StoreMethod = "get" | "set" | "delete";
@@ -23,7 +23,7 @@ export type StoreMethod = "get" | "set" | "delete";
  *
  * const store = new FaultyStore(new MemoryStore());
  * store.failNext("get", new Error("connection refused"));
- * await store.get("x").catch((error) => console.log(error.message)); // "connection refused"
+ * await Promise.resolve(store.get("x")).catch((error) => console.log(error.message)); // "connection refused"
  * console.log(store.calls.get); // 1
  * ```
  */
@@ -73,30 +73,40 @@ export class FaultyStore implements Store {
     this.calls.get = this.calls.set = this.calls.delete = 0;
   }
 
-  async #before(method: StoreMethod): Promise<void> {
+  /**
+   * Counts the call; when a gate or failure is armed, the promise of getting
+   * past them. Without one, calls go straight through, so a synchronous inner
+   * store stays synchronous and tests see the path real apps take.
+   */
+  #before(method: StoreMethod): Promise<void> | undefined {
     this.calls[method]++;
     const gate = this.#gates[method];
-    if (gate) await gate;
-    if (this.#failAll !== undefined) throw this.#failAll;
-    if (this.#failures[method].length > 0) throw this.#failures[method].shift();
+    if (gate === undefined && this.#failAll === undefined && this.#failures[method].length === 0) {
+      return undefined;
+    }
+    return (async () => {
+      if (gate) await gate;
+      if (this.#failAll !== undefined) throw this.#failAll;
+      if (this.#failures[method].length > 0) throw this.#failures[method].shift();
+    })();
   }
 
   /** Counts, maybe fails or waits, then reads from the wrapped store. */
-  async get(id: string): Promise<SessionRecord | undefined> {
-    await this.#before("get");
-    return await this.inner.get(id);
+  get(id: string): MaybePromise<SessionRecord | undefined> {
+    const pending = this.#before("get");
+    return pending ? pending.then(() => this.inner.get(id)) : this.inner.get(id);
   }
 
   /** Counts, maybe fails or waits, then writes to the wrapped store. */
-  async set(id: string, write: StoreWrite): Promise<string | null> {
-    await this.#before("set");
-    return await this.inner.set(id, write);
+  set(id: string, write: StoreWrite): MaybePromise<string | null> {
+    const pending = this.#before("set");
+    return pending ? pending.then(() => this.inner.set(id, write)) : this.inner.set(id, write);
   }
 
   /** Counts, maybe fails or waits, then deletes from the wrapped store. */
-  async delete(id: string): Promise<void> {
-    await this.#before("delete");
-    return await this.inner.delete(id);
+  delete(id: string): MaybePromise<void> {
+    const pending = this.#before("delete");
+    return pending ? pending.then(() => this.inner.delete(id)) : this.inner.delete(id);
   }
 
   /** Closes the wrapped store. */
