@@ -98,8 +98,12 @@ export interface SessionOptions {
 export interface RequestFacts {
   /** The raw `Cookie` header, if any. */
   cookie: string | null | undefined;
-  /** Whether the connection to this server is https. */
-  https: boolean;
+  /**
+   * Whether the connection to this server is https, or a function that tells:
+   * it is called only when a cookie is written, so a framework getter that
+   * costs something is not paid on requests that send no cookie.
+   */
+  https: boolean | (() => boolean);
   /** The raw `X-Forwarded-Proto` header; used only with `trustProxy`. */
   forwardedProto?: string | null;
 }
@@ -147,6 +151,12 @@ function readSecrets(secret: unknown): string[] | undefined {
     }
   }
   return secrets;
+}
+
+/** Whether the request was https, asking the adapter's function once if it gave one. */
+function isHttps(state: SessionState): boolean {
+  if (typeof state.https === "function") state.https = state.https();
+  return state.https;
 }
 
 /** Whether a store answered with a promise (or any thenable) rather than a value. */
@@ -297,7 +307,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
    * Store failures may throw synchronously.
    */
   loadEager(request: RequestFacts): Session<T> | Promise<Session<T>> {
-    let https = request.https;
+    let https: boolean | (() => boolean) = request.https;
     if (this.#trustProxy && request.forwardedProto) {
       const first = request.forwardedProto.split(",", 1)[0].trim().toLowerCase();
       https = first === "https";
@@ -323,7 +333,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
   async #loadLater(
     values: string[],
     next: number,
-    https: boolean,
+    https: boolean | (() => boolean),
     step: Promise<unknown>,
     presented?: { handle: string; rotated: boolean },
   ): Promise<Session<T>> {
@@ -365,7 +375,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
   #open(
     id: string,
     record: unknown,
-    https: boolean,
+    https: boolean | (() => boolean),
     rotated: boolean,
   ): Session<T> | undefined | Promise<void> {
     if (record === undefined || record === null) {
@@ -420,7 +430,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     });
   }
 
-  #fresh(https: boolean): Session<T> {
+  #fresh(https: boolean | (() => boolean)): Session<T> {
     return new Session<T>(this.#host, {
       id: undefined,
       stored: false,
@@ -470,7 +480,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     const hasContent = state.data.size > 0 || (state.outgoingFlash?.size ?? 0) > 0;
     if (!hasContent) {
       // The client's cookie named a session this request destroyed or regenerated: clear it.
-      return state.hadCookie ? this.#cookie.clear(state.https) : undefined;
+      return state.hadCookie ? this.#cookie.clear(isHttps(state)) : undefined;
     }
     const absoluteExpiresAt = this.#absoluteMs === null ? NEVER : now + this.#absoluteMs;
     const meta: SessionMeta = {
@@ -493,7 +503,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       if (answer === null) {
         throw new SessionStoreError("write", new Error("the store refused to create a record"));
       }
-      return this.#setCookie(answer, meta.expiresAt, now, state.https);
+      return this.#setCookie(answer, meta.expiresAt, now, isHttps(state));
     };
     return isPromiseLike(handle) ? handle.then(created) : created(handle);
   }
@@ -508,7 +518,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     const touch = this.#idleMs !== null && slid - loaded.expiresAt >= this.#idleMs / 2;
     const id = state.id!;
     if (!changed && !touch) {
-      return state.rotated ? this.#setCookie(id, loaded.expiresAt, now, state.https) : undefined;
+      return state.rotated ? this.#setCookie(id, loaded.expiresAt, now, isHttps(state)) : undefined;
     }
     // The deadline moves only with a touch, on writes as on reads: the browser's copy of the cookie
     // expires when the record does, so a write that keeps the deadline needs no Set-Cookie.
@@ -533,7 +543,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       if (answer === null) throw new SessionConflictError();
       // A store whose handle changes with every write (a sealed cookie) needs the new value sent.
       if (!touch && !state.rotated && answer === id) return undefined;
-      return this.#setCookie(answer, meta.expiresAt, now, state.https);
+      return this.#setCookie(answer, meta.expiresAt, now, isHttps(state));
     };
     return isPromiseLike(handle) ? handle.then(updated) : updated(handle);
   }

@@ -31,8 +31,8 @@ export interface SessionState {
   hadCookie: boolean;
   /** The cookie verified with an older secret and should be re-signed. */
   rotated: boolean;
-  /** The request came over https (decides the `Secure` attribute). */
-  https: boolean;
+  /** The request came over https (decides the `Secure` attribute); a function is asked when a cookie is written. */
+  https: boolean | (() => boolean);
   data: Map<string, unknown>;
   incomingFlash: Map<string, unknown> | undefined;
   outgoingFlash: Map<string, unknown> | undefined;

@@ -20,7 +20,7 @@ export interface ConnectRequest {
 export type ConnectNext = (error?: unknown) => void;
 
 /** The connect-style middleware shape shared by Express and Opine. */
-export type ConnectMiddleware = (req: ConnectRequest, res: object, next: ConnectNext) => Promise<void>;
+export type ConnectMiddleware = (req: ConnectRequest, res: object, next: ConnectNext) => void;
 
 /** Node's `ServerResponse` as Express extends it. */
 interface NodeResponse {
@@ -54,41 +54,76 @@ type Outcome = { error: unknown } | undefined;
  * first, and a commit that fails goes to `next(error)` instead of the response.
  */
 export function connectSession<T extends SessionData>(manager: SessionManager<T>): ConnectMiddleware {
-  return async function sessionMiddleware(req, res, next) {
-    let current: Session<T>;
+  // A plain function, not an async one: with a store that answers at once the request goes on without a
+  // promise or a microtask.
+  return function sessionMiddleware(req, res, next) {
+    let loading: Session<T> | Promise<Session<T>>;
     try {
-      // The eager form answers without a promise when the store does: no microtask for a MemoryStore.
-      const loading = manager.loadEager({
-        cookie: req.get("cookie"),
-        https: req.secure,
+      loading = manager.loadEager({
+        cookie: cookieHeader(req),
+        // A framework getter (Express runs its "trust proxy" rules): asked only if a cookie is written.
+        https: () => req.secure,
         forwardedProto: manager.trustProxy ? req.get("x-forwarded-proto") : undefined,
       });
-      current = loading instanceof Promise ? await loading : loading;
     } catch (error) {
       next(error);
       return;
     }
-    (req as { session?: Session<T> }).session = current;
-    if (typeof (req as Partial<OpineRequest>).respond === "function") {
-      const commit = async (status: number, append: (value: string) => void): Promise<Outcome> => {
-        // Express and Opine give middleware no sign that a handler failed: `next(err)` goes straight to the
-        // error handlers. A 5xx response is how those answer a failure, so it saves nothing, as in the
-        // other adapters, where a throwing handler saves nothing.
-        if (status >= 500) return undefined;
-        try {
-          const setCookie = await manager.commit(current);
-          if (setCookie) append(setCookie);
-          return undefined;
-        } catch (error) {
-          return { error };
-        }
-      };
-      hookOpine(req as ConnectRequest & OpineRequest, res as OpineResponse, commit, next);
+    if (loading instanceof Promise) {
+      loading.then((current) => start(manager, current, req, res, next), next);
     } else {
-      hookNode(res as HookedResponse, manager as SessionManager, current as Session, next);
+      start(manager, loading, req, res, next);
     }
-    next();
   };
+}
+
+/**
+ * The `Cookie` header. On Node, from the raw header list: `req.get` would
+ * make Node build the object of every header, which nothing else on a
+ * request may need.
+ */
+function cookieHeader(req: ConnectRequest): string | undefined {
+  const raw = (req as { rawHeaders?: unknown }).rawHeaders;
+  if (!Array.isArray(raw)) return req.get("cookie");
+  let value: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i];
+    // Several Cookie headers are joined with "; ", as Node does.
+    if (name.length === 6 && name.toLowerCase() === "cookie") {
+      value = value === undefined ? raw[i + 1] : `${value}; ${raw[i + 1]}`;
+    }
+  }
+  return value;
+}
+
+/** Gives the request its session, hooks the response, and hands on. */
+function start<T extends SessionData>(
+  manager: SessionManager<T>,
+  current: Session<T>,
+  req: ConnectRequest,
+  res: object,
+  next: ConnectNext,
+): void {
+  (req as { session?: Session<T> }).session = current;
+  if (typeof (req as Partial<OpineRequest>).respond === "function") {
+    const commit = async (status: number, append: (value: string) => void): Promise<Outcome> => {
+      // Express and Opine give middleware no sign that a handler failed: `next(err)` goes straight to the
+      // error handlers. A 5xx response is how those answer a failure, so it saves nothing, as in the
+      // other adapters, where a throwing handler saves nothing.
+      if (status >= 500) return undefined;
+      try {
+        const setCookie = await manager.commit(current);
+        if (setCookie) append(setCookie);
+        return undefined;
+      } catch (error) {
+        return { error };
+      }
+    };
+    hookOpine(req as ConnectRequest & OpineRequest, res as OpineResponse, commit, next);
+  } else {
+    hookNode(res as HookedResponse, manager as SessionManager, current as Session, next);
+  }
+  next();
 }
 
 type Commit = (status: number, append: (value: string) => void) => Promise<Outcome>;
@@ -96,67 +131,149 @@ type Commit = (status: number, append: (value: string) => void) => Promise<Outco
 const NODE_SENDERS = ["writeHead", "write", "end", "flushHeaders"] as const;
 type NodeSender = typeof NODE_SENDERS[number];
 type Method = (this: unknown, ...args: unknown[]) => unknown;
+type Senders = Record<NodeSender, Method>;
 
-/** One response's commit: what the shared wrappers need, in one object instead of closures. */
+/** One response's commit. */
 interface NodeHook {
   state: "open" | "committing" | "done";
   manager: SessionManager;
   session: Session;
   next: ConnectNext;
-  /** The methods the response had before the hook, called once the commit is done. */
-  originals: Record<NodeSender, Method>;
+  /** The methods below the hook, called once the commit is done. */
+  originals: Senders;
   /** Calls held while an asynchronous commit runs. */
-  held: [NodeSender, unknown[]][];
+  held: [NodeSender, unknown[]][] | undefined;
   headersBefore: Record<string, number | string | string[] | undefined>;
   statusBefore: number;
 }
 
-const HOOK = Symbol("session commit hook");
-type HookedResponse = NodeResponse & Record<NodeSender, Method> & { [HOOK]?: NodeHook };
+type HookedResponse = NodeResponse & Senders & { req?: object };
+
+// Express gives every response its app's prototype (`app.response`, the object Express documents for
+// extending responses). Adding own properties to a response costs several microseconds each there (V8
+// builds a new hidden class for every add on those objects, and collects it again), so after the first
+// request the senders are wrapped once on that prototype, and each request is found by its `req`.
+/** Prototypes whose senders are wrapped, with the methods they had before. */
+const wrappedPrototypes = new WeakMap<object, Senders>();
+/** The hook of each request whose response passes through the prototype's wrappers. */
+const hooksByRequest = new WeakMap<object, NodeHook>();
 
 /**
- * The wrapper of one sender, shared by every response. The first call that
- * would send headers commits: in place when the store answered at once,
- * otherwise holding that call (and every call after it) until the commit
- * settles.
+ * Hooks one response: through its prototype's shared wrappers when they are
+ * in place, otherwise through wrappers of its own (and wraps the prototype
+ * for the requests to come).
  */
-function senderWrapper(name: NodeSender): Method {
-  return function (this: unknown, ...args: unknown[]) {
-    const res = this as HookedResponse;
-    const hook = res[HOOK]!;
-    if (hook.state === "done") return hook.originals[name].apply(res, args);
-    if (hook.state === "committing") {
-      hook.held.push([name, args]);
-      return heldAnswer(name, res);
-    }
-    const status = name === "writeHead" ? Number(args[0]) : res.statusCode;
-    // Express gives middleware no sign that a handler failed: `next(err)` goes straight to the error
-    // handlers. A 5xx response is how those answer a failure, so it saves nothing, as in the other
-    // adapters, where a throwing handler saves nothing.
-    if (status >= 500) {
-      hook.state = "done";
-      return hook.originals[name].apply(res, args);
-    }
-    let saving: string | undefined | Promise<string | undefined>;
-    try {
-      saving = hook.manager.commitEager(hook.session);
-    } catch (error) {
-      fail(res, hook, error);
-      return heldAnswer(name, res);
-    }
-    if (!(saving instanceof Promise)) {
-      hook.state = "done";
-      if (saving) res.append("Set-Cookie", saving);
-      return hook.originals[name].apply(res, args);
-    }
-    hook.state = "committing";
-    hook.held.push([name, args]);
-    saving.then(
-      (setCookie) => replay(res, hook, setCookie),
-      (error) => fail(res, hook, error),
-    ).catch(hook.next);
-    return heldAnswer(name, res);
+function hookNode(res: HookedResponse, manager: SessionManager, session: Session, next: ConnectNext): void {
+  const hook: NodeHook = {
+    state: "open",
+    manager,
+    session,
+    next,
+    originals: undefined as unknown as Senders,
+    held: undefined,
+    headersBefore: res.getHeaders(),
+    statusBefore: res.statusCode,
   };
+  const proto: object | null = Object.getPrototypeOf(res);
+  const req = res.req;
+  const shared = proto === null ? undefined : wrappedPrototypes.get(proto);
+  if (shared !== undefined && req !== undefined && !hooksByRequest.has(req)) {
+    hook.originals = shared;
+    hooksByRequest.set(req, hook);
+    return;
+  }
+  // Middleware that ran before this one may already hold the senders it found on the response: this
+  // request is hooked on the response itself, whatever happens to the prototype.
+  hook.originals = {
+    writeHead: res.writeHead,
+    write: res.write,
+    end: res.end,
+    flushHeaders: res.flushHeaders,
+  };
+  res.writeHead = function (...args) {
+    return hookedCall(this as HookedResponse, hook, "writeHead", args);
+  };
+  res.write = function (...args) {
+    return hookedCall(this as HookedResponse, hook, "write", args);
+  };
+  res.end = function (...args) {
+    return hookedCall(this as HookedResponse, hook, "end", args);
+  };
+  res.flushHeaders = function (...args) {
+    return hookedCall(this as HookedResponse, hook, "flushHeaders", args);
+  };
+  if (proto !== null && shared === undefined && isAppPrototype(proto)) wrapPrototype(proto);
+}
+
+/**
+ * An Express app's response prototype: it inherits the senders rather than
+ * defining them (Node's own `ServerResponse.prototype` defines `writeHead`
+ * and is never wrapped).
+ */
+function isAppPrototype(proto: object): boolean {
+  return !Object.hasOwn(proto, "writeHead") &&
+    NODE_SENDERS.every((name) => typeof (proto as Senders)[name] === "function");
+}
+
+function wrapPrototype(proto: object): void {
+  const target = proto as Senders;
+  const originals = {} as Senders;
+  for (const name of NODE_SENDERS) {
+    const original = target[name];
+    originals[name] = original;
+    Object.defineProperty(target, name, {
+      configurable: true,
+      writable: true,
+      value: function (this: unknown, ...args: unknown[]) {
+        const req = (this as HookedResponse).req;
+        const hook = req === undefined ? undefined : hooksByRequest.get(req);
+        // Requests the session middleware never saw (routes mounted before it) pass straight through.
+        if (hook === undefined || hook.state === "done") return original.apply(this, args);
+        return hookedCall(this as HookedResponse, hook, name, args);
+      },
+    });
+  }
+  wrappedPrototypes.set(proto, originals);
+}
+
+/**
+ * A call of a sender on a hooked response. The first call that would send
+ * headers commits: in place when the store answered at once, otherwise
+ * holding that call (and every call after it) until the commit settles.
+ */
+function hookedCall(res: HookedResponse, hook: NodeHook, name: NodeSender, args: unknown[]): unknown {
+  if (hook.state === "done") return hook.originals[name].apply(res, args);
+  if (hook.state === "committing") {
+    hook.held!.push([name, args]);
+    return heldAnswer(name, res);
+  }
+  const status = name === "writeHead" ? Number(args[0]) : res.statusCode;
+  // Express gives middleware no sign that a handler failed: `next(err)` goes straight to the error
+  // handlers. A 5xx response is how those answer a failure, so it saves nothing, as in the other
+  // adapters, where a throwing handler saves nothing.
+  if (status >= 500) {
+    hook.state = "done";
+    return hook.originals[name].apply(res, args);
+  }
+  let saving: string | undefined | Promise<string | undefined>;
+  try {
+    saving = hook.manager.commitEager(hook.session);
+  } catch (error) {
+    fail(res, hook, error);
+    return heldAnswer(name, res);
+  }
+  if (!(saving instanceof Promise)) {
+    hook.state = "done";
+    if (saving) res.append("Set-Cookie", saving);
+    return hook.originals[name].apply(res, args);
+  }
+  hook.state = "committing";
+  hook.held = [[name, args]];
+  saving.then(
+    (setCookie) => replay(res, hook, setCookie),
+    (error) => fail(res, hook, error),
+  ).catch(hook.next);
+  return heldAnswer(name, res);
 }
 
 /** What a held call answers: `write` says "wait for drain", the others what Node's methods return. */
@@ -164,16 +281,12 @@ function heldAnswer(name: NodeSender, res: NodeResponse): unknown {
   return name === "write" ? false : name === "flushHeaders" ? undefined : res;
 }
 
-const WRAPPERS = Object.fromEntries(NODE_SENDERS.map((name) => [name, senderWrapper(name)])) as Record<
-  NodeSender,
-  Method
->;
-
 /** Sends the held calls, after adding the cookie. */
 function replay(res: HookedResponse, hook: NodeHook, setCookie: string | undefined): void {
   hook.state = "done";
   if (setCookie) res.append("Set-Cookie", setCookie);
-  const calls = hook.held.splice(0);
+  const calls = hook.held ?? [];
+  hook.held = undefined;
   // A replayed call that throws (a second writeHead, say) would have thrown to the handler; it can only go
   // to the error handlers now, as errors of handlers do.
   for (const [name, args] of calls) hook.originals[name].apply(res, args);
@@ -185,38 +298,13 @@ function replay(res: HookedResponse, hook: NodeHook, setCookie: string | undefin
 /** Drops the held calls and hands the error to the error handlers, with the headers and status of before. */
 function fail(res: HookedResponse, hook: NodeHook, error: unknown): void {
   hook.state = "done";
-  hook.held.length = 0;
+  hook.held = undefined;
   for (const name of res.getHeaderNames()) res.removeHeader(name);
   for (const [name, value] of Object.entries(hook.headersBefore)) {
     if (value !== undefined) res.setHeader(name, value);
   }
   res.statusCode = hook.statusBefore;
   hook.next(error);
-}
-
-/**
- * Puts the shared wrappers on the response. They stay after the commit,
- * passing calls through: deleting own properties would drop the response
- * object into V8's slow dictionary mode for the rest of the request.
- */
-function hookNode(res: HookedResponse, manager: SessionManager, session: Session, next: ConnectNext): void {
-  const originals = {} as Record<NodeSender, Method>;
-  for (const name of NODE_SENDERS) {
-    const method = res[name];
-    if (typeof method !== "function") continue;
-    originals[name] = method;
-    res[name] = WRAPPERS[name];
-  }
-  res[HOOK] = {
-    state: "open",
-    manager,
-    session,
-    next,
-    originals,
-    held: [],
-    headersBefore: res.getHeaders(),
-    statusBefore: res.statusCode,
-  };
 }
 
 /**

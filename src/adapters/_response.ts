@@ -25,7 +25,7 @@ export function withSetCookie(response: Response, setCookie: string): Response {
 export function requestFacts(request: Request, trustProxy: boolean): RequestFacts {
   return {
     cookie: request.headers.get("cookie"),
-    https: request.url.startsWith("https:"),
+    https: () => request.url.startsWith("https:"),
     forwardedProto: trustProxy ? request.headers.get("x-forwarded-proto") : undefined,
   };
 }

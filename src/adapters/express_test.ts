@@ -336,6 +336,40 @@ for (const [name, createExpress] of VERSIONS) {
     }
   });
 
+  it("routes mounted before the session middleware pass through the shared response hooks untouched", async () => {
+    const app = createExpress();
+    app.get("/before", (_req, res) => {
+      res.setHeader("x-route", "before");
+      res.send("plain");
+    });
+    app.use(session({ store: new MemoryStore(), secret: SECRET }));
+    app.get("/count", (req, res) => {
+      const n = (req.session.get("n") ?? 0) + 1;
+      req.session.set("n", n);
+      res.send(String(n));
+    });
+    const server = await serveNodeHandler(app);
+    try {
+      let cookie = "";
+      for (let i = 1; i <= 3; i++) {
+        const response = await fetch(server.origin + "/count", { headers: { cookie } });
+        assert.equal(
+          await response.text(),
+          String(i),
+          "the session works on every request, hooked or shared",
+        );
+        const set = response.headers.getSetCookie();
+        if (set.length > 0) cookie = set[0].split(";")[0];
+      }
+      const before = await fetch(server.origin + "/before", { headers: { cookie } });
+      assert.equal(await before.text(), "plain");
+      assert.equal(before.headers.get("x-route"), "before");
+      assert.deepEqual(before.headers.getSetCookie(), []);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("with a synchronous store the commit happens in place, and later calls go straight through", async () => {
     const answers: unknown[] = [];
     await withApp(createExpress, (app) => {

@@ -60,7 +60,7 @@ export function session(options: SessionOptions = {}): Middleware {
     const loading = manager.loadEager({
       cookie: ctx.get("cookie"),
       // Koa's own flag: it honours X-Forwarded-Proto when the app sets `app.proxy = true`.
-      https: ctx.secure,
+      https: () => ctx.secure,
       forwardedProto: manager.trustProxy ? ctx.get("x-forwarded-proto") : undefined,
     });
     const current = loading instanceof Promise ? await loading : loading;

@@ -67,7 +67,8 @@ function middlewareFor<T extends SessionData, S extends State = Record<string, a
     // The eager forms answer without a promise when the store does: no microtask for a MemoryStore.
     const loading = manager.loadEager({
       cookie: headers.get("cookie"),
-      https: ctx.request.url.protocol === "https:",
+      // Oak's request.url builds a URL object: asked only if a cookie is written.
+      https: () => ctx.request.url.protocol === "https:",
       forwardedProto: manager.trustProxy ? headers.get("x-forwarded-proto") : undefined,
     });
     const current = loading instanceof Promise ? await loading : loading;
