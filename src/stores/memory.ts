@@ -46,6 +46,10 @@ function thaw(value: unknown): unknown {
   return value instanceof JsonText ? JSON.parse(value.text) : value;
 }
 
+function copyMeta(meta: SessionMeta): SessionMeta {
+  return { createdAt: meta.createdAt, expiresAt: meta.expiresAt, absoluteExpiresAt: meta.absoluteExpiresAt };
+}
+
 /** Sets a key; defining rather than assigning keeps a "__proto__" key an own property of a plain object. */
 function put(target: Values, key: string, value: unknown): void {
   if (key === "__proto__") {
@@ -173,7 +177,7 @@ export class MemoryStore implements Store {
       entry = {
         data: freezeAll({}, record.data),
         flash: record.flash && freezeAll({}, record.flash),
-        meta: { ...record.meta },
+        meta: copyMeta(record.meta),
         bucket: previous?.bucket ?? Number.NaN,
       };
       this.#entries.set(id, entry);
@@ -184,7 +188,7 @@ export class MemoryStore implements Store {
       for (const key of write.deleted) delete entry.data[key];
       freezeAll(entry.data, write.set);
       if (write.flashChanged) entry.flash = record.flash && freezeAll({}, record.flash);
-      entry.meta = { ...record.meta };
+      entry.meta = copyMeta(record.meta);
     }
     const bucket = Math.floor(Math.min(entry.meta.expiresAt, entry.meta.absoluteExpiresAt) / BUCKET_MS);
     if (entry.bucket !== bucket) {
