@@ -7,6 +7,7 @@ import { SessionConflictError, SessionStoreError } from "./errors.ts";
 import { MemoryStore } from "./stores/memory.ts";
 import { FaultyStore } from "./testing/faulty_store.ts";
 import type { SessionRecord, Store } from "./store.ts";
+import type { Session } from "./session.ts";
 
 const SECRET = "core-test-secret-0123456789abcdefghij";
 
@@ -339,4 +340,57 @@ test("a session that is set then emptied in one request stores nothing", async (
   session.delete("a");
   assert.equal(await manager.commit(session), undefined);
   assert.equal(memory.size, 0);
+});
+
+test("a store that answers synchronously is used without promises; one that answers with promises is awaited", async () => {
+  const memory = new MemoryStore();
+  const eager = new SessionManager({ store: memory, secret: SECRET });
+  const fresh = eager.loadEager(http());
+  assert.ok(!(fresh instanceof Promise), "a fresh session from a synchronous store is no promise");
+  (fresh as Session).set("n", 1);
+  const setCookie = eager.commitEager(fresh as Session);
+  assert.equal(typeof setCookie, "string", "nor is its Set-Cookie value");
+  const loaded = eager.loadEager(http(cookieOf(setCookie as string)));
+  assert.ok(!(loaded instanceof Promise));
+  assert.equal((loaded as Session).get("n"), 1);
+
+  const lazy = new SessionManager({ store: new FaultyStore(memory), secret: SECRET });
+  const slow = new FaultyStore(memory);
+  const release = slow.hold("get");
+  const awaiting = new SessionManager({ store: slow, secret: SECRET }).loadEager(
+    http(cookieOf(setCookie as string)),
+  );
+  assert.ok(awaiting instanceof Promise, "a pending read gives a promise");
+  release();
+  assert.equal((await awaiting).get("n"), 1);
+  assert.equal((await lazy.load(http(cookieOf(setCookie as string)))).get("n"), 1);
+});
+
+test("a store that throws synchronously fails with a SessionStoreError, never a crash or an empty session", async () => {
+  const failing: Store = {
+    get() {
+      throw new Error("disk I/O error");
+    },
+    set() {
+      throw new Error("database is locked");
+    },
+    delete() {
+      throw new Error("database is locked");
+    },
+  };
+  const manager = new SessionManager({ store: failing, secret: SECRET });
+  const seeding = new SessionManager({ secret: SECRET });
+  const seed = await seeding.load(http());
+  seed.set("a", 1);
+  const signed = cookieOf(await seeding.commit(seed));
+  assert.throws(() => manager.loadEager(http(signed)), SessionStoreError);
+  await assert.rejects(manager.load(http(signed)), (error: unknown) => {
+    assert.ok(error instanceof SessionStoreError);
+    assert.equal(error.operation, "read");
+    assert.match(String((error.cause as Error).message), /disk I\/O error/);
+    return true;
+  });
+  const session = await manager.load(http());
+  session.set("a", 1);
+  await assert.rejects(manager.commit(session), (error: unknown) => error instanceof SessionStoreError);
 });

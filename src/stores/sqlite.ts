@@ -298,7 +298,7 @@ export class SqliteStore implements Store {
    * await store.close();
    * ```
    */
-  get(id: string): Promise<SessionRecord | undefined> {
+  get(id: string): SessionRecord | undefined {
     return this.#run(() => {
       const now = this.#now();
       const row = this.#select.get(id, now, now) as Row | undefined;
@@ -337,7 +337,7 @@ export class SqliteStore implements Store {
    * await store.close();
    * ```
    */
-  set(id: string, write: StoreWrite): Promise<string | null> {
+  set(id: string, write: StoreWrite): string | null {
     return this.#run(() => {
       this.#cleanup();
       const { meta } = write.record;
@@ -401,8 +401,8 @@ export class SqliteStore implements Store {
    * await store.close();
    * ```
    */
-  delete(id: string): Promise<void> {
-    return this.#run(() => {
+  delete(id: string): void {
+    this.#run(() => {
       this.#delete.run(id);
     });
   }
@@ -423,7 +423,7 @@ export class SqliteStore implements Store {
    * ```
    */
   deleteExpired(): Promise<number> {
-    return this.#run(() => {
+    return this.#promised(() => {
       const now = this.#now();
       let total = 0;
       for (;;) {
@@ -444,7 +444,11 @@ export class SqliteStore implements Store {
    *
    * const store = new SqliteStore({ path: ":memory:" });
    * await store.close();
-   * await store.get("x").catch((error) => console.log(error.message)); // "SqliteStore is closed"
+   * try {
+   *   store.get("x");
+   * } catch (error) {
+   *   console.log((error as Error).message); // "SqliteStore is closed"
+   * }
    * ```
    */
   close(): Promise<void> {
@@ -468,13 +472,21 @@ export class SqliteStore implements Store {
     this.#nextCleanup = removed === CLEANUP_BATCH ? now : now + this.#cleanupInterval;
   }
 
-  /** Turns the driver's synchronous results and throws into a promise. */
-  #run<T>(body: () => T): Promise<T> {
-    if (this.#closed) return Promise.reject(new Error("SqliteStore is closed"));
+  /**
+   * Runs a statement on the open database. The driver answers synchronously,
+   * and so do `get`, `set` and `delete` (the store contract allows it): the
+   * session core then skips its awaits and timeout.
+   */
+  #promised<T>(body: () => T): Promise<T> {
     try {
-      return Promise.resolve(body());
+      return Promise.resolve(this.#run(body));
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  #run<T>(body: () => T): T {
+    if (this.#closed) throw new Error("SqliteStore is closed");
+    return body();
   }
 }

@@ -420,14 +420,16 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
 
   run(
     "no resurrection: a slow request cannot bring back a logged-out session",
-    async ({ client, memory }) => {
+    async ({ client, memory, store }) => {
       const visitor = client();
       await visitor.request("/set?key=user&value=ada");
       const cookie = visitor.cookie;
       const other = client();
       other.cookie = cookie;
-      const slow = other.request("/set?key=cart&value=1&delay=80");
-      await sleep(10);
+      const readsBefore = store.calls.get;
+      const slow = other.request("/set?key=cart&value=1&delay=150");
+      // Log out once the slow request has loaded the session, however long a busy machine takes to get there.
+      while (store.calls.get === readsBefore) await sleep(1);
       await visitor.request("/logout");
       const late = await slow;
       equal(late.status, 409);
