@@ -69,7 +69,7 @@ function describe(value: unknown): string {
 }
 
 /** Throws unless `value` survives a JSON round trip unchanged. */
-function assertJson(value: unknown, key: string, path: string, seen: unknown[]): void {
+function assertJson(value: unknown, key: string, path: string, seen: unknown[] | undefined): void {
   switch (typeof value) {
     case "string":
     case "boolean":
@@ -79,6 +79,8 @@ function assertJson(value: unknown, key: string, path: string, seen: unknown[]):
       break;
     case "object": {
       if (value === null) return;
+      // The list of objects on the current path, for cycles: made only for values that have objects.
+      seen ??= [];
       if (seen.includes(value)) {
         throw new TypeError(`Cannot set session key "${key}": the value at ${path} refers to itself`);
       }
@@ -183,7 +185,7 @@ export class Session<T extends SessionData = Record<string, any>> {
       this.delete(key);
       return this;
     }
-    assertJson(value, key, key, []);
+    assertJson(value, key, key, undefined);
     const state = this.#state;
     state.data.set(key, value);
     state.set.set(key, value);
@@ -229,7 +231,7 @@ export class Session<T extends SessionData = Record<string, any>> {
    */
   flash<K extends keyof T & string>(key: K, value: T[K]): this {
     assertKey(key, "flash");
-    assertJson(value, key, key, []);
+    assertJson(value, key, key, undefined);
     (this.#state.outgoingFlash ??= new Map()).set(key, value);
     return this;
   }

@@ -135,10 +135,9 @@ export class MemoryStore implements Store {
     return this.#entries.size;
   }
 
-  #live(id: string): Entry | undefined {
+  #live(id: string, now = this.#now()): Entry | undefined {
     const entry = this.#entries.get(id);
     if (entry === undefined) return undefined;
-    const now = this.#now();
     if (entry.meta.expiresAt <= now || entry.meta.absoluteExpiresAt <= now) {
       this.#entries.delete(id);
       return undefined;
@@ -168,7 +167,8 @@ export class MemoryStore implements Store {
    * gone). Updates touch only the keys they change.
    */
   set(id: string, write: StoreWrite): string | null {
-    this.#sweep(this.#now());
+    const now = this.#now();
+    this.#sweep(now);
     const { record } = write;
     let entry: Entry | undefined;
     if (write.kind === "create") {
@@ -182,13 +182,17 @@ export class MemoryStore implements Store {
       };
       this.#entries.set(id, entry);
     } else {
-      entry = this.#live(id);
+      entry = this.#live(id, now);
       if (entry === undefined) return null;
       if (write.cleared) entry.data = {};
       for (const key of write.deleted) delete entry.data[key];
       freezeAll(entry.data, write.set);
       if (write.flashChanged) entry.flash = record.flash && freezeAll({}, record.flash);
-      entry.meta = copyMeta(record.meta);
+      // In place: a fresh object stored into a long-lived entry on every write would be work for the GC.
+      const { meta } = entry;
+      meta.createdAt = record.meta.createdAt;
+      meta.expiresAt = record.meta.expiresAt;
+      meta.absoluteExpiresAt = record.meta.absoluteExpiresAt;
     }
     const bucket = Math.floor(Math.min(entry.meta.expiresAt, entry.meta.absoluteExpiresAt) / BUCKET_MS);
     if (entry.bucket !== bucket) {
