@@ -1,8 +1,9 @@
 // Session ids (Web Crypto's CSPRNG), HMAC signing and id hashing.
 
+import { encodeBase64Url } from "./_base64url.ts";
 import { HmacSha256, sha256 } from "./_hmac.ts";
 
-const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+export { encodeBase64Url } from "./_base64url.ts";
 
 /** Bytes of randomness in a session id: 192 bits, 32 base64url characters. */
 export const ID_BYTES = 24;
@@ -17,27 +18,6 @@ export const MAX_COOKIE_VALUE_LENGTH = 4000;
 const HANDLE = /^[A-Za-z0-9_-]+$/;
 
 const encoder = new TextEncoder();
-
-/** Encodes bytes as base64url without padding. */
-export function encodeBase64Url(bytes: Uint8Array): string {
-  let out = "";
-  let i = 0;
-  for (; i + 2 < bytes.length; i += 3) {
-    const n = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
-    out += BASE64URL[n >> 18] + BASE64URL[(n >> 12) & 63] +
-      BASE64URL[(n >> 6) & 63] + BASE64URL[n & 63];
-  }
-  const rest = bytes.length - i;
-  if (rest === 1) {
-    const n = bytes[i] << 16;
-    out += BASE64URL[n >> 18] + BASE64URL[(n >> 12) & 63];
-  } else if (rest === 2) {
-    const n = (bytes[i] << 16) | (bytes[i + 1] << 8);
-    out += BASE64URL[n >> 18] + BASE64URL[(n >> 12) & 63] +
-      BASE64URL[(n >> 6) & 63];
-  }
-  return out;
-}
 
 // Random bytes are drawn from the CSPRNG in batches: one getRandomValues call costs microseconds on Node
 // whatever its size, and every byte is still used for exactly one id.

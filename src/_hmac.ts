@@ -7,6 +7,8 @@
 // precomputed: well under a microsecond here. `_hmac_test.ts` checks every result against Web Crypto on
 // random keys and messages.
 
+import { encodeBase64Url } from "./_base64url.ts";
+
 // Int32Array throughout: V8 keeps int32 values unboxed, while a Uint32Array element above 2^31 is read
 // as a heap number, which made every round of the compression allocate.
 const K = new Int32Array([
@@ -180,22 +182,18 @@ function wordsToBytes(state: Int32Array): Uint8Array {
   return digest;
 }
 
-const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+const mac = new Uint8Array(32);
 
 /** base64url (no padding) of the 32 bytes held in 8 big-endian words: 43 characters. */
 function wordsToBase64Url(words: Int32Array): string {
-  let out = "";
-  // 32 bytes = ten 3-byte groups and 2 bytes over; read byte k of the digest as (words[k >> 2] >>> shift) & 255.
-  for (let k = 0; k < 30; k += 3) {
-    const n = (byteAt(words, k) << 16) | (byteAt(words, k + 1) << 8) | byteAt(words, k + 2);
-    out += BASE64URL[n >> 18] + BASE64URL[(n >> 12) & 63] + BASE64URL[(n >> 6) & 63] + BASE64URL[n & 63];
+  for (let i = 0; i < 8; i++) {
+    const word = words[i];
+    mac[i * 4] = word >>> 24;
+    mac[i * 4 + 1] = word >>> 16;
+    mac[i * 4 + 2] = word >>> 8;
+    mac[i * 4 + 3] = word;
   }
-  const n = (byteAt(words, 30) << 16) | (byteAt(words, 31) << 8);
-  return out + BASE64URL[n >> 18] + BASE64URL[(n >> 12) & 63] + BASE64URL[(n >> 6) & 63];
-}
-
-function byteAt(words: Int32Array, k: number): number {
-  return (words[k >> 2] >>> (24 - 8 * (k & 3))) & 255;
+  return encodeBase64Url(mac);
 }
 
 /** SHA-256 of `message`. */
@@ -239,11 +237,7 @@ export class HmacSha256 {
     if (text.length > ONE_BLOCK) {
       const bytes = new Uint8Array(text.length);
       for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-      const mac = this.digest(bytes);
-      for (let i = 0; i < 8; i++) {
-        state[i] = (mac[i * 4] << 24) | (mac[i * 4 + 1] << 16) | (mac[i * 4 + 2] << 8) | mac[i * 4 + 3];
-      }
-      return wordsToBase64Url(state);
+      return encodeBase64Url(this.digest(bytes));
     }
     // Inner hash: the text, the 0x80 terminator and the bit length of ipad block + text. Plain loops: the
     // typed-array fill/set builtins cost more than these few words.

@@ -23,7 +23,7 @@ import type { StoreOperation } from "./errors.ts";
 import { isAllowedKey, Session, sessionState } from "./session.ts";
 import type { SessionData, SessionHost, SessionState } from "./session.ts";
 import { NEVER } from "./store.ts";
-import type { SessionMeta, SessionRecord, Store, StoreWrite } from "./store.ts";
+import type { MaybePromise, SessionMeta, SessionRecord, Store, StoreWrite } from "./store.ts";
 import { MemoryStore } from "./stores/memory.ts";
 
 export type { CookieOptions, SameSite } from "./_cookie.ts";
@@ -163,6 +163,11 @@ function toObject(values: Map<string, unknown>): Record<string, unknown> {
   for (const [key, value] of values) out[key] = value;
   return out;
 }
+
+type StoreCall<R> = (store: Store, id: string, write?: StoreWrite) => MaybePromise<R>;
+const storeGet: StoreCall<SessionRecord | undefined> = (store, id) => store.get(id);
+const storeSet: StoreCall<string | null> = (store, id, write) => store.set(id, write!);
+const storeDelete: StoreCall<void> = (store, id) => store.delete(id);
 
 /** Whether the request was https, asking the adapter's function once if it gave one. */
 function isHttps(state: SessionState): boolean {
@@ -327,7 +332,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     for (let i = 0; i < values.length; i++) {
       const presented = this.#verify(values[i]);
       if (presented === undefined) continue;
-      const record = this.#call("read", () => this.store.get(presented.handle));
+      const record = this.#call("read", storeGet, presented.handle);
       if (isPromiseLike(record)) return this.#loadLater(values, i + 1, https, record, presented);
       const opened = this.#open(presented.handle, record, https, presented.rotated);
       if (opened instanceof Session) return opened;
@@ -357,7 +362,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     for (let i = next; i < values.length; i++) {
       const candidate = this.#verify(values[i]);
       if (candidate === undefined) continue;
-      let record = this.#call("read", () => this.store.get(candidate.handle));
+      let record = this.#call("read", storeGet, candidate.handle);
       if (isPromiseLike(record)) record = await record;
       const opened = this.#open(candidate.handle, record, https, candidate.rotated);
       if (opened instanceof Session) return opened;
@@ -560,7 +565,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
   }
 
   #write(id: string, write: StoreWrite): string | null | Promise<string | null> {
-    const handle = this.#call("write", () => this.store.set(id, write));
+    const handle = this.#call("write", storeSet, id, write);
     return isPromiseLike(handle)
       ? handle.then((answer) => this.#checkHandle(id, answer))
       : this.#checkHandle(id, handle);
@@ -574,7 +579,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
   }
 
   #delete(id: string): Promise<void> {
-    const done = this.#call("delete", () => this.store.delete(id));
+    const done = this.#call("delete", storeDelete, id);
     return isPromiseLike(done) ? done : Promise.resolve();
   }
 
@@ -585,14 +590,15 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
   }
 
   /**
-   * Runs a store call, wrapping every failure in a `SessionStoreError`. A
-   * store that answers synchronously (from memory, or an embedded database)
-   * is not awaited at all; a promise gets the timeout.
+   * Runs a store call (one of the functions below, so no closure is made per
+   * request). A store that answers synchronously (from memory, or an embedded
+   * database) is not awaited at all; a promise gets the timeout. Every
+   * failure, thrown or rejected, becomes a `SessionStoreError`.
    */
-  #call<R>(operation: StoreOperation, run: () => R | Promise<R>): R | Promise<R> {
-    let result: R | Promise<R>;
+  #call<R>(operation: StoreOperation, run: StoreCall<R>, id: string, write?: StoreWrite): MaybePromise<R> {
+    let result: MaybePromise<R>;
     try {
-      result = run();
+      result = run(this.store, id, write);
     } catch (error) {
       throw new SessionStoreError(operation, error);
     }
