@@ -435,8 +435,8 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       data,
       incomingFlash,
       outgoingFlash: undefined,
-      set: new Map(),
-      deleted: new Set(),
+      set: undefined,
+      deleted: undefined,
       cleared: false,
       meta: {
         createdAt: meta.createdAt,
@@ -456,8 +456,8 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       data: new Map(),
       incomingFlash: undefined,
       outgoingFlash: undefined,
-      set: new Map(),
-      deleted: new Set(),
+      set: undefined,
+      deleted: undefined,
       cleared: false,
       meta: undefined,
     });
@@ -527,7 +527,8 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
   #commitStored(state: SessionState, now: number): string | undefined | Promise<string | undefined> {
     const loaded = state.meta!;
     const flashChanged = state.outgoingFlash !== undefined || state.incomingFlash !== undefined;
-    const changed = state.set.size > 0 || state.deleted.size > 0 || state.cleared || flashChanged;
+    const changed = (state.set?.size ?? 0) > 0 || (state.deleted?.size ?? 0) > 0 || state.cleared ||
+      flashChanged;
     const slid = this.#idleMs === null
       ? loaded.expiresAt
       : Math.min(now + this.#idleMs, loaded.absoluteExpiresAt);
@@ -546,12 +547,12 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     const record: SessionRecord = { data: toObject(state.data), meta };
     if (state.outgoingFlash?.size) record.flash = toObject(state.outgoingFlash);
     const set = Object.create(null);
-    for (const [key, value] of state.set) set[key] = value;
+    if (state.set) { for (const [key, value] of state.set) set[key] = value; }
     const handle = this.#write(id, {
       kind: "update",
       record,
       set,
-      deleted: [...state.deleted],
+      deleted: state.deleted ? [...state.deleted] : [],
       cleared: state.cleared,
       flashChanged,
     });

@@ -36,8 +36,10 @@ export interface SessionState {
   data: Map<string, unknown>;
   incomingFlash: Map<string, unknown> | undefined;
   outgoingFlash: Map<string, unknown> | undefined;
-  set: Map<string, unknown>;
-  deleted: Set<string>;
+  /** Keys set by this request; made on the first `set` (most requests set nothing). */
+  set: Map<string, unknown> | undefined;
+  /** Keys deleted by this request; made on the first `delete`. */
+  deleted: Set<string> | undefined;
   cleared: boolean;
   /** Metadata of the loaded record; `undefined` for a session not stored yet. */
   meta: SessionMeta | undefined;
@@ -188,8 +190,8 @@ export class Session<T extends SessionData = Record<string, any>> {
     assertJson(value, key, key, undefined);
     const state = this.#state;
     state.data.set(key, value);
-    state.set.set(key, value);
-    state.deleted.delete(key);
+    (state.set ??= new Map()).set(key, value);
+    state.deleted?.delete(key);
     return this;
   }
 
@@ -202,8 +204,8 @@ export class Session<T extends SessionData = Record<string, any>> {
   delete(key: keyof T & string): boolean {
     const state = this.#state;
     if (!state.data.delete(key)) return false;
-    state.set.delete(key);
-    state.deleted.add(key);
+    state.set?.delete(key);
+    (state.deleted ??= new Set()).add(key);
     return true;
   }
 
@@ -211,8 +213,8 @@ export class Session<T extends SessionData = Record<string, any>> {
   clear(): void {
     const state = this.#state;
     state.data.clear();
-    state.set.clear();
-    state.deleted.clear();
+    state.set = undefined;
+    state.deleted = undefined;
     state.cleared = true;
   }
 
@@ -261,8 +263,8 @@ export class Session<T extends SessionData = Record<string, any>> {
     state.meta = undefined;
     state.id = undefined;
     state.data.clear();
-    state.set.clear();
-    state.deleted.clear();
+    state.set = undefined;
+    state.deleted = undefined;
     state.cleared = false;
     state.incomingFlash = undefined;
     state.outgoingFlash = undefined;

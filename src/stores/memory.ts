@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { SessionMeta, SessionRecord, Store, StoreWrite } from "../store.ts";
+import type { SessionRecord, Store, StoreWrite } from "../store.ts";
 
 /** Options for {@linkcode MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -33,7 +33,11 @@ type Values = Record<string, unknown>;
 interface Entry {
   data: Values;
   flash: Values | undefined;
-  meta: SessionMeta;
+  // The metadata as fields of the entry rather than an object of its own: one object fewer per session for
+  // the garbage collector to trace in a store of 100,000 sessions.
+  createdAt: number;
+  expiresAt: number;
+  absoluteExpiresAt: number;
   /** The expiry bucket this entry was last filed under. */
   bucket: number;
 }
@@ -44,10 +48,6 @@ function freeze(value: unknown): unknown {
 
 function thaw(value: unknown): unknown {
   return value instanceof JsonText ? JSON.parse(value.text) : value;
-}
-
-function copyMeta(meta: SessionMeta): SessionMeta {
-  return { createdAt: meta.createdAt, expiresAt: meta.expiresAt, absoluteExpiresAt: meta.absoluteExpiresAt };
 }
 
 /** Sets a key; defining rather than assigning keeps a "__proto__" key an own property of a plain object. */
@@ -138,7 +138,7 @@ export class MemoryStore implements Store {
   #live(id: string, now = this.#now()): Entry | undefined {
     const entry = this.#entries.get(id);
     if (entry === undefined) return undefined;
-    if (entry.meta.expiresAt <= now || entry.meta.absoluteExpiresAt <= now) {
+    if (entry.expiresAt <= now || entry.absoluteExpiresAt <= now) {
       this.#entries.delete(id);
       return undefined;
     }
@@ -149,13 +149,12 @@ export class MemoryStore implements Store {
   get(id: string): SessionRecord | undefined {
     const entry = this.#live(id);
     if (entry === undefined) return undefined;
-    const { meta } = entry;
     const record: SessionRecord = {
       data: thawAll(entry.data),
       meta: {
-        createdAt: meta.createdAt,
-        expiresAt: meta.expiresAt,
-        absoluteExpiresAt: meta.absoluteExpiresAt,
+        createdAt: entry.createdAt,
+        expiresAt: entry.expiresAt,
+        absoluteExpiresAt: entry.absoluteExpiresAt,
       },
     };
     if (entry.flash !== undefined) record.flash = thawAll(entry.flash);
@@ -177,7 +176,9 @@ export class MemoryStore implements Store {
       entry = {
         data: freezeAll({}, record.data),
         flash: record.flash && freezeAll({}, record.flash),
-        meta: copyMeta(record.meta),
+        createdAt: record.meta.createdAt,
+        expiresAt: record.meta.expiresAt,
+        absoluteExpiresAt: record.meta.absoluteExpiresAt,
         bucket: previous?.bucket ?? Number.NaN,
       };
       this.#entries.set(id, entry);
@@ -188,13 +189,11 @@ export class MemoryStore implements Store {
       for (const key of write.deleted) delete entry.data[key];
       freezeAll(entry.data, write.set);
       if (write.flashChanged) entry.flash = record.flash && freezeAll({}, record.flash);
-      // In place: a fresh object stored into a long-lived entry on every write would be work for the GC.
-      const { meta } = entry;
-      meta.createdAt = record.meta.createdAt;
-      meta.expiresAt = record.meta.expiresAt;
-      meta.absoluteExpiresAt = record.meta.absoluteExpiresAt;
+      entry.createdAt = record.meta.createdAt;
+      entry.expiresAt = record.meta.expiresAt;
+      entry.absoluteExpiresAt = record.meta.absoluteExpiresAt;
     }
-    const bucket = Math.floor(Math.min(entry.meta.expiresAt, entry.meta.absoluteExpiresAt) / BUCKET_MS);
+    const bucket = Math.floor(Math.min(entry.expiresAt, entry.absoluteExpiresAt) / BUCKET_MS);
     if (entry.bucket !== bucket) {
       entry.bucket = bucket;
       this.#file(id, bucket);
