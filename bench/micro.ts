@@ -155,7 +155,7 @@ core("write: load(cookie) + increment + commit", async () => {
 });
 
 const stores = add("store and store-call overhead");
-stores("MemoryStore.get (JSON.parse copy)", async () => do_not_optimize(await manager.store.get(seeded.id)));
+stores("MemoryStore.get (fresh copy)", async () => do_not_optimize(await manager.store.get(seeded.id)));
 stores("MemoryStore.set create", async () =>
   do_not_optimize(
     await store.set(generateId(), {
