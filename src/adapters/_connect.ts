@@ -152,7 +152,9 @@ type HookedResponse = NodeResponse & Senders & { req?: object };
 // Express gives every response its app's prototype (`app.response`, the object Express documents for
 // extending responses). Adding own properties to a response costs several microseconds each there (V8
 // builds a new hidden class for every add on those objects, and collects it again), so after the first
-// request the senders are wrapped once on that prototype, and each request is found by its `req`.
+// request the senders are wrapped once on that prototype, and each request is found by its `req`. A
+// mounted sub-app's `response` inherits its parent's (Express links them on "mount"), so a response a
+// sub-app sends still passes through these wrappers.
 /** Prototypes whose senders are wrapped, with the methods they had before. */
 const wrappedPrototypes = new WeakMap<object, Senders>();
 /** The hook of each request whose response passes through the prototype's wrappers. */

@@ -370,6 +370,30 @@ for (const [name, createExpress] of VERSIONS) {
     }
   });
 
+  it("a response sent by a mounted sub-app is committed, on the first request and every one after", async () => {
+    const app = createExpress();
+    const sub = createExpress();
+    app.use(session({ store: new MemoryStore(), secret: SECRET }));
+    sub.get("/count", (req, res) => {
+      const n = (req.session.get("n") ?? 0) + 1;
+      req.session.set("n", n);
+      res.send(String(n));
+    });
+    app.use("/sub", sub);
+    const server = await serveNodeHandler(app);
+    try {
+      let cookie = "";
+      for (let i = 1; i <= 4; i++) {
+        const response = await fetch(server.origin + "/sub/count", { headers: { cookie } });
+        assert.equal(await response.text(), String(i));
+        const set = response.headers.getSetCookie();
+        if (set.length > 0) cookie = set[0].split(";")[0];
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
   it("with a synchronous store the commit happens in place, and later calls go straight through", async () => {
     const answers: unknown[] = [];
     await withApp(createExpress, (app) => {
