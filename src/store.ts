@@ -132,11 +132,39 @@ export const CORRUPT_RECORD: SessionRecord = Object.freeze({
 export const NEVER = 8_640_000_000_000_000;
 
 /**
+ * Sets `key` as an own, enumerable data property of `target`. Plain
+ * assignment for every key but `__proto__`, which is defined instead: it
+ * stays an ordinary key and never replaces the object's prototype.
+ *
+ * @param target The object to write to.
+ * @param key The key.
+ * @param value The value.
+ *
+ * @example
+ * ```ts
+ * import { setOwn } from "./store.ts";
+ *
+ * const data: Record<string, unknown> = {};
+ * setOwn(data, "__proto__", { admin: true });
+ * console.log(Object.getPrototypeOf(data) === Object.prototype); // true
+ * console.log(Object.keys(data)); // ["__proto__"]
+ * ```
+ */
+export function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === "__proto__") {
+    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  } else {
+    target[key] = value;
+  }
+}
+
+/**
  * Applies the change of an update to a record's user keys, in the order the
  * contract describes. Shared by stores that hold whole records in memory.
  *
  * @param current The user keys as stored now; it is modified in place.
  * @param write The write to apply.
+ * @param prepare Turns each value set into the form the store keeps (default: as it is).
  * @returns `current`, for chaining.
  *
  * @example
@@ -158,18 +186,12 @@ export const NEVER = 8_640_000_000_000_000;
 export function applyChange(
   current: Record<string, unknown>,
   write: StoreWrite,
+  prepare: (value: unknown) => unknown = (value) => value,
 ): Record<string, unknown> {
   if (write.cleared) {
     for (const key of Object.keys(current)) delete current[key];
   }
   for (const key of write.deleted) delete current[key];
-  for (const key of Object.keys(write.set)) {
-    Object.defineProperty(current, key, {
-      value: write.set[key],
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
-  }
+  for (const key of Object.keys(write.set)) setOwn(current, key, prepare(write.set[key]));
   return current;
 }

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { CORRUPT_RECORD, NEVER } from "../store.ts";
+import { CORRUPT_RECORD, NEVER, setOwn } from "../store.ts";
 import type { SessionMeta, SessionRecord, StoreWrite } from "../store.ts";
 
 /** Prefix of the hash fields that hold user keys. */
@@ -165,13 +165,7 @@ function decodeFields(fields: Iterable<readonly [string, string]>, now: number):
   const data: Record<string, unknown> = {};
   for (const [field, value] of fields) {
     if (field.startsWith(DATA_FIELD_PREFIX)) {
-      // defineProperty, so a user key named "__proto__" stays a plain key.
-      Object.defineProperty(data, keyOfField(field), {
-        value: JSON.parse(value),
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
+      setOwn(data, keyOfField(field), JSON.parse(value));
     } else if (field === "meta") {
       meta = JSON.parse(value);
     } else if (field === "flash") {

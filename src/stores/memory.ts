@@ -6,6 +6,7 @@
  * @module
  */
 
+import { applyChange, setOwn } from "../store.ts";
 import type { SessionRecord, Store, StoreWrite } from "../store.ts";
 
 /** Options for {@linkcode MemoryStore}. */
@@ -50,25 +51,16 @@ function thaw(value: unknown): unknown {
   return value instanceof JsonText ? JSON.parse(value.text) : value;
 }
 
-/** Sets a key; defining rather than assigning keeps a "__proto__" key an own property of a plain object. */
-function put(target: Values, key: string, value: unknown): void {
-  if (key === "__proto__") {
-    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
-  } else {
-    target[key] = value;
-  }
-}
-
 /** Copies values in, freezing objects. */
 function freezeAll(target: Values, source: Record<string, unknown>): Values {
-  for (const key of Object.keys(source)) put(target, key, freeze(source[key]));
+  for (const key of Object.keys(source)) setOwn(target, key, freeze(source[key]));
   return target;
 }
 
 /** A fresh plain object with fresh copies of every value. */
 function thawAll(values: Values): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const key of Object.keys(values)) put(out, key, thaw(values[key]));
+  for (const key of Object.keys(values)) setOwn(out, key, thaw(values[key]));
   return out;
 }
 
@@ -185,9 +177,7 @@ export class MemoryStore implements Store {
     } else {
       entry = this.#live(id, now);
       if (entry === undefined) return null;
-      if (write.cleared) entry.data = {};
-      for (const key of write.deleted) delete entry.data[key];
-      freezeAll(entry.data, write.set);
+      applyChange(entry.data, write, freeze);
       if (write.flashChanged) entry.flash = record.flash && freezeAll({}, record.flash);
       entry.createdAt = record.meta.createdAt;
       entry.expiresAt = record.meta.expiresAt;

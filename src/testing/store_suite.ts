@@ -336,6 +336,21 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     deepEqual((await store.get(base))?.data, { who: "base" }, "deleting hostile ids left the plain one");
   });
 
+  withStore("a user key named __proto__ is an ordinary key, on create and on update", async (store) => {
+    const id = generateId();
+    // JSON.parse makes "__proto__" an own key, as a store reading stored JSON would.
+    await store.set(id, create(JSON.parse('{"__proto__": {"admin": true}, "a": 1}')));
+    const created = (await store.get(id))!.data;
+    equal(Object.getPrototypeOf(created), Object.prototype, "the prototype is untouched");
+    deepEqual(Object.keys(created).sort(), ["__proto__", "a"]);
+    deepEqual(Object.getOwnPropertyDescriptor(created, "__proto__")?.value, { admin: true });
+    await store.set(id, update({ a: 1 }, { set: JSON.parse('{"__proto__": 2}') }));
+    const updated = (await store.get(id))!.data;
+    equal(Object.getPrototypeOf(updated), Object.prototype);
+    equal(Object.getOwnPropertyDescriptor(updated, "__proto__")?.value, 2);
+    equal(updated.a, 1);
+  });
+
   withStore("a large value (1 MB) round-trips", async (store) => {
     const id = generateId();
     const big = "x".repeat(1024 * 1024 - 3) + "end";
