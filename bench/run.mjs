@@ -14,7 +14,7 @@ import { join, relative } from "node:path";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { randomBytes } from "node:crypto";
-import { GROUPS, SCENARIOS, select } from "./lib/contenders.mjs";
+import { BASE_SUFFIX, baselineTwin, GROUPS, hasTwin, SCENARIOS, select } from "./lib/contenders.mjs";
 import { describeMachine, sourceFingerprint } from "./lib/machine.mjs";
 import {
   CLK_TCK,
@@ -28,7 +28,7 @@ import {
   stop,
   which,
 } from "./lib/proc.mjs";
-import { buildForNode } from "./lib/build.mjs";
+import { buildForNode, extractRevision, resolveRevision } from "./lib/build.mjs";
 import { PATCHES } from "./lib/experiments.mjs";
 import { analyzeProfile } from "./lib/profile.mjs";
 import { commandStats, monitor, roundTrips, startRedis } from "./lib/redis.mjs";
@@ -55,8 +55,13 @@ const HELP = `npm run bench -- [options]
   --sessions=N            MemoryStore scale test size (default 1000000)
   --out=FILE              report path (default bench/results/<date>[-quick|-partial].md)
   --profile=GROUP/C       the Node contender to profile (default hono-node/ours-memory;
-                          e.g. hono-node/ours-memory+res, express/ours-memory)
+                          e.g. hono-node/ours-memory+res, express/ours-memory, or with
+                          --baseline a twin: hono-node/ours-memory@base)
   --experiments           also run the patched contenders of bench/lib/experiments.mjs
+  --baseline=REV          also run every contender of ours (ours-memory, ours-redis, ...) on the src/ of
+                          git revision REV (HEAD~1, a hash, a tag), as a twin named <name>@base: same
+                          bench server, interleaved in the same rounds; the report adds a before -> after
+                          table. Peers and floors run once. (--skip=*/ours-redis@base drops one twin.)
   --no-pin                do not pin processes to cores with taskset
   --no-install            never apt-get install missing tools
   --list                  print the contenders and exit
@@ -81,6 +86,7 @@ function parseArgs(argv) {
     pin: true,
     install: true,
     experiments: false,
+    baseline: undefined,
     profileTarget: "hono-node/ours-memory",
     list: false,
   };
@@ -146,6 +152,10 @@ function parseArgs(argv) {
       case "experiments":
         opts.experiments = true;
         break;
+      case "baseline":
+        if (!value) throw new Error("--baseline needs a git revision, e.g. --baseline=HEAD~1");
+        opts.baseline = value;
+        break;
       case "profile":
         opts.profileTarget = value;
         break;
@@ -204,29 +214,38 @@ async function ensureTools(opts) {
   };
 }
 
-/** The transpiled tree for a set of patches, built on first use. */
-function tree(ctx, patches = []) {
-  const key = patches.join("+");
+/**
+ * The transpiled tree for a set of patches, built on first use; with `base`, its src/ is the --baseline
+ * revision's and the rest (bench servers, package.json, node_modules) the run's snapshot.
+ */
+function tree(ctx, patches = [], base = false) {
+  const key = `${base ? BASE_SUFFIX : ""}${patches.join("+")}`;
   if (!ctx.builds.has(key)) {
-    // A patched tree starts from the run's snapshot, never from src/ as it is by then.
+    // Every other tree starts from the run's snapshot, never from the repository as it is by then.
     const source = key === "" ? ROOT : tree(ctx).root;
-    ctx.builds.set(key, buildForNode(source, patches.map((id) => PATCHES[id])));
+    const srcRoot = base ? ctx.baseline.dir : source;
+    ctx.builds.set(key, buildForNode(source, patches.map((id) => PATCHES[id]), { srcRoot }));
   }
   return ctx.builds.get(key);
 }
 
-function compiled(ctx, file, patches) {
-  return join(tree(ctx, patches).root, file.replace(/\.ts$/, ".js"));
+/** The tree a contender runs: patched for an experiment, the baseline's for an @base twin. */
+function treeOf(ctx, contender) {
+  return tree(ctx, contender?.patches ?? [], contender?.base === true);
+}
+
+function compiled(ctx, file, contender) {
+  return join(treeOf(ctx, contender).root, file.replace(/\.ts$/, ".js"));
 }
 
 function serverCommand(ctx, group, contender, extraNodeFlags = []) {
   if (group.runtime === "deno") {
-    const entry = join(tree(ctx, contender.patches).root, group.entry);
+    const entry = join(treeOf(ctx, contender).root, group.entry);
     return { command: ctx.tools.deno, args: ["run", "-A", "--no-prompt", entry] };
   }
   return {
     command: process.execPath,
-    args: [...extraNodeFlags, compiled(ctx, group.entry, contender.patches)],
+    args: [...extraNodeFlags, compiled(ctx, group.entry, contender)],
   };
 }
 
@@ -405,7 +424,7 @@ async function startContender(ctx, group, contender, extraNodeFlags) {
   const env = { BENCH_CONTENDER: contender.runs ?? contender.name, BENCH_PORT: String(port), NO_COLOR: "1" };
   if (ctx.redis) env.BENCH_REDIS_PORT = String(ctx.redis.port);
   // Deno finds deno.json and node_modules from its working directory: the snapshot's root.
-  const cwd = tree(ctx, contender.patches).root;
+  const cwd = treeOf(ctx, contender).root;
   const started = await startServer({ command, args, env, cwd, prefix: ctx.pin.server });
   if (started.ok) ctx.children.add(started.child);
   return started;
@@ -413,7 +432,7 @@ async function startContender(ctx, group, contender, extraNodeFlags) {
 
 async function httpPhase(ctx) {
   const { opts } = ctx;
-  const chosen = select(opts.only, opts.skip, opts.experiments);
+  const chosen = select(opts.only, opts.skip, opts.experiments, ctx.baseline);
   ctx.results.http = {};
   for (const group of GROUPS) {
     const contenders = chosen.filter((c) => c.group === group).map((c) => c.contender);
@@ -431,16 +450,21 @@ async function httpPhase(ctx) {
         groupResult.skipped.push({ name: contender.name, reason });
         log(`  skip ${contender.name}: ${reason}`);
       };
-      if (contender.requires && !existsSync(join(ROOT, contender.requires))) {
+      if (contender.base) {
+        if (contender.requires && !existsSync(join(ctx.baseline.dir, contender.requires))) {
+          skip(`${contender.requires} does not exist at ${ctx.baseline.short}`);
+          continue;
+        }
+      } else if (contender.requires && !existsSync(join(ROOT, contender.requires))) {
         skip(`${contender.requires} does not exist yet`);
         continue;
       }
-      if (group.runtime === "node" && contender.requires && !existsSync(compiled(ctx, contender.requires))) {
+      if (contender.requires && !existsSync(join(treeOf(ctx, contender).root, contender.requires))) {
         skip(`${contender.requires} appeared after this run started`);
         continue;
       }
       if (contender.patches) {
-        const { failed } = tree(ctx, contender.patches);
+        const { failed } = treeOf(ctx, contender);
         if (failed.length > 0) {
           skip(`patch ${failed.join(", ")} no longer applies to src/`);
           continue;
@@ -563,7 +587,14 @@ async function httpPhase(ctx) {
 async function profilePhase(ctx) {
   const [groupId, name] = ctx.opts.profileTarget.split("/");
   const group = GROUPS.find((g) => g.id === groupId && g.runtime === "node");
-  const contender = group?.contenders.find((c) => c.name === name);
+  // An @base twin (--baseline) profiles the same server on the baseline's src/.
+  const twinOf = ctx.baseline && name?.endsWith(BASE_SUFFIX) ? name.slice(0, -BASE_SUFFIX.length) : undefined;
+  const found = group?.contenders.find((c) => c.name === (twinOf ?? name));
+  const contender = twinOf && found && hasTwin(found)
+    ? baselineTwin(found, ctx.baseline)
+    : twinOf
+    ? undefined
+    : found;
   if (!contender) throw new Error(`--profile=${ctx.opts.profileTarget}: not a Node group/contender`);
   const scenarios = ["read", "write", "new"].filter((s) => ctx.opts.scenarios.includes(s));
   const dir = join(ROOT, "bench", "results", "profiles");
@@ -598,7 +629,7 @@ async function profilePhase(ctx) {
     copyFileSync(join(profileDir, file), kept);
     // Node starts profiling a few ms after spawn: a margin keeps warm-up samples out of the window.
     const analysis = analyzeProfile(kept, {
-      root: pathToFileURL(tree(ctx, contender.patches).root).href + "/",
+      root: pathToFileURL(treeOf(ctx, contender).root).href + "/",
       fromMs: fromMs + 300,
       toMs: toMs - 100,
     });
@@ -643,8 +674,8 @@ async function scalePhase(ctx) {
   ctx.results.scale = line ? JSON.parse(line) : { error: (out.stderr || out.stdout).slice(-1500) };
 }
 
-function estimateMinutes(opts) {
-  const cells = select(opts.only, opts.skip, opts.experiments).length * opts.scenarios.length;
+function estimateMinutes(opts, baseline) {
+  const cells = select(opts.only, opts.skip, opts.experiments, baseline).length * opts.scenarios.length;
   let seconds = 0;
   if (opts.phases.includes("http")) seconds += cells * (opts.warmup + opts.rounds * opts.duration + 0.3) + 60;
   if (opts.phases.includes("profile")) seconds += 3 * (opts.profileSeconds + opts.warmup + 4);
@@ -655,8 +686,11 @@ function estimateMinutes(opts) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
+  // Resolved before anything starts, so a typo fails at once; the same commit for the whole run.
+  const baseline = opts.baseline === undefined ? undefined : resolveRevision(ROOT, opts.baseline);
   if (opts.list) {
-    for (const { group, contender } of select(opts.only, opts.skip, opts.experiments)) {
+    if (baseline) console.log(`# baseline ${baseline.short} (${baseline.date}) ${baseline.subject}`);
+    for (const { group, contender } of select(opts.only, opts.skip, opts.experiments, baseline)) {
       console.log(`${group.id}/${contender.name}\t${contender.label}`);
     }
     return;
@@ -669,8 +703,11 @@ async function main() {
   const stamp = new Date().toISOString().slice(0, 10);
   const partial = opts.only.length > 0 || opts.skip.length > 0 || opts.scenarios.length < SCENARIOS.length ||
     opts.phases.length < PHASES.length;
-  const out = opts.out ??
-    join(ROOT, "bench", "results", `${stamp}${opts.quick ? "-quick" : partial ? "-partial" : ""}.md`);
+  // A run with a baseline holds twins the dated report does not: it never overwrites that report.
+  const suffix = `${opts.quick ? "-quick" : partial ? "-partial" : ""}${
+    baseline ? `-vs-${baseline.short}` : ""
+  }`;
+  const out = opts.out ?? join(ROOT, "bench", "results", `${stamp}${suffix}.md`);
   const ctx = {
     opts,
     tools,
@@ -678,6 +715,7 @@ async function main() {
     stamp,
     tmp: mkdtempSync(join(tmpdir(), "bench-")),
     builds: new Map(),
+    baseline: undefined,
     children: new Set(),
     redis: undefined,
     results: {
@@ -689,7 +727,11 @@ async function main() {
   // One snapshot of src/ for the whole run, whatever others commit meanwhile.
   const repoSourceAtStart = sourceFingerprint(ROOT);
   ctx.results.machine = describeMachine({ root: ROOT, sourceRoot: tree(ctx).root, ...tools });
-  log(`estimated ${estimateMinutes(opts).toFixed(0)} min; ${pin.note}; report -> ${relative(ROOT, out)}`);
+  log(
+    `estimated ${estimateMinutes(opts, baseline).toFixed(0)} min; ${pin.note}; report -> ${
+      relative(ROOT, out)
+    }`,
+  );
 
   const cleanup = async () => {
     for (const child of ctx.children) await stop(child, 3000);
@@ -704,6 +746,14 @@ async function main() {
   process.once("SIGINT", () => cleanup().then(() => process.exit(130)));
 
   try {
+    if (baseline) {
+      // The commit's src/ (not the working tree's), served by this run's bench servers.
+      ctx.baseline = { ...baseline, dir: extractRevision(ROOT, baseline.hash, ctx.tmp) };
+      ctx.baseline.fingerprint = sourceFingerprint(ctx.baseline.dir);
+      const { dir: _dir, ...recorded } = ctx.baseline;
+      ctx.results.baseline = recorded;
+      log(`baseline ${baseline.short} (${baseline.subject}): src/ fingerprint ${ctx.baseline.fingerprint}`);
+    }
     const needsRedis = opts.phases.includes("http") &&
       select(opts.only, opts.skip, opts.experiments).some(({ contender }) => contender.store === "redis");
     if (needsRedis && tools.redisServer) {

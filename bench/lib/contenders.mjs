@@ -115,11 +115,33 @@ export const GROUPS = [
   },
 ];
 
+/** Suffix of a contender's twin under --baseline: the same server, the baseline revision's src/. */
+export const BASE_SUFFIX = "@base";
+
+/**
+ * Under --baseline=REV every contender of ours gets a twin: the same bench server and BENCH_CONTENDER,
+ * run on a tree whose src/ is REV's (bench/lib/build.mjs). Peers, floors and experiments run once.
+ */
+export function baselineTwin(contender, baseline) {
+  return {
+    ...contender,
+    name: `${contender.name}${BASE_SUFFIX}`,
+    label: `${contender.label} @ base${baseline?.short ? ` ${baseline.short}` : ""}`,
+    runs: contender.runs ?? contender.name,
+    base: true,
+    twinOf: contender.name,
+  };
+}
+
+export const hasTwin = (contender) => contender.kind === "ours";
+
 /**
  * Selectors: `group` (every default contender of it), `group/contender`, `*\/contender` or a bare
  * contender name (in every group). Optional contenders run only when named explicitly.
+ * With `baseline` (a resolved revision), each chosen contender of ours is followed by its twin, unless a
+ * skip selector names the twin (`--skip=*\/ours-redis@base`).
  */
-export function select(only, skip, experiments = false) {
+export function select(only, skip, experiments = false, baseline = undefined) {
   const matches = (selector, group, contender, explicitOnly) => {
     const [g, c] = selector.includes("/") ? selector.split("/") : [undefined, selector];
     if (g === undefined) {
@@ -134,7 +156,14 @@ export function select(only, skip, experiments = false) {
       const optional = contender.optional && !(experiments && contender.kind === "experiment");
       const wanted = only.length === 0 ? !optional : only.some((s) => matches(s, group, contender, optional));
       const unwanted = skip.some((s) => matches(s, group, contender, false));
-      if (wanted && !unwanted) chosen.push({ group, contender });
+      if (!wanted || unwanted) continue;
+      chosen.push({ group, contender });
+      if (baseline && hasTwin(contender)) {
+        const twin = baselineTwin(contender, baseline);
+        if (!skip.some((s) => matches(s, group, twin, false))) {
+          chosen.push({ group, contender: twin });
+        }
+      }
     }
   }
   return chosen;

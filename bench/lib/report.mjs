@@ -1,7 +1,7 @@
 // Turns the harness's results into bench/results/<date>.md. Ratios are medians of per-round paired
 // ratios: each round measures the contender and its reference minutes apart, so drift on a shared
 // machine cancels instead of landing on whichever contender ran during a noisy spell.
-import { GROUPS, SCENARIOS } from "./contenders.mjs";
+import { BASE_SUFFIX, GROUPS, hasTwin, SCENARIOS } from "./contenders.mjs";
 
 const fmtInt = (n) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en") : "–");
 const fmt = (n, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "–");
@@ -58,6 +58,20 @@ function scenarioOf(groupResult, contender, scenario) {
   return groupResult?.contenders?.[contender]?.scenarios?.[scenario];
 }
 
+/**
+ * The group's contenders in report order, each @base twin (--baseline) right after its original; a twin
+ * is described by the contender object the run stored, since GROUPS does not list it.
+ */
+function contendersOf(group, g) {
+  const out = [];
+  for (const contender of group.contenders) {
+    out.push(contender);
+    const twin = g?.contenders?.[`${contender.name}${BASE_SUFFIX}`];
+    if (twin?.contender) out.push(twin.contender);
+  }
+  return out;
+}
+
 /** Every target of the issue, evaluated; `null` value when a contender did not run. */
 export function evaluateTargets(results) {
   const rows = [];
@@ -110,6 +124,13 @@ function machineSection(results) {
         ? ` (src/ changed during the run, now \`${m.sourceAfter}\`; every runtime ran the snapshot)`
         : ""
     } |`,
+    ...(results.baseline
+      ? [
+        `| Baseline (\`--baseline=${results.baseline.rev}\`) | commit ${results.baseline.short} ` +
+        `(${results.baseline.date}), src/ from git, fingerprint \`${results.baseline.fingerprint}\`; ` +
+        "its contenders are named `…@base` |",
+      ]
+      : []),
     `| Packages | ${Object.entries(m.packages).map(([k, v]) => `${k} ${v}`).join(", ")} |`,
     "",
     "## Method",
@@ -221,7 +242,8 @@ function groupSection(group, g) {
     "| Contender | Scenario | req/s (min–max) | p50 ms | p99 ms | CPU µs/req | server CPU | RSS MB | ÷ floor | ÷ none | errors |",
     "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   );
-  for (const contender of group.contenders) {
+  const contenders = contendersOf(group, g);
+  for (const contender of contenders) {
     const c = g.contenders[contender.name];
     if (!c || Object.keys(c.scenarios).length === 0) continue;
     for (const scenario of SCENARIOS) {
@@ -240,7 +262,7 @@ function groupSection(group, g) {
     }
   }
   const notes = [];
-  for (const contender of group.contenders) {
+  for (const contender of contenders) {
     const c = g.contenders[contender.name];
     if (!c?.check) continue;
     const parts = [...(c.check.problems ?? []).map((p) => `**${p}**`), ...(c.check.notes ?? [])];
@@ -291,12 +313,109 @@ function experimentSection(results) {
   ].join("\n");
 }
 
+/** The spread of the per-round ratios a ÷ b, so a reader can tell a change from the run's noise. */
+function pairedRange(a, b, ratio) {
+  const values = [];
+  for (const r of a?.rounds ?? []) {
+    const other = b?.rounds?.find((x) => x.round === r.round);
+    if (other) values.push(ratio(r, other));
+  }
+  const finite = values.filter(Number.isFinite);
+  return finite.length ? [Math.min(...finite), Math.max(...finite)] : [NaN, NaN];
+}
+
+function change(ratio) {
+  if (!Number.isFinite(ratio)) return "–";
+  const percent = (ratio - 1) * 100;
+  return `${percent >= 0 ? "+" : "−"}${Math.abs(percent).toFixed(1)}%`;
+}
+
+/** --baseline: each contender of ours against its @base twin, both as ratios to the floor of the same rounds. */
+function baselineSection(results) {
+  const b = results.baseline;
+  if (!b || !results.http) return "";
+  const rows = [];
+  const missing = [];
+  for (const group of GROUPS) {
+    const g = results.http[group.id];
+    if (!g) continue;
+    for (const contender of group.contenders.filter(hasTwin)) {
+      const twinName = `${contender.name}${BASE_SUFFIX}`;
+      const ran = (name) => Object.keys(g.contenders?.[name]?.scenarios ?? {}).length > 0;
+      const hasOurs = ran(contender.name);
+      const hasTwin = ran(twinName);
+      if (!hasOurs && !hasTwin) continue;
+      if (hasOurs !== hasTwin) {
+        missing.push(`${group.label} ${hasOurs ? twinName : contender.name}`);
+        continue;
+      }
+      for (const scenario of SCENARIOS) {
+        const now = scenarioOf(g, contender.name, scenario);
+        const base = scenarioOf(g, twinName, scenario);
+        if (!now?.median || !base?.median) continue;
+        const floor = scenarioOf(g, "noop", scenario);
+        const before = judgedRatio(base, floor);
+        const after = judgedRatio(now, floor);
+        const direct = judgedRatio(now, base);
+        const [lo, hi] = direct.saturated
+          ? pairedRange(now, base, (x, y) => (y.rps > 0 ? x.rps / y.rps : NaN))
+          : pairedRange(
+            now,
+            base,
+            (x, y) => (x.cpuUsPerRequest > 0 ? y.cpuUsPerRequest / x.cpuUsPerRequest : NaN),
+          );
+        const star = (r) => (Number.isFinite(r.value) && !r.saturated ? " *" : "");
+        rows.push(
+          `| ${group.label} | ${contender.label} | ${scenario} | ${fmt(before.rps)} → ${fmt(after.rps)} | ${
+            fmt(before.cpu)
+          } → ${fmt(after.cpu)} | ${fmt(base.median.cpuUsPerRequest, 1)} → ${
+            fmt(now.median.cpuUsPerRequest, 1)
+          } | ${fmtInt(base.median.rps)} → ${fmtInt(now.median.rps)} | **${change(direct.value)}**${
+            star(direct)
+          } (${change(lo)} … ${change(hi)}) |`,
+        );
+      }
+    }
+  }
+  const lines = [
+    `## Before → after: ${b.short} → this run's tree (${results.machine?.commit ?? "?"})`,
+    "",
+    `Before: our contenders on the src/ of commit ${b.short} (${b.date}, "${b.subject}"), as \`…@base\` twins.`,
+    "After: the same contenders on this run's snapshot of the working tree. Both ran the same bench server",
+    "files, interleaved in the same rounds with the floor, so machine noise hits both alike.",
+    "",
+    "÷ floor: median of per-round ratios to the no-op floor (req/s, and CPU capacity = floor CPU/request ÷",
+    "ours). Change: after ÷ before paired round by round, on req/s when both kept their core ≥ " +
+    `${SATURATED * 100}% busy,`,
+    "else on CPU capacity (marked *); in brackets the smallest and largest per-round value, a change inside",
+    "that spread is noise.",
+    "",
+  ];
+  if (rows.length === 0) {
+    lines.push("No contender of ours ran with its @base twin.", "");
+  } else {
+    lines.push(
+      "| Framework | Contender | Scenario | ÷ floor, req/s | ÷ floor, CPU capacity | CPU µs/req | req/s | Change (per-round range) |",
+      "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+      ...rows,
+      "",
+    );
+  }
+  if (missing.length) {
+    lines.push(
+      `Without a pair (the other side was skipped; see its framework's notes): ${missing.join("; ")}.`,
+      "",
+    );
+  }
+  return lines.join("\n");
+}
+
 function redisSection(results) {
   const lines = [];
   for (const group of GROUPS) {
     const g = results.http?.[group.id];
     if (!g) continue;
-    for (const contender of group.contenders) {
+    for (const contender of contendersOf(group, g)) {
       const c = g.contenders[contender.name];
       if (!c?.redisProbe) continue;
       if (c.redisProbe.error) {
@@ -494,6 +613,7 @@ export function renderReport(results) {
     "",
     machineSection(results),
     headlineSection(results),
+    baselineSection(results),
   ];
   if (results.http) {
     parts.push("## Results per framework", "");
