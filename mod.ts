@@ -45,6 +45,7 @@ export { SessionManager } from "./src/core.ts";
 export type {
   CookieOptions,
   RequestFacts,
+  ResponseFacts,
   SameSite,
   SecurityEvent,
   SecurityEventType,
@@ -52,7 +53,19 @@ export type {
 } from "./src/core.ts";
 export { Session } from "./src/session.ts";
 export type { SessionData } from "./src/session.ts";
-export { SessionConflictError, SessionStoreError } from "./src/errors.ts";
+export {
+  CorruptRecordError,
+  SessionConflictError,
+  SessionStoreError,
+  StoreContractError,
+} from "./src/errors.ts";
 export type { StoreOperation } from "./src/errors.ts";
-export { applyChange, CORRUPT_RECORD, NEVER } from "./src/store.ts";
-export type { MaybePromise, SessionMeta, SessionRecord, Store, StoreWrite } from "./src/store.ts";
+export { applyChange, isSessionRecord, NEVER, setOwn, storedRecord } from "./src/store.ts";
+export type {
+  MaybePromise,
+  SessionMeta,
+  SessionRecord,
+  Store,
+  StoreWrite,
+  WriteResult,
+} from "./src/store.ts";

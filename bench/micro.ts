@@ -8,7 +8,7 @@ import process from "node:process";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { Buffer } from "node:buffer";
 import { do_not_optimize, measure } from "mitata";
-import { generateId, Signer } from "../src/_crypto.ts";
+import { generateId, SignedToken, storageKey } from "../src/_crypto.ts";
 import { readCookieValues } from "../src/_cookie.ts";
 import { SessionManager } from "../src/core.ts";
 import { MemoryStore } from "../src/stores/memory.ts";
@@ -31,15 +31,14 @@ function cookieHeader(sidValue: string, position: "first" | "last"): string {
   return (position === "first" ? [sid, ...others] : [...others, sid]).join("; ");
 }
 
-const signer = new Signer([SECRET]);
+const signer = new SignedToken([SECRET]);
 const id = generateId();
-const signed = await signer.sign(id);
+const signed = signer.write(id);
 const header30Last = cookieHeader(signed, "last");
 const header30First = cookieHeader(signed, "first");
 if (readCookieValues(header30Last, "sid", 4000)[0] !== signed) throw new Error("cookie fixture is wrong");
-// Written against the shape every version of Signer.verify has had: an object with the handle on success.
-const verified: unknown = await signer.verify(signed);
-if ((verified as { handle?: string } | undefined)?.handle !== id) throw new Error("signer fixture is wrong");
+const verified = signer.read(signed);
+if (typeof verified === "string" || verified.id !== id) throw new Error("signer fixture is wrong");
 
 // The replacement for Web Crypto HMAC: synchronous node:crypto, available in Node, Deno and Bun.
 const hmacKey = Buffer.from(SECRET);
@@ -55,7 +54,7 @@ function altVerify(value: string): string | undefined {
   return given.length === expected.length && timingSafeEqual(given, expected) ? handle : undefined;
 }
 if (altSign(id) !== signed) {
-  throw new Error("alt signer disagrees with Signer: the comparison would be unfair");
+  throw new Error("alt signer disagrees with SignedToken: the comparison would be unfair");
 }
 if (altVerify(signed) !== id) throw new Error("alt verify rejects a good value");
 
@@ -85,7 +84,7 @@ const setCookie = await manager.commit(seeded);
 const sessionCookie = setCookie!.slice(0, setCookie!.indexOf(";"));
 const sessionHeader30 = cookieHeader(sessionCookie.slice(4), "last");
 const store = new MemoryStore({ maxEntries: 1_000_000 });
-const loaded: unknown = await manager.store.get(seeded.id);
+const loaded: unknown = await manager.store.get(storageKey(seeded.id));
 if (typeof loaded !== "object" || loaded === null) throw new Error("the seeded session was not stored");
 const record = loaded as SessionRecord;
 
@@ -94,25 +93,27 @@ const cases: Case[] = [];
 const add = (groupName: string) => (name: string, fn: () => unknown) => cases.push([groupName, name, fn]);
 
 const crypto = add("sign / verify (HMAC-SHA-256)");
-// Signer may remember values it has seen: "same value" measures that path, "cold" cycles through more
-// distinct values than any such memory holds, so every call computes an HMAC.
+// The token remembers values it has verified: "same value" measures that path, "cold" cycles through more
+// distinct values than that memory holds, so every call computes an HMAC and a storage key.
 const COLD = 10_000;
 const coldIds = Array.from({ length: COLD }, () => generateId());
-const coldSigner = new Signer([SECRET]);
+const coldSigner = new SignedToken([SECRET]);
 const coldValues: string[] = [];
-for (const coldId of coldIds) coldValues.push(await new Signer([SECRET]).sign(coldId));
+for (const coldId of coldIds) coldValues.push(new SignedToken([SECRET]).write(coldId));
 let coldSign = 0;
 let coldVerify = 0;
-crypto("Signer.sign, same value", async () => do_not_optimize(await signer.sign(id)));
-crypto("Signer.verify, same value", async () => do_not_optimize(await signer.verify(signed)));
+let coldKey = 0;
+crypto("SignedToken.write, same value", () => do_not_optimize(signer.write(id)));
+crypto("SignedToken.read, same value", () => do_not_optimize(signer.read(signed)));
 crypto(
-  "Signer.sign, cold (10k distinct ids)",
-  async () => do_not_optimize(await coldSigner.sign(coldIds[coldSign++ % COLD])),
+  "SignedToken.write, cold (10k distinct ids)",
+  () => do_not_optimize(coldSigner.write(coldIds[coldSign++ % COLD])),
 );
 crypto(
-  "Signer.verify, cold (10k distinct values)",
-  async () => do_not_optimize(await coldSigner.verify(coldValues[coldVerify++ % COLD])),
+  "SignedToken.read, cold (10k distinct values; HMAC + storage key)",
+  () => do_not_optimize(coldSigner.read(coldValues[coldVerify++ % COLD])),
 );
+crypto("storageKey (SHA-256 of an id)", () => do_not_optimize(storageKey(coldIds[coldKey++ % COLD])));
 crypto("alt: node:crypto createHmac sign", () => do_not_optimize(altSign(id)));
 crypto("alt: createHmac + timingSafeEqual verify", () => do_not_optimize(altVerify(signed)));
 
@@ -155,7 +156,8 @@ core("write: load(cookie) + increment + commit", async () => {
 });
 
 const stores = add("store and store-call overhead");
-stores("MemoryStore.get (fresh copy)", async () => do_not_optimize(await manager.store.get(seeded.id)));
+const seededKey = storageKey(seeded.id);
+stores("MemoryStore.get (fresh copy)", async () => do_not_optimize(await manager.store.get(seededKey)));
 stores("MemoryStore.set create", async () =>
   do_not_optimize(
     await store.set(generateId(), {

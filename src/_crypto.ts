@@ -1,7 +1,11 @@
-// Session ids (Web Crypto's CSPRNG), HMAC signing and id hashing.
+// Session ids, their storage keys, and the cookie token that carries an id: strings in, strings out.
+//
+// Hashing is @noble/hashes (audited, pure JavaScript, synchronous): see docs/security.md for why it, and
+// not node:crypto or Web Crypto, with the measured costs.
 
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { encodeBase64Url } from "./_base64url.ts";
-import { HmacSha256, sha256 } from "./_hmac.ts";
 
 export { encodeBase64Url } from "./_base64url.ts";
 
@@ -9,15 +13,29 @@ export { encodeBase64Url } from "./_base64url.ts";
 export const ID_BYTES = 24;
 /** Length of an id this library generates. */
 export const ID_LENGTH = 32;
+/** Length of an HMAC-SHA-256 signature in base64url. */
+const SIGNATURE_LENGTH = 43;
 /**
- * The longest cookie value the core looks at. Longer values are dropped before
- * any HMAC or store call. It leaves room for stores whose handle is larger than
- * an id (an encrypted cookie) inside the 4096-byte cookie budget.
+ * The cookie budget of RFC 6265bis (section 5.6, "Storage Model"): user agents
+ * ignore a cookie whose name and value together exceed 4096 octets. The core
+ * reads and writes against this one number (see {@linkcode maxCookieValueLength}).
  */
-export const MAX_COOKIE_VALUE_LENGTH = 4000;
-const HANDLE = /^[A-Za-z0-9_-]+$/;
+export const COOKIE_BUDGET = 4096;
+/** The version prefix of storage keys: a later scheme gets another prefix and can live beside this one. */
+export const STORAGE_KEY_PREFIX = "s1_";
 
+const ID = /^[A-Za-z0-9_-]{32}$/;
 const encoder = new TextEncoder();
+
+/**
+ * The longest cookie value the core reads or writes under a cookie named
+ * `name` (ASCII, as cookie names are checked to be): the rest of the
+ * {@linkcode COOKIE_BUDGET}. Longer values are dropped before any hashing or
+ * store call, and the core refuses to send one.
+ */
+export function maxCookieValueLength(name: string): number {
+  return COOKIE_BUDGET - name.length;
+}
 
 // Random bytes are drawn from the CSPRNG in batches: one getRandomValues call costs microseconds on Node
 // whatever its size, and every byte is still used for exactly one id.
@@ -25,7 +43,7 @@ const RANDOM_BATCH = ID_BYTES * 256;
 let randomPool = new Uint8Array(0);
 let randomOffset = 0;
 
-/** A new session id: {@linkcode ID_BYTES} bytes from the CSPRNG, base64url. */
+/** A new session id: {@linkcode ID_BYTES} bytes from the CSPRNG (Web Crypto), base64url. */
 export function generateId(): string {
   if (randomOffset + ID_BYTES > randomPool.length) {
     randomPool = crypto.getRandomValues(new Uint8Array(RANDOM_BATCH));
@@ -36,29 +54,91 @@ export function generateId(): string {
   return encodeBase64Url(bytes);
 }
 
-/**
- * Whether a value has the shape of a session handle: base64url characters only,
- * at least as long as a generated id and at most the cookie budget.
- */
-export function isWellFormedHandle(value: string): boolean {
-  return value.length >= ID_LENGTH &&
-    value.length <= MAX_COOKIE_VALUE_LENGTH && HANDLE.test(value);
-}
-
-/**
- * Whether a value has the exact shape of an id this library generates. Used
- * for unsigned cookies, where nothing else vouches for the value.
- */
+/** Whether a value has the exact shape of an id this library generates. */
 export function isWellFormedId(value: string): boolean {
-  return value.length === ID_LENGTH && HANDLE.test(value);
+  return value.length === ID_LENGTH && ID.test(value);
 }
 
-/** The outcome of verifying a signed cookie value. */
-export interface Verified {
-  /** The session handle inside the cookie value. */
-  readonly handle: string;
-  /** True when it verified with a secret other than the first: re-sign it. */
+/**
+ * The key a store keeps the session under: {@linkcode STORAGE_KEY_PREFIX} and
+ * the base64url SHA-256 of the id (46 characters). An id carries 192 random
+ * bits, so the hash cannot be inverted or guessed, and a dump of the store
+ * holds nothing that can be replayed as a cookie. No secret goes in: keys stay
+ * the same when secrets rotate and across processes.
+ */
+export function storageKey(id: string): string {
+  return STORAGE_KEY_PREFIX + encodeBase64Url(sha256(encoder.encode(id)));
+}
+
+/** What a cookie value carries once it is read and verified. */
+export interface Presented {
+  /** The session id. */
+  readonly id: string;
+  /** Its storage key. */
+  readonly key: string;
+  /** True when it verified with a secret other than the first: send it anew. */
   readonly rotated: boolean;
+}
+
+/** Why a cookie value was refused. */
+export type Refusal = "malformed" | "bad-signature";
+
+/**
+ * How the session cookie carries an id: chosen once when the manager is
+ * built, never per request. `SignedToken` and `UnsignedToken` carry an id; a
+ * later sealing mode (the whole record in the cookie) fits the same place.
+ */
+export interface CookieToken {
+  /** Reads a cookie value: what it carries, or why it is refused. Never throws. */
+  read(value: string): Presented | Refusal;
+  /** The cookie value for an id. */
+  write(id: string): string;
+  /** The longest value `write` gives, checked once against the cookie budget. */
+  readonly maxLength: number;
+}
+
+/** Answers a token remembers: two generations of this many, so memory stays bounded without iterating. */
+const REMEMBERED = 4096;
+
+/**
+ * Remembers the answer for cookie values that passed every check, so a
+ * returning client's cookie costs a map lookup instead of hashing. Only exact
+ * strings that verified are kept, so it cannot accept anything the checks
+ * would refuse.
+ */
+class Remembered {
+  #current = new Map<string, Presented>();
+  #older = new Map<string, Presented>();
+
+  get(value: string): Presented | undefined {
+    return this.#current.get(value) ?? this.#older.get(value);
+  }
+
+  add(value: string, presented: Presented): Presented {
+    if (this.#current.size >= REMEMBERED) {
+      this.#older = this.#current;
+      this.#current = new Map();
+    }
+    this.#current.set(value, presented);
+    return presented;
+  }
+}
+
+/** An unsigned cookie: the id itself. Nothing vouches for it but its shape and the store lookup. */
+export class UnsignedToken implements CookieToken {
+  readonly maxLength = ID_LENGTH;
+  #remembered = new Remembered();
+
+  read(value: string): Presented | Refusal {
+    const known = this.#remembered.get(value);
+    if (known !== undefined) return known;
+    if (!isWellFormedId(value)) return "malformed";
+    return this.#remembered.add(value, Object.freeze({ id: value, key: storageKey(value), rotated: false }));
+  }
+
+  write(id: string): string {
+    return id;
+  }
 }
 
 /** Compares two strings of equal length without stopping at the first difference. */
@@ -69,87 +149,49 @@ function constantTimeEqual(a: string, b: string): boolean {
   return difference === 0;
 }
 
-const SIGNATURE = /^[A-Za-z0-9_-]{43}$/;
-
-/** Signed values a {@linkcode Signer} remembers: two generations of this many. */
-const REMEMBERED = 4096;
+type KeyedHmac = ReturnType<typeof hmac.create>;
 
 /**
- * Signs handles with HMAC-SHA-256 under the first secret and verifies them
- * under each secret in turn. Synchronous: see `_hmac.ts` for why it does not
- * use `crypto.subtle`.
- *
- * It remembers the values it verified under the first secret, so a
- * returning client's cookie costs a map lookup instead of two hash
- * compressions. Only exact strings that passed the HMAC are remembered, so
- * the memory cannot accept anything the HMAC would refuse. Two generations of
- * maps bound it without ever iterating one.
+ * A signed cookie: `id.signature`, the signature HMAC-SHA-256 (RFC 2104) of
+ * the id under the first secret, base64url. Verifies under each secret in
+ * turn, comparing in constant time; only the canonical spelling verifies.
  */
-export class Signer {
-  #keys: HmacSha256[];
-  #handles = new Map<string, Verified>();
-  #olderHandles = new Map<string, Verified>();
+export class SignedToken implements CookieToken {
+  readonly maxLength = ID_LENGTH + 1 + SIGNATURE_LENGTH;
+  /** One keyed HMAC per secret, its key blocks computed once; cloned per message. */
+  #keys: KeyedHmac[];
+  #remembered = new Remembered();
 
   constructor(secrets: string[]) {
-    this.#keys = secrets.map((secret) => new HmacSha256(encoder.encode(secret)));
+    this.#keys = secrets.map((secret) => hmac.create(sha256, encoder.encode(secret)));
   }
 
-  #remember(handle: string, value: string): void {
-    if (this.#handles.size >= REMEMBERED) {
-      this.#olderHandles = this.#handles;
-      this.#handles = new Map();
-    }
-    // One frozen answer per value, handed out on every hit: no allocation on the hot path.
-    this.#handles.set(value, Object.freeze({ handle, rotated: false }));
+  /** The base64url HMAC of `id` under secret number `index`. A method of its own so tests can count calls. */
+  signature(index: number, id: string): string {
+    return encodeBase64Url(this.#keys[index].clone().update(encoder.encode(id)).digest());
   }
 
-  /**
-   * Returns `handle.signature`. Not remembered: many new sessions never come
-   * back, and one that does is remembered by its first `verify`.
-   */
-  sign(handle: string): string {
-    // Handles are base64url (checked before any store call), so ASCII as base64Url requires.
-    return `${handle}.${this.#keys[0].base64Url(handle)}`;
-  }
-
-  /**
-   * Verifies `handle.signature`, comparing in constant time. Answers
-   * `"malformed"` when the value does not even have the shape of a signed
-   * handle, and `"bad-signature"` when no secret verifies it; never throws.
-   * Only the canonical spelling of a signature verifies.
-   */
-  verify(value: string): Verified | "malformed" | "bad-signature" {
-    const known = this.#handles.get(value) ?? this.#olderHandles.get(value);
+  read(value: string): Presented | Refusal {
+    const known = this.#remembered.get(value);
     if (known !== undefined) return known;
-    const dot = value.lastIndexOf(".");
-    if (dot < 0) return "malformed";
-    const handle = value.slice(0, dot);
-    const signature = value.slice(dot + 1);
-    if (!SIGNATURE.test(signature) || !isWellFormedHandle(handle)) return "malformed";
+    if (value.length !== ID_LENGTH + 1 + SIGNATURE_LENGTH || value.charCodeAt(ID_LENGTH) !== 46) {
+      return "malformed";
+    }
+    const id = value.slice(0, ID_LENGTH);
+    const signature = value.slice(ID_LENGTH + 1);
+    if (!isWellFormedId(id) || !/^[A-Za-z0-9_-]{43}$/.test(signature)) return "malformed";
     for (let i = 0; i < this.#keys.length; i++) {
-      if (constantTimeEqual(this.#keys[i].base64Url(handle), signature)) {
-        if (i === 0) this.#remember(handle, value);
-        return { handle, rotated: i > 0 };
+      if (constantTimeEqual(this.signature(i, id), signature)) {
+        const presented = Object.freeze({ id, key: storageKey(id), rotated: i > 0 });
+        // Values under older secrets are not remembered: they are sent anew on this request.
+        return i === 0 ? this.#remembered.add(value, presented) : presented;
       }
     }
     return "bad-signature";
   }
-}
 
-const salt = crypto.getRandomValues(new Uint8Array(16));
-
-/**
- * A correlation token for an id that is safe to log: SHA-256 over a random
- * per-process salt and the id, 16 hex characters. It cannot be turned back
- * into the id, and it differs between processes.
- */
-export function hashForLog(id: string): string {
-  const idBytes = encoder.encode(id);
-  const input = new Uint8Array(salt.length + idBytes.length);
-  input.set(salt);
-  input.set(idBytes, salt.length);
-  const digest = sha256(input);
-  let hex = "";
-  for (let i = 0; i < 8; i++) hex += digest[i].toString(16).padStart(2, "0");
-  return hex;
+  /** Not remembered: many new sessions never come back, and one that does is remembered by its first read. */
+  write(id: string): string {
+    return `${id}.${this.signature(0, id)}`;
+  }
 }

@@ -11,19 +11,14 @@
 import { CookieWriter } from "./_cookie.ts";
 import type { CookieOptions } from "./_cookie.ts";
 import { readCookieValues } from "./_cookie.ts";
-import {
-  hashForLog,
-  isWellFormedHandle,
-  isWellFormedId,
-  MAX_COOKIE_VALUE_LENGTH,
-  Signer,
-} from "./_crypto.ts";
-import { SessionConflictError, SessionStoreError } from "./errors.ts";
+import { maxCookieValueLength, SignedToken, storageKey, UnsignedToken } from "./_crypto.ts";
+import type { CookieToken, Presented } from "./_crypto.ts";
+import { CorruptRecordError, SessionConflictError, SessionStoreError, StoreContractError } from "./errors.ts";
 import type { StoreOperation } from "./errors.ts";
-import { isAllowedKey, Session, sessionState } from "./session.ts";
-import type { SessionData, SessionHost, SessionState } from "./session.ts";
-import { NEVER } from "./store.ts";
-import type { MaybePromise, SessionMeta, SessionRecord, Store, StoreWrite } from "./store.ts";
+import { isAllowedKey, newSession, Session, sessionInternals, settleChanges } from "./session.ts";
+import type { SessionData, SessionHost, SessionInternals } from "./session.ts";
+import { isSessionRecord, NEVER } from "./store.ts";
+import type { MaybePromise, SessionMeta, SessionRecord, Store, StoreWrite, WriteResult } from "./store.ts";
 import { MemoryStore } from "./stores/memory.ts";
 
 export type { CookieOptions, SameSite } from "./_cookie.ts";
@@ -38,18 +33,21 @@ export type SecurityEventType =
   | "unknown-session"
   /** A stored record past its idle or absolute expiry: deleted. */
   | "expired-session"
-  /** A stored record that is not a valid session record: deleted. */
+  /** A stored record that cannot be parsed (the store threw `CorruptRecordError`): deleted. */
   | "corrupt-record"
   /** A stored record carrying a reserved key (`__proto__`, ...): the key was dropped. */
   | "forbidden-key";
 
-/** A security-relevant event. Carries a salted hash of the id, never the id. */
+/** A security-relevant event. Carries the session's storage key, never its id. */
 export interface SecurityEvent {
   /** What happened. */
   type: SecurityEventType;
   /**
-   * A per-process salted SHA-256 of the session id, for correlating events in
-   * logs. Absent when the cookie held no usable id.
+   * The session's storage key (`s1_` and the base64url SHA-256 of the id):
+   * the same in every process and the key the store keeps the record under,
+   * so events can be correlated across instances and with the store, yet it
+   * cannot be turned back into a cookie. Absent when the cookie held no
+   * usable id.
    */
   idHash?: string;
 }
@@ -82,8 +80,11 @@ export interface SessionOptions {
    */
   absoluteTimeout?: number | null;
   /**
-   * Believe `X-Forwarded-Proto` for deciding whether the request was https.
-   * Only for apps behind a proxy that sets it. Default `false`.
+   * Believe `X-Forwarded-Proto` for deciding whether the request was https
+   * (and so whether the cookie gets `Secure`). Only for apps behind a proxy
+   * that sets it. Default `false`. This is the only proxy setting the
+   * session middleware follows: the framework's own (Express's
+   * `trust proxy`, Koa's `app.proxy`, Oak's `proxy`) does not change it.
    */
   trustProxy?: boolean;
   /** Seconds a store call may take before it fails with a `SessionStoreError`. Default 5. */
@@ -94,18 +95,31 @@ export interface SessionOptions {
   onSecurityEvent?: (event: SecurityEvent) => void;
 }
 
-/** What an adapter knows about a request. */
+/** What an adapter knows about a request: facts, never decisions. */
 export interface RequestFacts {
   /** The raw `Cookie` header, if any. */
   cookie: string | null | undefined;
   /**
-   * Whether the connection to this server is https, or a function that tells:
-   * it is called only when a cookie is written, so a framework getter that
-   * costs something is not paid on requests that send no cookie.
+   * Whether the connection to this server itself is TLS (not what a proxy
+   * header or the framework's proxy setting says), or a function that tells:
+   * it is called only when a cookie is written, so a getter that costs
+   * something is not paid on requests that send no cookie.
    */
   https: boolean | (() => boolean);
-  /** The raw `X-Forwarded-Proto` header; used only with `trustProxy`. */
+  /** The raw `X-Forwarded-Proto` header; read by the core only with `trustProxy`. */
   forwardedProto?: string | null;
+}
+
+/**
+ * What an adapter knows about how the handler ended: facts, never decisions.
+ * The core decides from them whether the request failed (see
+ * {@linkcode SessionManager.commit}).
+ */
+export interface ResponseFacts {
+  /** The handler threw, rejected, or passed an error on (`next(err)`, Hono's `c.error`). */
+  threw?: boolean;
+  /** The response's HTTP status, when it is known. */
+  status?: number;
 }
 
 const DAY = 86_400;
@@ -164,44 +178,62 @@ function toObject(values: Map<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-type StoreCall<R> = (store: Store, id: string, write?: StoreWrite) => MaybePromise<R>;
-const storeGet: StoreCall<SessionRecord | undefined> = (store, id) => store.get(id);
-const storeSet: StoreCall<string | null> = (store, id, write) => store.set(id, write!);
-const storeDelete: StoreCall<void> = (store, id) => store.delete(id);
+/** What a store call does, as a function of its own, so no closure is made per request. */
+type StoreCall<R> = (store: Store, key: string, write?: StoreWrite) => MaybePromise<R>;
+const storeGet: StoreCall<SessionRecord | undefined> = (store, key) => store.get(key);
+const storeSet: StoreCall<WriteResult> = (store, key, write) => store.set(key, write!);
+const storeDelete: StoreCall<void> = (store, key) => store.delete(key);
+
+/** What the core makes of a read that threw {@linkcode CorruptRecordError}. */
+const CORRUPT: unique symbol = Symbol("corrupt record");
+type ReadAnswer = SessionRecord | undefined | null | typeof CORRUPT;
 
 /** Whether the request was https, asking the adapter's function once if it gave one. */
-function isHttps(state: SessionState): boolean {
+function isHttps(state: SessionInternals): boolean {
   if (typeof state.https === "function") state.https = state.https();
   return state.https;
 }
 
 /** Whether a store answered with a promise (or any thenable) rather than a value. */
-function isPromiseLike<R>(value: R | Promise<R>): value is Promise<R> {
+function isPromiseLike<R>(value: MaybePromise<R>): value is Promise<R> {
   return typeof (value as { then?: unknown } | null)?.then === "function";
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+/** A promise of a value that may be one already: the public calls are async whatever the store does. */
+function settled<R>(run: () => MaybePromise<R>): Promise<R> {
+  try {
+    const result = run();
+    return isPromiseLike(result) ? result : Promise.resolve(result);
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
-function isTime(value: unknown): value is number {
-  return typeof value === "number" && Number.isFinite(value) && value > 0;
+/** A short description of a value a store answered, for contract errors (never the value itself). */
+function shape(value: unknown): string {
+  return value === null ? "null" : Array.isArray(value) ? "an array" : typeof value === "string"
+    ? `a string of ${value.length} characters`
+    : typeof value;
 }
 
-/** Whether a store returned something shaped like a session record. */
-function isValidRecord(record: unknown): record is SessionRecord {
-  if (!isPlainObject(record)) return false;
-  const { data, flash, meta } = record;
-  return isPlainObject(data) && (flash === undefined || isPlainObject(flash)) &&
-    isPlainObject(meta) && typeof meta.createdAt === "number" &&
-    Number.isFinite(meta.createdAt) && meta.createdAt >= 0 &&
-    isTime(meta.expiresAt) && isTime(meta.absoluteExpiresAt);
+/**
+ * Whether a request failed, from what its adapter reports: the handler threw
+ * (or passed an error on), or the response is a server error (5xx). The one
+ * rule for every framework; docs/adapters.md states it.
+ */
+function failed(response: ResponseFacts | undefined): boolean {
+  return response !== undefined && (response.threw === true || (response.status ?? 0) >= 500);
 }
 
 /**
  * Loads and commits sessions. Build one per app (it validates every option
  * at once and throws a `TypeError` naming the first bad one), then call
  * `load` before the handler and `commit` after it, for every request.
+ *
+ * The manager owns the session cookie: what it carries (the id, signed with
+ * the first secret), its 4096-byte budget, and every policy: what a failed
+ * request is, when to write, when to send a cookie. Stores only see storage
+ * keys derived from ids (see {@linkcode Store}).
  *
  * @typeParam T The session data type.
  *
@@ -216,24 +248,35 @@ function isValidRecord(record: unknown): record is SessionRecord {
  *     cookie: request.headers.get("cookie"),
  *     https: request.url.startsWith("https:"),
  *   });
- *   const visits = (session.get("visits") ?? 0) + 1;
- *   session.set("visits", visits);
- *   const response = new Response(`visit ${visits}`);
- *   const setCookie = await sessions.commit(session);
+ *   let response: Response;
+ *   try {
+ *     const visits = (session.get("visits") ?? 0) + 1;
+ *     session.set("visits", visits);
+ *     response = new Response(`visit ${visits}`);
+ *   } catch (error) {
+ *     await sessions.commit(session, { threw: true }); // saves nothing
+ *     throw error;
+ *   }
+ *   const setCookie = await sessions.commit(session, { status: response.status });
  *   if (setCookie) response.headers.append("set-cookie", setCookie);
  *   return response;
  * }
  *
  * const first = await handle(new Request("http://localhost/"));
  * console.log(await first.text()); // "visit 1"
+ * const cookie = first.headers.get("set-cookie")!.split(";")[0];
+ * const second = await handle(new Request("http://localhost/", { headers: { cookie } }));
+ * console.log(await second.text()); // "visit 2"
  * ```
  */
 // deno-lint-ignore no-explicit-any
 export class SessionManager<T extends SessionData = Record<string, any>> {
-  /** The store records are kept in. */
+  /** The store sessions are kept in. */
   readonly store: Store;
   #cookie: CookieWriter;
-  #signer: Signer | undefined;
+  #token: CookieToken;
+  #signed: boolean;
+  #maxValueLength: number;
   #idleMs: number | null;
   #absoluteMs: number | null;
   #trustProxy: boolean;
@@ -277,19 +320,28 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     this.store = store;
     this.#trustProxy = options.trustProxy ?? false;
     this.#onSecurityEvent = options.onSecurityEvent;
-    this.#signer = secrets && new Signer(secrets);
+    // The token is chosen here, once: no request asks which kind it has.
+    this.#token = secrets ? new SignedToken(secrets) : new UnsignedToken();
+    this.#signed = secrets !== undefined;
+    this.#maxValueLength = maxCookieValueLength(this.#cookie.name);
+    if (this.#token.maxLength > this.#maxValueLength) {
+      throw optionError(
+        "cookie.name",
+        `is too long: a cookie's name and value must fit in 4096 bytes (RFC 6265bis, section 5.6)`,
+      );
+    }
     if (!secrets && !warnedUnsigned) {
       warnedUnsigned = true;
       console.warn(
         'Session ids are not signed: pass a "secret" option (32+ random bytes) to sign the session cookie',
       );
     }
-    this.#host = { deleteRecord: (id) => this.#delete(id) };
+    this.#host = { deleteRecord: (key) => settled(() => this.#delete(key)) };
   }
 
   /** Whether the session cookie is signed (a `secret` was given). */
   get signed(): boolean {
-    return this.#signer !== undefined;
+    return this.#signed;
   }
 
   /** The session cookie's name. */
@@ -304,133 +356,161 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
 
   /**
    * Finds the session a request presents. Cookies that are malformed, badly
-   * signed, unknown to the store or expired give a fresh, empty session; they
-   * never throw. A failing store does: with a `SessionStoreError`.
+   * signed, unknown to the store or expired give a fresh, empty session (and
+   * a {@linkcode SecurityEvent}); they never throw. Several cookies of the
+   * session's name are tried in order.
+   *
+   * @param request What the adapter knows about the request.
+   * @returns The session.
+   * @throws {SessionStoreError} (rejects) when the store fails or times out.
+   * @throws {StoreContractError} (rejects) when the store answers outside its contract.
    */
   load(request: RequestFacts): Promise<Session<T>> {
-    try {
-      return Promise.resolve(this.loadEager(request));
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return settled(() => this.#load(request));
   }
 
   /**
-   * {@linkcode SessionManager.load}, answering with the session itself rather
-   * than a promise when the store answered synchronously (as `MemoryStore`
-   * and `SqliteStore` do). For adapters: it spares a microtask per request,
-   * and lets a framework without an async response hook commit in place.
-   * Store failures may throw synchronously.
+   * Saves what the handler changed and returns the `Set-Cookie` value the
+   * response needs, or `undefined` when it needs none.
+   *
+   * A failed request saves nothing and sends no session cookie. A request
+   * failed when its handler threw or passed an error on (`response.threw`),
+   * or its response is a server error (`response.status` 500 or more): the
+   * same rule for every framework. A client error (4xx) is not a failure.
+   *
+   * Otherwise it writes only when needed: nothing for an untouched new
+   * session, nothing for an unchanged session unless its idle deadline has
+   * slid by half a window or more. The deadline moves only then (on writes
+   * too), and the cookie is sent only when its value or deadline changes.
+   * Object values changed in place after `get()` or `set()` are saved as they
+   * are now, checked as `set()` checks.
+   *
+   * @param session The session `load` gave for this request.
+   * @param response How the handler ended; omitted, the request succeeded.
+   * @returns The `Set-Cookie` value, or `undefined`.
+   * @throws {SessionStoreError} (rejects) when the store fails or times out.
+   * @throws {SessionConflictError} (rejects) when an overlapping request
+   * deleted the session this one is updating (it is not recreated).
+   * @throws {StoreContractError} (rejects) when the store answers outside its contract.
+   * @throws {TypeError} (rejects) when a value was changed in place into something that is not JSON data.
    */
-  loadEager(request: RequestFacts): Session<T> | Promise<Session<T>> {
+  commit(session: Session<T>, response?: ResponseFacts): Promise<string | undefined> {
+    return settled(() => this.#commit(session, response));
+  }
+
+  // The lifecycle below is written once, for stores that answer at once and stores that answer with a
+  // promise alike: each step takes a value or a promise (`MaybePromise`) and goes on synchronously when it
+  // has a value. A MemoryStore request then costs no microtask and no timer inside the core.
+
+  #load(request: RequestFacts): MaybePromise<Session<T>> {
     let https: boolean | (() => boolean) = request.https;
     if (this.#trustProxy && request.forwardedProto) {
-      const first = request.forwardedProto.split(",", 1)[0].trim().toLowerCase();
-      https = first === "https";
+      https = request.forwardedProto.split(",", 1)[0].trim().toLowerCase() === "https";
     }
-    const values = readCookieValues(request.cookie, this.#cookie.name, MAX_COOKIE_VALUE_LENGTH);
-    for (let i = 0; i < values.length; i++) {
-      const presented = this.#verify(values[i]);
+    const values = readCookieValues(request.cookie, this.#cookie.name, this.#maxValueLength);
+    return this.#loadFrom(values, 0, https);
+  }
+
+  /** Tries the cookie values from `index` on; a fresh session when none opens. */
+  #loadFrom(values: string[], index: number, https: boolean | (() => boolean)): MaybePromise<Session<T>> {
+    for (let i = index; i < values.length; i++) {
+      const presented = this.#read(values[i]);
       if (presented === undefined) continue;
-      const record = this.#call("read", storeGet, presented.handle);
-      if (isPromiseLike(record)) return this.#loadLater(values, i + 1, https, record, presented);
-      const opened = this.#open(presented.handle, record, https, presented.rotated);
-      if (opened instanceof Session) return opened;
-      if (opened !== undefined) return this.#loadLater(values, i + 1, https, opened);
+      let answer: MaybePromise<ReadAnswer>;
+      try {
+        answer = this.#call("read", storeGet, presented.key);
+      } catch (error) {
+        if (!(error instanceof CorruptRecordError)) throw error;
+        answer = CORRUPT;
+      }
+      const next = i + 1;
+      if (isPromiseLike(answer)) {
+        return answer.then(
+          (record) => this.#opened(values, next, https, presented, record),
+          (error) => {
+            if (!(error instanceof CorruptRecordError)) throw error;
+            return this.#opened(values, next, https, presented, CORRUPT);
+          },
+        );
+      }
+      return this.#opened(values, next, https, presented, answer);
     }
     return this.#fresh(https);
   }
 
-  /**
-   * The rest of a load once a store call returned a promise: `step` is the
-   * pending read of `presented`, or (without it) a pending delete; then the
-   * values from `next` on, as in `loadEager`.
-   */
-  async #loadLater(
+  /** The session of a store's answer, or (after deleting what was stale) the next cookie value's. */
+  #opened(
     values: string[],
     next: number,
     https: boolean | (() => boolean),
-    step: Promise<unknown>,
-    presented?: { handle: string; rotated: boolean },
-  ): Promise<Session<T>> {
-    const answer = await step;
-    if (presented) {
-      const opened = this.#open(presented.handle, answer, https, presented.rotated);
-      if (opened instanceof Session) return opened;
-      if (opened !== undefined) await opened;
-    }
-    for (let i = next; i < values.length; i++) {
-      const candidate = this.#verify(values[i]);
-      if (candidate === undefined) continue;
-      let record = this.#call("read", storeGet, candidate.handle);
-      if (isPromiseLike(record)) record = await record;
-      const opened = this.#open(candidate.handle, record, https, candidate.rotated);
-      if (opened instanceof Session) return opened;
-      if (opened !== undefined) await opened;
-    }
-    return this.#fresh(https);
+    presented: Presented,
+    answer: ReadAnswer,
+  ): MaybePromise<Session<T>> {
+    const opened = this.#open(presented, answer, https);
+    if (opened instanceof Session) return opened;
+    if (opened === undefined) return this.#loadFrom(values, next, https);
+    return opened.then(() => this.#loadFrom(values, next, https));
   }
 
-  /** The handle a cookie value carries, if it is well formed (and its signature verifies). */
-  #verify(value: string): { handle: string; rotated: boolean } | undefined {
-    if (this.#signer) {
-      const verified = this.#signer.verify(value);
-      if (typeof verified !== "string") return verified;
-      this.#report(verified === "malformed" ? "malformed-cookie" : "bad-signature");
-      return undefined;
-    }
-    if (isWellFormedId(value)) return { handle: value, rotated: false };
-    this.#report("malformed-cookie");
+  /** The cookie value's id and storage key, if it is well formed (and its signature verifies). */
+  #read(value: string): Presented | undefined {
+    const presented = this.#token.read(value);
+    if (typeof presented !== "string") return presented;
+    this.#report(presented === "malformed" ? "malformed-cookie" : "bad-signature");
     return undefined;
   }
 
   /**
    * Turns what the store answered into a session; `undefined` for an unknown
-   * id, or the pending delete of a corrupt or expired record.
+   * key or a stale record deleted at once, or the pending delete of one.
    */
   #open(
-    id: string,
-    record: unknown,
+    presented: Presented,
+    answer: ReadAnswer,
     https: boolean | (() => boolean),
-    rotated: boolean,
   ): Session<T> | undefined | Promise<void> {
-    if (record === undefined || record === null) {
-      this.#report("unknown-session", id);
+    const { key } = presented;
+    if (answer === undefined || answer === null) {
+      this.#report("unknown-session", key);
       return undefined;
     }
-    if (!isValidRecord(record)) {
-      this.#report("corrupt-record", id);
-      return this.#delete(id);
+    if (answer === CORRUPT) {
+      this.#report("corrupt-record", key);
+      return this.#deleteStale(key);
+    }
+    if (!isSessionRecord(answer)) {
+      throw new StoreContractError("read", `answered ${shape(answer)}, not a session record or undefined`);
     }
     const now = this.#now();
-    const { meta } = record;
+    const { meta } = answer;
     if (
       now >= meta.expiresAt || now >= meta.absoluteExpiresAt ||
       (this.#absoluteMs !== null && now >= meta.createdAt + this.#absoluteMs)
     ) {
-      this.#report("expired-session", id);
-      return this.#delete(id);
+      this.#report("expired-session", key);
+      return this.#deleteStale(key);
     }
     const data = new Map<string, unknown>();
-    for (const key of Object.keys(record.data)) {
-      if (isAllowedKey(key)) data.set(key, record.data[key]);
-      else this.#report("forbidden-key", id);
+    for (const name of Object.keys(answer.data)) {
+      if (isAllowedKey(name)) data.set(name, answer.data[name]);
+      else this.#report("forbidden-key", key);
     }
     let incomingFlash: Map<string, unknown> | undefined;
-    if (record.flash) {
-      for (const key of Object.keys(record.flash)) {
-        if (!isAllowedKey(key)) {
-          this.#report("forbidden-key", id);
+    if (answer.flash) {
+      for (const name of Object.keys(answer.flash)) {
+        if (!isAllowedKey(name)) {
+          this.#report("forbidden-key", key);
           continue;
         }
-        (incomingFlash ??= new Map()).set(key, record.flash[key]);
+        (incomingFlash ??= new Map()).set(name, answer.flash[name]);
       }
     }
-    return new Session<T>(this.#host, {
-      id,
+    return newSession<T>(this.#host, {
+      id: presented.id,
+      key,
       stored: true,
       hadCookie: true,
-      rotated,
+      rotated: presented.rotated,
       https,
       data,
       incomingFlash,
@@ -443,12 +523,20 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
         expiresAt: meta.expiresAt,
         absoluteExpiresAt: meta.absoluteExpiresAt,
       },
+      read: undefined,
     });
   }
 
+  /** Deletes an expired or corrupt record: `undefined` when done at once, else the pending delete. */
+  #deleteStale(key: string): Promise<void> | undefined {
+    const done = this.#delete(key);
+    return isPromiseLike(done) ? done : undefined;
+  }
+
   #fresh(https: boolean | (() => boolean)): Session<T> {
-    return new Session<T>(this.#host, {
+    return newSession<T>(this.#host, {
       id: undefined,
+      key: undefined,
       stored: false,
       hadCookie: false,
       rotated: false,
@@ -460,36 +548,14 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       deleted: undefined,
       cleared: false,
       meta: undefined,
+      read: undefined,
     });
   }
 
-  /**
-   * Saves what the handler changed and returns the `Set-Cookie` value the
-   * response needs, or `undefined` when it needs none. Writes only when
-   * needed: nothing for an untouched new session, nothing for an unchanged
-   * session unless its idle deadline has slid by half a window or more. The
-   * deadline moves only then (on writes too), and the cookie is sent only
-   * when its value or deadline changes.
-   *
-   * @throws {SessionStoreError} when the store fails or times out.
-   * @throws {SessionConflictError} when an overlapping request deleted the
-   * session this one is updating (it is not recreated).
-   */
-  commit(session: Session<T>): Promise<string | undefined> {
-    try {
-      return Promise.resolve(this.commitEager(session));
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-
-  /**
-   * {@linkcode SessionManager.commit}, answering with the `Set-Cookie` value
-   * (or `undefined`) itself rather than a promise when the store answered
-   * synchronously. Failures may throw synchronously.
-   */
-  commitEager(session: Session<T>): string | undefined | Promise<string | undefined> {
-    const state = sessionState(session);
+  #commit(session: Session<T>, response: ResponseFacts | undefined): MaybePromise<string | undefined> {
+    if (failed(response)) return undefined;
+    const state = sessionInternals(session);
+    settleChanges(state);
     const now = this.#now();
     if (state.stored) return this.#commitStored(state, now);
 
@@ -507,7 +573,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     const record: SessionRecord = { data: toObject(state.data), meta };
     if (state.outgoingFlash?.size) record.flash = toObject(state.outgoingFlash);
     const id = session.id;
-    const handle = this.#write(id, {
+    const answer = this.#call("write", storeSet, storageKey(id), {
       kind: "create",
       record,
       set: record.data,
@@ -515,16 +581,19 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       cleared: false,
       flashChanged: record.flash !== undefined,
     });
-    const created = (answer: string | null) => {
-      if (answer === null) {
-        throw new SessionStoreError("write", new Error("the store refused to create a record"));
+    const created = (result: WriteResult) => {
+      if (result !== "written") {
+        throw new StoreContractError(
+          "write",
+          result === "gone" ? 'a create was answered "gone"' : `answered ${shape(result)}, not "written"`,
+        );
       }
-      return this.#setCookie(answer, meta.expiresAt, now, isHttps(state));
+      return this.#setCookie(id, meta.expiresAt, now, isHttps(state));
     };
-    return isPromiseLike(handle) ? handle.then(created) : created(handle);
+    return isPromiseLike(answer) ? answer.then(created) : created(answer);
   }
 
-  #commitStored(state: SessionState, now: number): string | undefined | Promise<string | undefined> {
+  #commitStored(state: SessionInternals, now: number): MaybePromise<string | undefined> {
     const loaded = state.meta!;
     const flashChanged = state.outgoingFlash !== undefined || state.incomingFlash !== undefined;
     const changed = (state.set?.size ?? 0) > 0 || (state.deleted?.size ?? 0) > 0 || state.cleared ||
@@ -548,7 +617,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     if (state.outgoingFlash?.size) record.flash = toObject(state.outgoingFlash);
     const set = Object.create(null);
     if (state.set) { for (const [key, value] of state.set) set[key] = value; }
-    const handle = this.#write(id, {
+    const answer = this.#call("write", storeSet, state.key!, {
       kind: "update",
       record,
       set,
@@ -556,66 +625,52 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       cleared: state.cleared,
       flashChanged,
     });
-    const updated = (answer: string | null) => {
-      if (answer === null) throw new SessionConflictError();
-      // A store whose handle changes with every write (a sealed cookie) needs the new value sent.
-      if (!touch && !state.rotated && answer === id) return undefined;
-      return this.#setCookie(answer, meta.expiresAt, now, isHttps(state));
+    const updated = (result: WriteResult) => {
+      if (result === "gone") throw new SessionConflictError();
+      if (result !== "written") {
+        throw new StoreContractError("write", `answered ${shape(result)}, not "written" or "gone"`);
+      }
+      return touch || state.rotated ? this.#setCookie(id, meta.expiresAt, now, isHttps(state)) : undefined;
     };
-    return isPromiseLike(handle) ? handle.then(updated) : updated(handle);
+    return isPromiseLike(answer) ? answer.then(updated) : updated(answer);
   }
 
-  #write(id: string, write: StoreWrite): string | null | Promise<string | null> {
-    const handle = this.#call("write", storeSet, id, write);
-    return isPromiseLike(handle)
-      ? handle.then((answer) => this.#checkHandle(id, answer))
-      : this.#checkHandle(id, handle);
+  #delete(key: string): MaybePromise<void> {
+    return this.#call("delete", storeDelete, key);
   }
 
-  #checkHandle(id: string, handle: string | null): string | null {
-    if (handle !== null && handle !== id && (typeof handle !== "string" || !isWellFormedHandle(handle))) {
-      throw new SessionStoreError("write", new Error("the store returned a malformed cookie handle"));
-    }
-    return handle;
-  }
-
-  #delete(id: string): Promise<void> {
-    const done = this.#call("delete", storeDelete, id);
-    return isPromiseLike(done) ? done : Promise.resolve();
-  }
-
-  #setCookie(handle: string, expiresAt: number, now: number, https: boolean): string {
-    const value = this.#signer ? this.#signer.sign(handle) : handle;
+  #setCookie(id: string, expiresAt: number, now: number, https: boolean): string {
     const maxAge = Math.max(0, Math.min(MAX_COOKIE_AGE, Math.floor((expiresAt - now) / 1000)));
-    return this.#cookie.set(value, maxAge, https);
+    return this.#cookie.set(this.#token.write(id), maxAge, https);
   }
 
   /**
-   * Runs a store call (one of the functions below, so no closure is made per
-   * request). A store that answers synchronously (from memory, or an embedded
-   * database) is not awaited at all; a promise gets the timeout. Every
-   * failure, thrown or rejected, becomes a `SessionStoreError`.
+   * Runs a store call (one of the functions above). A store that answers
+   * synchronously (from memory, or an embedded database) is not awaited at
+   * all; a promise gets the timeout. Every failure, thrown or rejected,
+   * becomes a `SessionStoreError`, except a read's `CorruptRecordError`,
+   * which is bad data rather than a failure and passes as it is.
    */
-  #call<R>(operation: StoreOperation, run: StoreCall<R>, id: string, write?: StoreWrite): MaybePromise<R> {
+  #call<R>(operation: StoreOperation, run: StoreCall<R>, key: string, write?: StoreWrite): MaybePromise<R> {
     let result: MaybePromise<R>;
     try {
-      result = run(this.store, id, write);
+      result = run(this.store, key, write);
     } catch (error) {
-      throw new SessionStoreError(operation, error);
+      throw storeFailure(operation, error);
     }
     return isPromiseLike(result) ? this.#timed(operation, result) : result;
   }
 
   async #timed<R>(operation: StoreOperation, pending: Promise<R>): Promise<R> {
-    let settled = false;
-    const result = pending.finally(() => (settled = true));
+    let done = false;
+    const result = pending.finally(() => (done = true));
     // A store that answers from memory settles within a microtask: arming and clearing a timer would cost
     // more than the call itself (about 1 µs on Node, 2 µs on Deno), so the timer is armed only for a call
     // still pending after that.
     await undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      if (settled) return await result;
+      if (done) return await result;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(
           () => reject(new Error(`no answer within ${this.#timeoutMs / 1000} s`)),
@@ -624,19 +679,26 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       });
       return await Promise.race([result, timeout]);
     } catch (error) {
-      throw new SessionStoreError(operation, error);
+      throw storeFailure(operation, error);
     } finally {
       clearTimeout(timer);
     }
   }
 
-  #report(type: SecurityEventType, id?: string): void {
+  #report(type: SecurityEventType, key?: string): void {
     const hook = this.#onSecurityEvent;
     if (!hook) return;
     try {
-      hook(id === undefined ? { type } : { type, idHash: hashForLog(id) });
+      hook(key === undefined ? { type } : { type, idHash: key });
     } catch {
       // A failing logger must not break the request.
     }
   }
+}
+
+/** The error a failed store call becomes: a `SessionStoreError`, but a read's `CorruptRecordError` as it is. */
+function storeFailure(operation: StoreOperation, error: unknown): Error {
+  return operation === "read" && error instanceof CorruptRecordError
+    ? error
+    : new SessionStoreError(operation, error);
 }

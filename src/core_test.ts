@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { inspect } from "node:util";
 import { SessionManager } from "./core.ts";
 import type { SecurityEvent, SessionOptions } from "./core.ts";
-import { SessionConflictError, SessionStoreError } from "./errors.ts";
+import { CorruptRecordError, SessionConflictError, SessionStoreError, StoreContractError } from "./errors.ts";
+import { storageKey } from "./_crypto.ts";
 import { MemoryStore } from "./stores/memory.ts";
 import { FaultyStore } from "./testing/faulty_store.ts";
 import type { SessionRecord, Store } from "./store.ts";
@@ -117,15 +118,15 @@ test("expiry is decided from stored metadata, even if the store still returns th
   const session = await manager.load(http());
   session.set("a", 1);
   const cookie = cookieOf(await manager.commit(session));
-  const record = (await memory.get(session.id))!;
+  const record = (await memory.get(storageKey(session.id)))!;
   // A store that never evicts anything.
   const lazy: Store = {
     get: () => Promise.resolve(structuredClone(record)),
-    set: (id) => Promise.resolve(id),
+    set: () => Promise.resolve("written"),
     delete: () => Promise.resolve(),
   };
   const deleted: string[] = [];
-  lazy.delete = (id) => (deleted.push(id), Promise.resolve());
+  lazy.delete = (key) => (deleted.push(key), Promise.resolve());
   const lazyManager = new SessionManager({
     store: lazy,
     secret: SECRET,
@@ -134,7 +135,7 @@ test("expiry is decided from stored metadata, even if the store still returns th
   });
   clock.now += 61_000;
   assert.equal((await lazyManager.load(http(cookie))).isNew, true);
-  assert.deepEqual(deleted, [session.id], "the expired record is deleted");
+  assert.deepEqual(deleted, [storageKey(session.id)], "the expired record is deleted");
 });
 
 test("a shorter absoluteTimeout takes effect on sessions created before the change", async () => {
@@ -147,43 +148,140 @@ test("a shorter absoluteTimeout takes effect on sessions created before the chan
   assert.equal((await stricter.load(http(cookie))).isNew, true);
 });
 
-test("corrupt stored records give no session, are deleted and reported without the id", async () => {
-  const events: SecurityEvent[] = [];
+test("a read answered outside the contract is a StoreContractError (500), not an empty session", async () => {
   for (
-    const corrupt of [
-      null,
+    const answer of [
       [],
       "text",
+      42,
       { data: [] },
       { data: {}, meta: {} },
-      {
-        data: {},
-        meta: { createdAt: 1, expiresAt: Number.NaN, absoluteExpiresAt: 2 },
-      },
+      { data: {}, meta: { createdAt: 1, expiresAt: Number.NaN, absoluteExpiresAt: 2 } },
       { data: {}, meta: { createdAt: 1, expiresAt: -5, absoluteExpiresAt: 2 } },
-      {
-        data: {},
-        meta: { createdAt: 1, absoluteExpiresAt: 2 },
-      },
+      { data: {}, meta: { createdAt: 1, absoluteExpiresAt: 2 } },
     ]
   ) {
-    let deleted = false;
+    for (const sync of [true, false]) {
+      const store: Store = {
+        get: () => (sync ? answer : Promise.resolve(answer)) as SessionRecord,
+        set: () => "written",
+        delete: () => {},
+      };
+      const manager = new SessionManager({ store });
+      await assert.rejects(manager.load(http(`sid=${"A".repeat(32)}`)), (error: unknown) => {
+        assert.ok(error instanceof StoreContractError, JSON.stringify(answer));
+        assert.equal(error.status, 500);
+        assert.equal(error.operation, "read");
+        assert.ok(!error.message.includes("A".repeat(32)));
+        return true;
+      });
+    }
+  }
+});
+
+test("a record the store cannot parse (CorruptRecordError) gives a fresh session, is deleted and reported by key", async () => {
+  for (const sync of [true, false]) {
+    const events: SecurityEvent[] = [];
+    const deleted: string[] = [];
     const store: Store = {
-      get: () => Promise.resolve(corrupt as unknown as SessionRecord),
-      set: (id) => Promise.resolve(id),
-      delete: () => ((deleted = true), Promise.resolve()),
+      get: () => {
+        const error = new CorruptRecordError("meta is not JSON");
+        if (sync) throw error;
+        return Promise.reject(error);
+      },
+      set: () => "written",
+      delete: (key) => void deleted.push(key),
     };
     const manager = new SessionManager({ store, onSecurityEvent: (event) => events.push(event) });
-    const session = await manager.load(http(`sid=${"A".repeat(32)}`));
-    assert.equal(session.isNew, true, JSON.stringify(corrupt));
-    assert.equal(deleted, corrupt !== null, JSON.stringify(corrupt));
+    const id = "A".repeat(32);
+    const session = await manager.load(http(`sid=${id}`));
+    assert.equal(session.isNew, true);
+    assert.deepEqual(deleted, [storageKey(id)]);
+    assert.deepEqual(events, [{ type: "corrupt-record", idHash: storageKey(id) }]);
   }
-  await new Promise((resolve) => setTimeout(resolve, 10));
-  const corruptEvents = events.filter((e) => e.type === "corrupt-record");
-  assert.equal(corruptEvents.length, 7);
-  for (const event of events) {
-    assert.match(event.idHash!, /^[0-9a-f]{16}$/);
-    assert.ok(!JSON.stringify(event).includes("A".repeat(32)));
+});
+
+test("a store answering null reads as an unknown session", async () => {
+  const events: SecurityEvent[] = [];
+  const store: Store = {
+    get: () => null as unknown as undefined,
+    set: () => "written",
+    delete: () => {},
+  };
+  const manager = new SessionManager({ store, onSecurityEvent: (event) => events.push(event) });
+  assert.equal((await manager.load(http(`sid=${"A".repeat(32)}`))).isNew, true);
+  assert.deepEqual(events.map((e) => e.type), ["unknown-session"]);
+});
+
+test("security events carry the storage key, the same in every process, never the id", async () => {
+  const eventsA: SecurityEvent[] = [];
+  const eventsB: SecurityEvent[] = [];
+  const id = "B".repeat(32);
+  // Two managers (as two processes would) see an unknown session: both log the same value.
+  const a = new SessionManager({ onSecurityEvent: (event) => eventsA.push(event) });
+  const b = new SessionManager({ onSecurityEvent: (event) => eventsB.push(event) });
+  await a.load(http(`sid=${id}`));
+  await b.load(http(`sid=${id}`));
+  assert.equal(eventsA[0].idHash, storageKey(id));
+  assert.deepEqual(eventsA, eventsB);
+  assert.match(eventsA[0].idHash!, /^s1_[A-Za-z0-9_-]{43}$/);
+  assert.ok(!JSON.stringify(eventsA).includes(id));
+});
+
+test("write answers outside the contract are StoreContractErrors; an update answered gone is a conflict", async () => {
+  const seedStore = new MemoryStore();
+  const seeding = new SessionManager({ store: seedStore, secret: SECRET });
+  const seed = await seeding.load(http());
+  seed.set("a", 1);
+  const cookie = cookieOf(await seeding.commit(seed));
+  for (const [answer, kind, expected] of [
+    ["gone", "create", StoreContractError],
+    [null, "create", StoreContractError],
+    [seed.id, "create", StoreContractError],
+    [42, "update", StoreContractError],
+    [undefined, "update", StoreContractError],
+    ["gone", "update", SessionConflictError],
+  ] as const) {
+    const store: Store = {
+      get: (key) => seedStore.get(key),
+      set: () => Promise.resolve(answer as unknown as "written"),
+      delete: () => {},
+    };
+    const manager = new SessionManager({ store, secret: SECRET });
+    const session = await manager.load(http(kind === "update" ? cookie : undefined));
+    session.set("b", 2);
+    await assert.rejects(manager.commit(session), (error: unknown) => {
+      assert.ok(error instanceof expected, `${kind} answered ${String(answer)}`);
+      assert.equal((error as { status: number }).status, expected === StoreContractError ? 500 : 409);
+      assert.ok(!(error as Error).message.includes(seed.id), "no id in the message");
+      return true;
+    });
+  }
+});
+
+test("a failed request saves nothing and sends no cookie: the handler threw, or the status is 5xx", async () => {
+  const { manager, memory, store } = setup();
+  const seed = await manager.load(http());
+  seed.set("n", 1);
+  const cookie = cookieOf(await manager.commit(seed, { status: 200 }));
+  for (const response of [{ threw: true }, { status: 500 }, { status: 503 }, { threw: true, status: 200 }]) {
+    store.resetCalls();
+    const fresh = await manager.load(http());
+    fresh.set("n", 1);
+    assert.equal(await manager.commit(fresh, response), undefined, JSON.stringify(response));
+    const loaded = await manager.load(http(cookie));
+    loaded.set("n", 2);
+    assert.equal(await manager.commit(loaded, response), undefined, JSON.stringify(response));
+    assert.equal(store.calls.set, 0, `${JSON.stringify(response)}: nothing written`);
+  }
+  assert.equal(memory.size, 1);
+  assert.equal((await manager.load(http(cookie))).get("n"), 1);
+  // Client errors are not failures: a 404 or 400 page after a login still saves.
+  for (const status of [400, 404, 302, 200]) {
+    const loaded = await manager.load(http(cookie));
+    loaded.set("status", status);
+    await manager.commit(loaded, { status, threw: false });
+    assert.equal((await manager.load(http(cookie))).get("status"), status);
   }
 });
 
@@ -195,7 +293,7 @@ test("reserved keys in stored data are dropped, never reach prototypes, and are 
   );
   const store: Store = {
     get: () => Promise.resolve(stored),
-    set: (id) => Promise.resolve(id),
+    set: () => Promise.resolve("written"),
     delete: () => Promise.resolve(),
   };
   const manager = new SessionManager({ store, onSecurityEvent: (e) => events.push(e) });
@@ -227,7 +325,7 @@ test("no lost update: load A, load B, A commits, B commits keeps both writes", a
   b.delete("start");
   await manager.commit(a);
   await manager.commit(b);
-  assert.deepEqual((await memory.get(first.id))?.data, { a: 1, b: 2 });
+  assert.deepEqual((await memory.get(storageKey(first.id)))?.data, { a: 1, b: 2 });
 });
 
 test("no resurrection: a commit after an overlapping destroy fails with a conflict", async () => {
@@ -342,28 +440,33 @@ test("a session that is set then emptied in one request stores nothing", async (
   assert.equal(memory.size, 0);
 });
 
-test("a store that answers synchronously is used without promises; one that answers with promises is awaited", async () => {
+test("a store that answers synchronously costs no await inside the core; one that answers with promises is awaited", async () => {
   const memory = new MemoryStore();
-  const eager = new SessionManager({ store: memory, secret: SECRET });
-  const fresh = eager.loadEager(http());
-  assert.ok(!(fresh instanceof Promise), "a fresh session from a synchronous store is no promise");
-  (fresh as Session).set("n", 1);
-  const setCookie = eager.commitEager(fresh as Session);
-  assert.equal(typeof setCookie, "string", "nor is its Set-Cookie value");
-  const loaded = eager.loadEager(http(cookieOf(setCookie as string)));
-  assert.ok(!(loaded instanceof Promise));
-  assert.equal((loaded as Session).get("n"), 1);
+  const manager = new SessionManager({ store: memory, secret: SECRET });
+  // Settled within one microtask: the public call is a promise of a value the core had at once.
+  const within = async <R>(pending: Promise<R>, ticks: number) => {
+    let done = false;
+    pending.then(() => (done = true));
+    for (let i = 0; i < ticks; i++) await null;
+    return done;
+  };
+  const fresh = manager.load(http());
+  assert.ok(await within(fresh, 1), "a fresh session");
+  const session = await fresh;
+  session.set("n", 1);
+  const committing = manager.commit(session);
+  assert.ok(await within(committing, 1), "a create");
+  const cookie = cookieOf(await committing);
+  const loading = manager.load(http(cookie));
+  assert.ok(await within(loading, 1), "a read");
+  assert.equal((await loading).get("n"), 1);
 
-  const lazy = new SessionManager({ store: new FaultyStore(memory), secret: SECRET });
   const slow = new FaultyStore(memory);
   const release = slow.hold("get");
-  const awaiting = new SessionManager({ store: slow, secret: SECRET }).loadEager(
-    http(cookieOf(setCookie as string)),
-  );
-  assert.ok(awaiting instanceof Promise, "a pending read gives a promise");
+  const awaiting = new SessionManager({ store: slow, secret: SECRET }).load(http(cookie));
+  assert.equal(await within(awaiting, 5), false, "a pending read keeps the load pending");
   release();
   assert.equal((await awaiting).get("n"), 1);
-  assert.equal((await lazy.load(http(cookieOf(setCookie as string)))).get("n"), 1);
 });
 
 test("a store that throws synchronously fails with a SessionStoreError, never a crash or an empty session", async () => {
@@ -383,7 +486,6 @@ test("a store that throws synchronously fails with a SessionStoreError, never a 
   const seed = await seeding.load(http());
   seed.set("a", 1);
   const signed = cookieOf(await seeding.commit(seed));
-  assert.throws(() => manager.loadEager(http(signed)), SessionStoreError);
   await assert.rejects(manager.load(http(signed)), (error: unknown) => {
     assert.ok(error instanceof SessionStoreError);
     assert.equal(error.operation, "read");

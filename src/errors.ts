@@ -69,3 +69,61 @@ export class SessionConflictError extends Error {
     this.name = "SessionConflictError";
   }
 }
+
+/**
+ * A store answered in a way the store contract does not allow: a write that
+ * is neither `"written"` nor `"gone"`, a create answered `"gone"`, a read that
+ * is not a session record. That is a bug in the store (a programming error),
+ * not an outage, so its `status` is 500 rather than 503.
+ *
+ * @example
+ * ```ts
+ * import { StoreContractError } from "./errors.ts";
+ *
+ * const error = new StoreContractError("write", 'answered 42, not "written" or "gone"');
+ * console.log(error.status); // 500
+ * console.log(error.message); // 'The session store broke its contract on write: answered 42, not "written" or "gone"'
+ * ```
+ */
+export class StoreContractError extends Error {
+  /** The operation whose answer broke the contract. */
+  readonly operation: StoreOperation;
+  /** HTTP status a framework should answer with: a server bug. */
+  readonly status = 500;
+
+  /**
+   * @param operation What the core was doing.
+   * @param detail What the store did wrong (never an id or a value).
+   */
+  constructor(operation: StoreOperation, detail: string) {
+    super(`The session store broke its contract on ${operation}: ${detail}`);
+    this.name = "StoreContractError";
+    this.operation = operation;
+  }
+}
+
+/**
+ * What a store throws (or rejects with) from `get` when the stored form of a
+ * record cannot be parsed: truncated JSON, a missing or invalid `meta`. That
+ * is bad data, not a failing backend: the core reports a `corrupt-record`
+ * security event, deletes the record and starts a fresh session (no error
+ * page).
+ *
+ * @example
+ * ```ts
+ * import { CorruptRecordError } from "./errors.ts";
+ *
+ * const error = new CorruptRecordError("meta is not valid JSON");
+ * console.log(error.name, error.message); // "CorruptRecordError" "Stored session record is corrupt: meta is not valid JSON"
+ * ```
+ */
+export class CorruptRecordError extends Error {
+  /**
+   * @param detail What is wrong with the stored form (never an id or a value).
+   * @param options `cause`: the parser's own error.
+   */
+  constructor(detail: string, options?: { cause?: unknown }) {
+    super(`Stored session record is corrupt: ${detail}`, options);
+    this.name = "CorruptRecordError";
+  }
+}

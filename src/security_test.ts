@@ -5,8 +5,7 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import fc from "fast-check";
 import { readCookieValues } from "./_cookie.ts";
-import { generateId, MAX_COOKIE_VALUE_LENGTH, Signer } from "./_crypto.ts";
-import { HmacSha256 } from "./_hmac.ts";
+import { generateId, maxCookieValueLength, SignedToken, storageKey } from "./_crypto.ts";
 import { SessionManager } from "./core.ts";
 import { MemoryStore } from "./stores/memory.ts";
 import { FaultyStore } from "./testing/faulty_store.ts";
@@ -14,18 +13,20 @@ import { FaultyStore } from "./testing/faulty_store.ts";
 const SECRET = "security-test-secret-0123456789abcdef";
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 
-/** Counts HMAC computations (the core's signer uses `HmacSha256.base64Url` for every sign and verify). */
+const MAX_COOKIE_VALUE_LENGTH = maxCookieValueLength("sid");
+
+/** Counts HMAC computations (the signed token computes every one through `SignedToken.signature`). */
 function countHmac(): { calls: number; restore(): void } {
-  const original = HmacSha256.prototype.base64Url;
+  const original = SignedToken.prototype.signature;
   const counter = {
     calls: 0,
     restore: () => {
-      HmacSha256.prototype.base64Url = original;
+      SignedToken.prototype.signature = original;
     },
   };
-  HmacSha256.prototype.base64Url = function (this: HmacSha256, text: string) {
+  SignedToken.prototype.signature = function (this: SignedToken, index: number, id: string) {
     counter.calls++;
-    return original.call(this, text);
+    return original.call(this, index, id);
   };
   return counter;
 }
@@ -33,7 +34,7 @@ function countHmac(): { calls: number; restore(): void } {
 test("security: oversized and malformed cookies are dropped before any HMAC", async () => {
   const store = new FaultyStore(new MemoryStore());
   const manager = new SessionManager({ store, secret: SECRET });
-  const signed = new Signer([SECRET]).sign(generateId());
+  const signed = new SignedToken([SECRET]).write(generateId());
   const counter = countHmac();
   try {
     for (
@@ -121,27 +122,89 @@ test("fuzz: loading any Cookie header never throws and never adopts an id", asyn
 });
 
 test("fuzz: signatures verify only unchanged; any other value is refused without throwing", () => {
-  const signer = new Signer([SECRET]);
+  const token = new SignedToken([SECRET]);
   fc.assert(
     fc.property(fc.string({ maxLength: 200 }), (value) => {
-      const result = signer.verify(value);
+      const result = token.read(value);
       assert.ok(result === "malformed" || result === "bad-signature");
     }),
     { numRuns: RUNS },
   );
   const id = generateId();
-  const signed = signer.sign(id);
+  const signed = token.write(id);
   fc.assert(
     fc.property(
       fc.nat(signed.length - 1),
       fc.constantFrom(..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."),
       (at, char) => {
         fc.pre(signed[at] !== char);
-        const result = signer.verify(signed.slice(0, at) + char + signed.slice(at + 1));
+        const result = token.read(signed.slice(0, at) + char + signed.slice(at + 1));
         assert.equal(typeof result, "string", `changed position ${at}`);
       },
     ),
     { numRuns: Math.min(RUNS, 2_000) },
   );
-  assert.deepEqual(signer.verify(signed), { handle: id, rotated: false });
+  assert.deepEqual(token.read(signed), { id, key: storageKey(id), rotated: false });
+});
+
+const subtleBase64Url = (bytes: ArrayBuffer) =>
+  btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+
+test("fuzz: signatures are Web Crypto's HMAC-SHA-256 of the id's UTF-8 bytes, for any secret", async () => {
+  const encoder = new TextEncoder();
+  await fc.assert(
+    fc.asyncProperty(
+      fc.string({ minLength: 32, maxLength: 80 }),
+      fc.string({ maxLength: 40 }),
+      async (secret, text) => {
+        const key = await crypto.subtle.importKey(
+          "raw",
+          encoder.encode(secret),
+          { name: "HMAC", hash: "SHA-256" },
+          false,
+          ["sign"],
+        );
+        const expected = subtleBase64Url(await crypto.subtle.sign("HMAC", key, encoder.encode(text)));
+        assert.equal(new SignedToken([secret]).signature(0, text), expected);
+      },
+    ),
+    { numRuns: Math.min(RUNS, 500) },
+  );
+  // The hand-written HMAC this replaced kept only the low byte of each character, so these two collided.
+  const token = new SignedToken([SECRET]);
+  assert.notEqual(token.signature(0, "\u0141" + "A".repeat(31)), token.signature(0, "A".repeat(32)));
+});
+
+test("storage keys are s1_ and Web Crypto's SHA-256 of the id, and never contain the id", async () => {
+  for (let i = 0; i < 50; i++) {
+    const id = generateId();
+    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(id));
+    const key = storageKey(id);
+    assert.equal(key, `s1_${subtleBase64Url(digest)}`);
+    assert.equal(key.length, 46);
+    assert.equal(key.includes(id), false);
+  }
+});
+
+test("the 4096-byte budget: a cookie value filling it is looked at, one byte more is not", async () => {
+  for (const name of ["sid", "__Host-session"]) {
+    const events: string[] = [];
+    const manager = new SessionManager({
+      secret: SECRET,
+      cookie: { name, secure: true },
+      onSecurityEvent: (event) => events.push(event.type),
+    });
+    const limit = 4096 - name.length;
+    assert.equal(maxCookieValueLength(name), limit);
+    await manager.load({ cookie: `${name}=${"a".repeat(limit)}`, https: true });
+    assert.deepEqual(events, ["malformed-cookie"], `${name}: a value of ${limit} bytes is read`);
+    await manager.load({ cookie: `${name}=${"a".repeat(limit + 1)}`, https: true });
+    assert.deepEqual(events, ["malformed-cookie"], `${name}: a value of ${limit + 1} bytes is dropped unread`);
+  }
+  // A name too long to leave room for a signed id is refused when the manager is built.
+  assert.throws(
+    () => new SessionManager({ secret: SECRET, cookie: { name: "n".repeat(4096 - 75) } }),
+    /"cookie.name": is too long/,
+  );
+  new SessionManager({ secret: SECRET, cookie: { name: "n".repeat(4096 - 76) } });
 });

@@ -15,21 +15,23 @@ import type { SessionMeta } from "./store.ts";
  */
 export type SessionData = object;
 
-/** What a session needs from the core while a handler runs. */
+/** What a session needs from the core while a handler runs. Internal. */
 export interface SessionHost {
-  /** Deletes the stored record now (for `regenerate()` and `destroy()`). */
-  deleteRecord(id: string): Promise<void>;
+  /** Deletes the stored record under `key` now (for `regenerate()` and `destroy()`). */
+  deleteRecord(key: string): Promise<void>;
 }
 
-/** Everything the core reads back at commit time. Not part of the public API. */
-export interface SessionState {
-  /** The id (store handle) of this session, once it has one. */
+/** Everything the core reads back at commit time. Internal: not exported from the package. */
+export interface SessionInternals {
+  /** The id of this session, once it has one. */
   id: string | undefined;
-  /** A stored record under `id` was loaded and is still this session's. */
+  /** The storage key of the stored record this session was loaded from, while it is still this session's. */
+  key: string | undefined;
+  /** A stored record under `key` was loaded and is still this session's. */
   stored: boolean;
   /** The client presented a cookie for a stored session (so there is a cookie to clear). */
   hadCookie: boolean;
-  /** The cookie verified with an older secret and should be re-signed. */
+  /** The cookie verified with an older secret and should be sent anew. */
   rotated: boolean;
   /** The request came over https (decides the `Secure` attribute); a function is asked when a cookie is written. */
   https: boolean | (() => boolean);
@@ -43,6 +45,11 @@ export interface SessionState {
   cleared: boolean;
   /** Metadata of the loaded record; `undefined` for a session not stored yet. */
   meta: SessionMeta | undefined;
+  /**
+   * Object and array values that `get()` handed out, by key, as JSON text at
+   * that moment: a value changed in place is saved as a set of its key.
+   */
+  read: Map<string, string> | undefined;
 }
 
 const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
@@ -63,30 +70,48 @@ function assertKey(key: unknown, method: string): asserts key is string {
   }
 }
 
+/**
+ * How deep a value may nest. Deeper values are refused with a `TypeError`
+ * rather than overflowing the stack here, in `JSON.stringify` or in a store.
+ */
+export const MAX_DEPTH = 1000;
+
 function describe(value: unknown): string {
   if (value === undefined) return "undefined";
-  if (typeof value === "number") return String(value);
+  if (typeof value === "number") return Object.is(value, -0) ? "-0" : String(value);
   if (typeof value !== "object" || value === null) return typeof value;
   return value.constructor?.name ?? "object";
 }
 
-/** Throws unless `value` survives a JSON round trip unchanged. */
+function refuse(key: string, path: string, detail: string): TypeError {
+  return new TypeError(`Cannot set session key "${key}": the value at ${path} ${detail}`);
+}
+
+/**
+ * Throws a `TypeError` unless `value` survives a JSON round trip unchanged:
+ * no `-0` (it comes back as `0`), no properties JSON drops (symbol keys,
+ * non-enumerable ones, extra properties or holes in arrays), no cycles, and
+ * at most {@linkcode MAX_DEPTH} levels of nesting.
+ */
 function assertJson(value: unknown, key: string, path: string, seen: unknown[] | undefined): void {
   switch (typeof value) {
     case "string":
     case "boolean":
       return;
     case "number":
-      if (Number.isFinite(value)) return;
+      if (Number.isFinite(value) && !Object.is(value, -0)) return;
       break;
     case "object": {
       if (value === null) return;
       // The list of objects on the current path, for cycles: made only for values that have objects.
       seen ??= [];
-      if (seen.includes(value)) {
-        throw new TypeError(`Cannot set session key "${key}": the value at ${path} refers to itself`);
-      }
+      if (seen.length >= MAX_DEPTH) throw refuse(key, path, `is nested more than ${MAX_DEPTH} levels deep`);
+      if (seen.includes(value)) throw refuse(key, path, "refers to itself");
       if (Array.isArray(value)) {
+        // Own keys of a plain, dense array: its indices and "length". Anything else JSON would drop.
+        if (Reflect.ownKeys(value).length !== value.length + 1) {
+          throw refuse(key, path, "is an array with holes or extra properties, which JSON drops");
+        }
         seen.push(value);
         for (let i = 0; i < value.length; i++) assertJson(value[i], key, `${path}[${i}]`, seen);
         seen.pop();
@@ -94,25 +119,33 @@ function assertJson(value: unknown, key: string, path: string, seen: unknown[] |
       }
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) break;
+      const keys = Object.keys(value);
+      if (Reflect.ownKeys(value).length !== keys.length) {
+        throw refuse(key, path, "has symbol keys or non-enumerable properties, which JSON drops");
+      }
       seen.push(value);
-      for (const child of Object.keys(value)) {
-        if (child === "__proto__") {
-          throw new TypeError(`Cannot set session key "${key}": the value at ${path} has a "__proto__" key`);
-        }
+      for (const child of keys) {
+        if (child === "__proto__") throw refuse(key, path, 'has a "__proto__" key');
         assertJson((value as Record<string, unknown>)[child], key, `${path}.${child}`, seen);
       }
       seen.pop();
       return;
     }
   }
-  throw new TypeError(
-    `Cannot set session key "${key}": the value at ${path} is ${
-      describe(value)
-    }, not JSON data (strings, finite numbers, booleans, null, arrays and plain objects)`,
+  throw refuse(
+    key,
+    path,
+    `is ${describe(value)}, not JSON data (strings, finite numbers other than -0, booleans, null, arrays and plain objects)`,
   );
 }
 
-let readState: (session: Session) => SessionState;
+/** An object or array: a value that can change in place after `set()` or `get()`. */
+function isMutable(value: unknown): value is object {
+  return typeof value === "object" && value !== null;
+}
+
+let readInternals: (session: Session) => SessionInternals;
+let makeSession: <T extends SessionData>(host: SessionHost, state: SessionInternals) => Session<T>;
 
 /**
  * One request's view of a session. Reads are synchronous; `regenerate()` and
@@ -141,14 +174,16 @@ let readState: (session: Session) => SessionState;
 // deno-lint-ignore no-explicit-any
 export class Session<T extends SessionData = Record<string, any>> {
   #host: SessionHost;
-  #state: SessionState;
+  #state: SessionInternals;
 
   static {
-    readState = (session) => session.#state;
+    readInternals = (session) => session.#state;
+    makeSession = <T extends SessionData>(host: SessionHost, state: SessionInternals) =>
+      new Session<T>(host, state);
   }
 
-  /** Made by the core; handlers receive sessions from the middleware. */
-  constructor(host: SessionHost, state: SessionState) {
+  /** Sessions are made by the core; handlers receive them from the middleware. */
+  private constructor(host: SessionHost, state: SessionInternals) {
     this.#host = host;
     this.#state = state;
   }
@@ -170,16 +205,32 @@ export class Session<T extends SessionData = Record<string, any>> {
   /**
    * Returns the value of `key`, or `undefined`. Flash values set by the
    * previous request are readable here too (data keys of the same name win).
+   *
+   * An object or array returned here may be changed in place: the change is
+   * saved when the request ends, as if `set(key, value)` had been called then
+   * (and the value is checked then, as `set` checks it).
    */
   get<K extends keyof T & string>(key: K): T[K] | undefined {
     const state = this.#state;
-    if (state.data.has(key)) return state.data.get(key) as T[K];
-    return state.incomingFlash?.get(key) as T[K] | undefined;
+    // Values are never undefined in `data` (setting undefined deletes), so one lookup answers both questions.
+    const value = state.data.get(key);
+    if (value === undefined) return state.incomingFlash?.get(key) as T[K] | undefined;
+    if (isMutable(value) && !state.read?.has(key) && !state.set?.has(key)) {
+      (state.read ??= new Map()).set(key, JSON.stringify(value));
+    }
+    return value as T[K];
   }
 
   /**
-   * Sets `key` to a JSON value (setting `undefined` deletes the key).
-   * Throws a `TypeError` for reserved keys and values that are not JSON data.
+   * Sets `key` to a JSON value (setting `undefined` deletes the key). What is
+   * saved is the value as it is when the request ends: an object changed
+   * after `set` is saved with its changes, and checked again then.
+   *
+   * @throws {TypeError} for a reserved key (`__proto__`, `constructor`,
+   * `prototype`) or a value that does not survive a JSON round trip unchanged:
+   * `undefined` inside objects, functions, class instances (`Date`, `Map`),
+   * `NaN`, `Infinity`, `-0`, symbol keys, arrays with holes or extra
+   * properties, cycles, or nesting deeper than {@linkcode MAX_DEPTH}.
    */
   set<K extends keyof T & string>(key: K, value: T[K]): this {
     assertKey(key, "set");
@@ -245,8 +296,9 @@ export class Session<T extends SessionData = Record<string, any>> {
    */
   async regenerate(): Promise<void> {
     const state = this.#state;
-    if (state.stored && state.id !== undefined) await this.#host.deleteRecord(state.id);
+    if (state.stored && state.key !== undefined) await this.#host.deleteRecord(state.key);
     state.stored = false;
+    state.key = undefined;
     state.meta = undefined;
     state.id = generateId();
   }
@@ -258,8 +310,9 @@ export class Session<T extends SessionData = Record<string, any>> {
    */
   async destroy(): Promise<void> {
     const state = this.#state;
-    if (state.stored && state.id !== undefined) await this.#host.deleteRecord(state.id);
+    if (state.stored && state.key !== undefined) await this.#host.deleteRecord(state.key);
     state.stored = false;
+    state.key = undefined;
     state.meta = undefined;
     state.id = undefined;
     state.data.clear();
@@ -268,6 +321,7 @@ export class Session<T extends SessionData = Record<string, any>> {
     state.cleared = false;
     state.incomingFlash = undefined;
     state.outgoingFlash = undefined;
+    state.read = undefined;
   }
 
   /** The data as a plain object (no id: the id is a secret and stays out of logs). */
@@ -289,7 +343,42 @@ export class Session<T extends SessionData = Record<string, any>> {
   }
 }
 
-/** The core's view of a session's state. Not exported from the package. */
-export function sessionState(session: Session): SessionState {
-  return readState(session);
+/** The core's view of a session. Internal: not exported from the package. */
+export function sessionInternals(session: Session): SessionInternals {
+  return readInternals(session);
+}
+
+/** Makes a session; only the core does. Internal: not exported from the package. */
+export function newSession<T extends SessionData>(host: SessionHost, state: SessionInternals): Session<T> {
+  return makeSession<T>(host, state);
+}
+
+/**
+ * Brings the change a request made up to date before it is saved: values
+ * that `get()` handed out and that were changed in place become sets of
+ * their keys, and every object value about to be stored (set, changed in
+ * place, or flashed) is checked again, so what is stored is always what
+ * passed the check.
+ *
+ * @throws {TypeError} when a value was changed into something that is not JSON data.
+ */
+export function settleChanges(state: SessionInternals): void {
+  if (state.read !== undefined) {
+    for (const [key, text] of state.read) {
+      if (state.set?.has(key)) continue;
+      const value = state.data.get(key);
+      // Deleted or cleared since it was read: the deletion is the change.
+      if (value === undefined) continue;
+      // Checked before it is serialised: a value changed into a cycle or a 20,000-deep nest gets the
+      // TypeError that set() gives, not JSON.stringify's own errors.
+      assertJson(value, key, key, undefined);
+      if (JSON.stringify(value) !== text) (state.set ??= new Map()).set(key, value);
+    }
+  }
+  if (state.set !== undefined) {
+    for (const [key, value] of state.set) if (isMutable(value)) assertJson(value, key, key, undefined);
+  }
+  if (state.outgoingFlash !== undefined) {
+    for (const [key, value] of state.outgoingFlash) if (isMutable(value)) assertJson(value, key, key, undefined);
+  }
 }

@@ -45,6 +45,14 @@ test("reserved keys are refused with a clear error", async () => {
   assert.equal(Object.prototype.hasOwnProperty.call(Object.prototype, "polluted"), false);
 });
 
+/** An object nested `depth` levels deep: `{ a: { a: ... } }`. */
+function deep(depth: number): Record<string, unknown> {
+  const root: Record<string, unknown> = {};
+  let at = root;
+  for (let i = 1; i < depth; i++) at = (at.a = {}) as Record<string, unknown>;
+  return root;
+}
+
 test("values must be JSON data, with the path to the bad part in the error", async () => {
   const session = await fresh();
   const cyclic: Record<string, unknown> = {};
@@ -60,6 +68,14 @@ test("values must be JSON data, with the path to the bad part in the error", asy
     [cyclic, /refers to itself/],
     [JSON.parse('{"__proto__": {"x": 1}}'), /has a "__proto__" key/],
     [new (class Point {})(), /is Point/],
+    [-0, /value at when is -0, not JSON data/],
+    [{ list: [1, -0] }, /value at when\.list\[1\] is -0/],
+    [Object.assign([1, 2], { extra: true }), /value at when is an array with holes or extra properties/],
+    // deno-lint-ignore no-sparse-arrays
+    [[1, , 3], /array with holes or extra properties/],
+    [{ [Symbol("s")]: 1, a: 1 }, /has symbol keys or non-enumerable properties/],
+    [Object.defineProperty({ a: 1 }, "hidden", { value: 2, enumerable: false }), /non-enumerable/],
+    [deep(20_000), /is nested more than 1000 levels deep/],
   ];
   for (const [value, message] of cases) assert.throws(() => session.set("when", value), message);
   assert.equal(session.has("when"), false, "nothing was stored");
@@ -87,4 +103,74 @@ test("regenerate gives a new id and keeps data; destroy forgets everything", asy
   assert.equal(session.get("a"), 1);
   await session.destroy();
   assert.deepEqual(session.keys(), []);
+});
+
+test("1,000 levels of nesting are fine; 1,001 are refused with a TypeError, never a RangeError", async () => {
+  const session = await fresh();
+  session.set("ok", deep(1000));
+  assert.throws(() => session.set("deep", deep(1001)), TypeError);
+  assert.throws(() => session.set("deeper", [deep(50_000)]), TypeError);
+});
+
+/** A manager, a saved session with `value` under "v", and a way to read it back as the next request. */
+async function saved(value: unknown) {
+  const manager = new SessionManager({ store: new MemoryStore() });
+  const first = await manager.load({ cookie: null, https: false });
+  first.set("v", value);
+  const cookie = (await manager.commit(first))!.split(";")[0];
+  const load = () => manager.load({ cookie, https: false });
+  return { manager, load };
+}
+
+test("an object read with get() and changed in place is saved as it is when the request ends", async () => {
+  const { manager, load } = await saved({ cart: [1] });
+  const second = await load();
+  (second.get("v") as { cart: number[] }).cart.push(2);
+  await manager.commit(second);
+  assert.deepEqual((await load()).get("v"), { cart: [1, 2] });
+
+  // Read but unchanged: nothing to write for that key.
+  const third = await load();
+  third.get("v");
+  third.set("other", 1);
+  await manager.commit(third);
+  assert.deepEqual((await load()).toJSON(), Object.assign(Object.create(null), { v: { cart: [1, 2] }, other: 1 }));
+});
+
+test("an object changed after set() is saved with its changes, and checked again", async () => {
+  const { manager, load } = await saved({ items: [] });
+  const second = await load();
+  const value = { items: [1] };
+  second.set("v", value);
+  value.items.push(2);
+  await manager.commit(second);
+  assert.deepEqual((await load()).get("v"), { items: [1, 2] });
+
+  // A Date pushed in after set() is refused at commit, as set() would refuse it: nothing is stored.
+  const third = await load();
+  const list = third.get("v") as { items: unknown[] };
+  list.items.push(new Date(0));
+  await assert.rejects(manager.commit(third), /value at v\.items\[2\] is Date, not JSON data/);
+  assert.deepEqual((await load()).get("v"), { items: [1, 2] }, "the stored value is unchanged");
+
+  const fourth = await load();
+  const flashed = { n: 1 };
+  fourth.flash("notice", flashed);
+  (flashed as Record<string, unknown>).when = -0;
+  await assert.rejects(manager.commit(fourth), /is -0/);
+
+  const fifth = await load();
+  (fifth.get("v") as Record<string, unknown>).self = fifth.get("v");
+  await assert.rejects(manager.commit(fifth), /refers to itself/);
+});
+
+test("a value read then deleted or cleared stays deleted, whatever happened to the object", async () => {
+  const { manager, load } = await saved({ a: 1 });
+  const second = await load();
+  const value = second.get("v") as Record<string, unknown>;
+  second.delete("v");
+  value.a = 2;
+  second.set("keep", true);
+  await manager.commit(second);
+  assert.equal((await load()).get("v"), undefined);
 });

@@ -1,19 +1,30 @@
 /**
  * The store contract: the only module a store implementation imports.
  *
- * A store keeps session records under ids chosen by the core. It never decides
- * about expiry on its own terms: the core hands it absolute deadlines and
- * re-checks them on every load, because many backends evict lazily.
+ * A store keeps session records under **storage keys** the core gives it. A
+ * storage key is not the session id that travels in the cookie: it is a
+ * versioned hash of it (`s1_` and 43 base64url characters; see
+ * docs/stores.md), so a store never sees, keeps or logs anything that could
+ * be replayed as a cookie. The cookie itself is the core's business: stores
+ * never choose or return what it carries.
+ *
+ * A store never decides about expiry on its own terms: the core hands it
+ * absolute deadlines and re-checks them on every load, because many backends
+ * evict lazily.
  *
  * A write carries both the *change* a request made (keys set, keys deleted,
  * whether it cleared everything, whether it replaced the flash values) and the
  * *complete record* as that request sees it. Stores that can apply a change
  * per key (Redis hashes, SQL, a Map) apply the change, so two overlapping
  * requests of one user that touch different keys both persist. Stores that
- * must write a whole value (an encrypted cookie) take the record.
+ * must write a whole value take the record.
  *
  * @module
  */
+
+import { CorruptRecordError } from "./errors.ts";
+
+export { CorruptRecordError } from "./errors.ts";
 
 /** Library metadata kept apart from user keys, all times in milliseconds since the epoch. */
 export interface SessionMeta {
@@ -41,10 +52,12 @@ export interface SessionRecord {
 /**
  * One write of one request.
  *
- * - `kind: "create"`: `id` is new; write `record` as a whole.
+ * - `kind: "create"`: the key is new; write `record` as a whole (replacing
+ *   anything stored under the key) and answer `"written"`.
  * - `kind: "update"`: apply the change to the existing record *only if it
- *   still exists* (and is not expired). A record deleted by an overlapping
- *   request (logout, regenerate) must not come back: answer `null`.
+ *   still exists* (and is not expired), and answer `"written"`. A record
+ *   deleted by an overlapping request (logout, regenerate) or expired must not
+ *   come back: write nothing and answer `"gone"`.
  *
  * Applying an update means, in this order: remove every user key when
  * `cleared`; remove the keys in `deleted`; write the keys in `set`; replace the
@@ -70,12 +83,27 @@ export interface StoreWrite {
 export type MaybePromise<T> = T | Promise<T>;
 
 /**
+ * What a store answers to a write: `"written"`, or `"gone"` when an update
+ * found no live record under the key (and wrote nothing).
+ */
+export type WriteResult = "written" | "gone";
+
+/**
  * The contract every session store implements.
  *
- * Required: `get`, `set`, `delete`. Optional: `close`. Every method may
- * reject (or throw); the core wraps the failure in a {@linkcode SessionStoreError}
- * that reaches the framework's error handler, and never turns it into an
- * empty session.
+ * Required: `get`, `set`, `delete`, each taking the storage key the core
+ * gives (a string of at most 64 characters of `[A-Za-z0-9_-]`; stores may rely
+ * on that shape, but the conformance suite also feeds them hostile keys).
+ * Optional: `close`.
+ *
+ * Failures: a backend that is down or slow rejects (or throws) with its own
+ * error; the core wraps it in a `SessionStoreError` (503) that reaches the
+ * framework's error handler, and never turns it into an empty session. A
+ * stored record that cannot be parsed is not a failure of the backend: `get`
+ * throws a {@linkcode CorruptRecordError} for it. An answer outside this
+ * contract (a write answered with anything but `"written"` or `"gone"`, a
+ * create answered `"gone"`, a read that is not a record) is a bug in the
+ * store: the core raises a `StoreContractError` (500).
  *
  * `get`, `set` and `delete` may answer with a value instead of a promise when
  * the backend answers at once (memory, an embedded database): the core then
@@ -86,44 +114,94 @@ export type MaybePromise<T> = T | Promise<T>;
  * import type { Store } from "./store.ts";
  *
  * const forgetful: Store = {
- *   get: () => Promise.resolve(undefined),
- *   set: (id, write) => Promise.resolve(write.kind === "create" ? id : null),
- *   delete: () => Promise.resolve(),
+ *   get: () => undefined,
+ *   set: (_key, write) => write.kind === "create" ? "written" : "gone",
+ *   delete: () => {},
  * };
- * console.log(await forgetful.get("x")); // undefined
+ * console.log(await forgetful.get("s1_x")); // undefined
+ * console.log(await forgetful.set("s1_x", {
+ *   kind: "update",
+ *   record: { data: {}, meta: { createdAt: 1, expiresAt: 2, absoluteExpiresAt: 2 } },
+ *   set: {},
+ *   deleted: [],
+ *   cleared: false,
+ *   flashChanged: false,
+ * })); // "gone"
  * ```
  */
 export interface Store {
   /**
-   * Reads a record. Resolves to `undefined` when the id is unknown or the
-   * record has expired, and to {@linkcode CORRUPT_RECORD} when the stored form
-   * cannot be parsed (truncated JSON...): that is bad data, not a backend
-   * failure, so it must not reject. Must return fresh objects: the caller may
+   * Reads the record under `key`. Answers `undefined` when the key is unknown
+   * or the record has expired; throws {@linkcode CorruptRecordError} when the
+   * stored form cannot be parsed. Must return fresh objects: the caller may
    * mutate them.
    */
-  get(id: string): MaybePromise<SessionRecord | undefined>;
-  /**
-   * Writes a record (see {@linkcode StoreWrite}). Resolves to the value the
-   * session cookie should carry — the `id` itself for every store that keeps
-   * data on a server — or to `null` when an update found no record.
-   */
-  set(id: string, write: StoreWrite): MaybePromise<string | null>;
-  /** Deletes a record. Deleting an unknown id is not an error. */
-  delete(id: string): MaybePromise<void>;
+  get(key: string): MaybePromise<SessionRecord | undefined>;
+  /** Writes a record (see {@linkcode StoreWrite}) and answers `"written"` or `"gone"`. */
+  set(key: string, write: StoreWrite): MaybePromise<WriteResult>;
+  /** Deletes the record under `key`. Deleting an unknown key is not an error. */
+  delete(key: string): MaybePromise<void>;
   /** Releases connections or handles, if the store holds any. */
   close?(): Promise<void>;
 }
 
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isTime(value: unknown): value is number {
+  return typeof value === "number" && Number.isFinite(value) && value > 0;
+}
+
 /**
- * What {@linkcode Store.get} answers for a stored record it cannot parse. Its
- * metadata is invalid on purpose: the core deletes such a record, reports a
- * `corrupt-record` security event and carries on with a fresh session (no
- * error page).
+ * Whether `value` has the shape of a {@linkcode SessionRecord}: `data` (and
+ * `flash`, when present) plain objects, and `meta` with a non-negative
+ * `createdAt` and positive, finite deadlines.
+ *
+ * @param value What a store decoded or answered.
+ * @returns `true` for a record.
+ *
+ * @example
+ * ```ts
+ * import { isSessionRecord } from "./store.ts";
+ *
+ * console.log(isSessionRecord({ data: {}, meta: { createdAt: 1, expiresAt: 2, absoluteExpiresAt: 2 } })); // true
+ * console.log(isSessionRecord({ data: {}, meta: { createdAt: 1, expiresAt: Number.NaN, absoluteExpiresAt: 2 } })); // false
+ * ```
  */
-export const CORRUPT_RECORD: SessionRecord = Object.freeze({
-  data: Object.freeze({}),
-  meta: Object.freeze({ createdAt: Number.NaN, expiresAt: Number.NaN, absoluteExpiresAt: Number.NaN }),
-}) as SessionRecord;
+export function isSessionRecord(value: unknown): value is SessionRecord {
+  if (!isPlainObject(value)) return false;
+  const { data, flash, meta } = value;
+  return isPlainObject(data) && (flash === undefined || isPlainObject(flash)) &&
+    isPlainObject(meta) && typeof meta.createdAt === "number" &&
+    Number.isFinite(meta.createdAt) && meta.createdAt >= 0 &&
+    isTime(meta.expiresAt) && isTime(meta.absoluteExpiresAt);
+}
+
+/**
+ * For stores that decode a stored form: returns `value` when it is a
+ * {@linkcode SessionRecord}, and throws a {@linkcode CorruptRecordError}
+ * otherwise.
+ *
+ * @param value The decoded record.
+ * @returns The record.
+ * @throws {CorruptRecordError} when `value` is not a record.
+ *
+ * @example
+ * ```ts
+ * import { CorruptRecordError, storedRecord } from "./store.ts";
+ *
+ * try {
+ *   storedRecord({ data: {}, meta: null });
+ * } catch (error) {
+ *   console.log(error instanceof CorruptRecordError); // true
+ * }
+ * ```
+ */
+export function storedRecord(value: unknown): SessionRecord {
+  if (!isSessionRecord(value)) throw new CorruptRecordError("not a session record (data and meta)");
+  return value;
+}
 
 /**
  * The `expiresAt` of a session with both timeouts disabled: the largest time a

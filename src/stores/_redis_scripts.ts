@@ -15,7 +15,7 @@
  * @module
  */
 
-import { CORRUPT_RECORD, NEVER, setOwn } from "../store.ts";
+import { CorruptRecordError, NEVER, setOwn, storedRecord } from "../store.ts";
 import type { SessionMeta, SessionRecord, StoreWrite } from "../store.ts";
 
 /** Prefix of the hash fields that hold user keys. */
@@ -146,17 +146,20 @@ export function writeScriptArguments(write: StoreWrite, now: number): string[] {
  *
  * @param fields The hash as field/value pairs.
  * @param now The current time in milliseconds.
+ * @throws {CorruptRecordError} when a field is not valid JSON or the meta is
+ * not valid: bad data, not a Redis failure (the core deletes the record).
  */
 export function decodeSessionHash(
   fields: Iterable<readonly [string, string]>,
   now: number,
 ): SessionRecord | undefined {
+  let record: SessionRecord | undefined;
   try {
-    return decodeFields(fields, now);
-  } catch {
-    // Unparsable JSON in a field is bad data, not a Redis failure: the core deletes the record.
-    return CORRUPT_RECORD;
+    record = decodeFields(fields, now);
+  } catch (error) {
+    throw new CorruptRecordError("a hash field is not valid JSON", { cause: error });
   }
+  return record === undefined ? undefined : storedRecord(record);
 }
 
 function decodeFields(fields: Iterable<readonly [string, string]>, now: number): SessionRecord | undefined {

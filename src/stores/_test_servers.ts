@@ -477,15 +477,35 @@ export function redisCommand(server: { host: string; port: number }, command: st
 
 /**
  * A `plantCorrupt` for the store suite: writes a session hash whose `meta`
- * field is not JSON, under `keyPrefix + id`, with a native expiry.
+ * field is not JSON, under `keyPrefix + key`, with a native expiry.
  */
 export function plantCorruptHash(
   server: { host: string; port: number },
   keyPrefix: string,
-): (store: unknown, id: string) => Promise<void> {
-  return async (_store, id) => {
-    const key = `${keyPrefix}${id}`;
-    await redisCommand(server, `HSET ${key} meta {truncated`);
-    await redisCommand(server, `PEXPIREAT ${key} ${Date.now() + 60_000}`);
+): (store: unknown, key: string) => Promise<void> {
+  return async (_store, key) => {
+    const name = `${keyPrefix}${key}`;
+    await redisCommand(server, `HSET ${name} meta {truncated`);
+    await redisCommand(server, `PEXPIREAT ${name} ${Date.now() + 60_000}`);
+  };
+}
+
+/**
+ * A `dump` for the store suite: every key under `keyPrefix` with all its hash
+ * fields and values, read with node-redis behind the store's back.
+ */
+export function dumpRedis(server: { url: string }, keyPrefix: string): () => Promise<string> {
+  return async () => {
+    const { createClient } = await import("redis");
+    const client = await createClient({ url: server.url }).connect();
+    try {
+      const lines: string[] = [];
+      for (const key of await client.keys(`${keyPrefix}*`)) {
+        lines.push(key, JSON.stringify(await client.hGetAll(key)));
+      }
+      return lines.join("\n");
+    } finally {
+      client.destroy();
+    }
   };
 }

@@ -7,7 +7,7 @@
  */
 
 import { applyChange, setOwn } from "../store.ts";
-import type { SessionRecord, Store, StoreWrite } from "../store.ts";
+import type { SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
 
 /** Options for {@linkcode MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -99,8 +99,8 @@ let warned = false;
  */
 export class MemoryStore implements Store {
   #entries = new Map<string, Entry>();
-  /** Bucket number → ids filed under it, oldest first; an id refiled elsewhere leaves a stale reference. */
-  #buckets = new Map<number, { ids: string[]; head: number }>();
+  /** Bucket number → keys filed under it, oldest first; a key refiled elsewhere leaves a stale reference. */
+  #buckets = new Map<number, { keys: string[]; head: number }>();
   /** The bucket numbers in `#buckets`, ascending. */
   #bucketOrder: number[] = [];
   #maxEntries: number;
@@ -127,19 +127,19 @@ export class MemoryStore implements Store {
     return this.#entries.size;
   }
 
-  #live(id: string, now = this.#now()): Entry | undefined {
-    const entry = this.#entries.get(id);
+  #live(key: string, now = this.#now()): Entry | undefined {
+    const entry = this.#entries.get(key);
     if (entry === undefined) return undefined;
     if (entry.expiresAt <= now || entry.absoluteExpiresAt <= now) {
-      this.#entries.delete(id);
+      this.#entries.delete(key);
       return undefined;
     }
     return entry;
   }
 
   /** Reads a fresh copy of a record; `undefined` when unknown or expired. Synchronous, as every method here. */
-  get(id: string): SessionRecord | undefined {
-    const entry = this.#live(id);
+  get(key: string): SessionRecord | undefined {
+    const entry = this.#live(key);
     if (entry === undefined) return undefined;
     const record: SessionRecord = {
       data: thawAll(entry.data),
@@ -154,16 +154,16 @@ export class MemoryStore implements Store {
   }
 
   /**
-   * Creates a record, or applies an update to a live one (`null` when it is
-   * gone). Updates touch only the keys they change.
+   * Creates a record, or applies an update to a live one (`"gone"` when there
+   * is none). Updates touch only the keys they change.
    */
-  set(id: string, write: StoreWrite): string | null {
+  set(key: string, write: StoreWrite): WriteResult {
     const now = this.#now();
     this.#sweep(now);
     const { record } = write;
     let entry: Entry | undefined;
     if (write.kind === "create") {
-      const previous = this.#entries.get(id);
+      const previous = this.#entries.get(key);
       if (previous === undefined && this.#entries.size >= this.#maxEntries) this.#evictOne();
       entry = {
         data: freezeAll({}, record.data),
@@ -173,10 +173,10 @@ export class MemoryStore implements Store {
         absoluteExpiresAt: record.meta.absoluteExpiresAt,
         bucket: previous?.bucket ?? Number.NaN,
       };
-      this.#entries.set(id, entry);
+      this.#entries.set(key, entry);
     } else {
-      entry = this.#live(id, now);
-      if (entry === undefined) return null;
+      entry = this.#live(key, now);
+      if (entry === undefined) return "gone";
       applyChange(entry.data, write, freeze);
       if (write.flashChanged) entry.flash = record.flash && freezeAll({}, record.flash);
       entry.createdAt = record.meta.createdAt;
@@ -186,14 +186,19 @@ export class MemoryStore implements Store {
     const bucket = Math.floor(Math.min(entry.expiresAt, entry.absoluteExpiresAt) / BUCKET_MS);
     if (entry.bucket !== bucket) {
       entry.bucket = bucket;
-      this.#file(id, bucket);
+      this.#file(key, bucket);
     }
-    return id;
+    return "written";
+  }
+
+  /** The storage keys held, expired ones not yet swept included. */
+  keys(): IterableIterator<string> {
+    return this.#entries.keys();
   }
 
   /** Deletes a record. Its bucket reference goes stale and is dropped by a later sweep. */
-  delete(id: string): void {
-    this.#entries.delete(id);
+  delete(key: string): void {
+    this.#entries.delete(key);
   }
 
   /** Drops every session. */
@@ -204,17 +209,17 @@ export class MemoryStore implements Store {
     return Promise.resolve();
   }
 
-  #file(id: string, bucket: number): void {
+  #file(key: string, bucket: number): void {
     let filed = this.#buckets.get(bucket);
     if (filed === undefined) {
-      filed = { ids: [], head: 0 };
+      filed = { keys: [], head: 0 };
       this.#buckets.set(bucket, filed);
       // Buckets mostly arrive in ascending order: search from the end.
       let at = this.#bucketOrder.length;
       while (at > 0 && this.#bucketOrder[at - 1] > bucket) at--;
       this.#bucketOrder.splice(at, 0, bucket);
     }
-    filed.ids.push(id);
+    filed.keys.push(key);
   }
 
   /**
@@ -228,15 +233,15 @@ export class MemoryStore implements Store {
       const bucket = this.#bucketOrder[0];
       if (now !== undefined && (bucket + 1) * BUCKET_MS > now) return;
       const filed = this.#buckets.get(bucket)!;
-      while (budget > 0 && filed.head < filed.ids.length) {
+      while (budget > 0 && filed.head < filed.keys.length) {
         budget--;
-        const id = filed.ids[filed.head++];
-        const entry = this.#entries.get(id);
+        const key = filed.keys[filed.head++];
+        const entry = this.#entries.get(key);
         if (entry === undefined || entry.bucket !== bucket) continue;
-        this.#entries.delete(id);
+        this.#entries.delete(key);
         if (now === undefined) budget = 0;
       }
-      if (filed.head === filed.ids.length) {
+      if (filed.head === filed.keys.length) {
         this.#buckets.delete(bucket);
         this.#bucketOrder.shift();
       }

@@ -3,7 +3,14 @@ import assert from "node:assert/strict";
 import { MemoryStore } from "./memory.ts";
 import { createWrite, storeConformanceSuite } from "../testing/store_suite.ts";
 
-storeConformanceSuite(test, { name: "MemoryStore", createStore: () => new MemoryStore() });
+storeConformanceSuite(test, {
+  name: "MemoryStore",
+  createStore: () => new MemoryStore(),
+  dump: (store) => {
+    const memory = store as MemoryStore;
+    return Promise.resolve([...memory.keys()].map((key) => `${key} ${JSON.stringify(memory.get(key))}`).join("\n"));
+  },
+});
 
 const write = (expiresAt: number) => createWrite({ a: 1 }, { expiresAt });
 

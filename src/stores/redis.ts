@@ -7,7 +7,7 @@
  */
 
 import type { ConnectionOptions } from "node:tls";
-import type { SessionRecord, Store, StoreWrite } from "../store.ts";
+import type { SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
 import {
   decodeSessionHash,
   hashPairs,
@@ -67,7 +67,7 @@ export interface RedisStoreOptions {
    * before it fails. Default `5000`. A `client` you pass in keeps its own
    * connection settings; the command deadline applies to it too.
    */
-  timeout?: number;
+  timeoutMs?: number;
   /**
    * The clock for expiry checks, in milliseconds since the epoch. Default
    * `Date.now`. Native expiry (`PEXPIREAT`) follows the server's clock.
@@ -151,11 +151,13 @@ function connectionSettings(options: RedisStoreOptions): ConnectionSettings {
     }
     settings.tls = options.tls;
   }
-  if (options.timeout !== undefined) {
-    if (typeof options.timeout !== "number" || !Number.isFinite(options.timeout) || options.timeout <= 0) {
-      throw invalid("timeout", "must be a positive number of milliseconds");
+  if ("timeout" in options) throw invalid("timeout", 'renamed "timeoutMs" (milliseconds)');
+  const timeoutMs = options.timeoutMs;
+  if (timeoutMs !== undefined) {
+    if (typeof timeoutMs !== "number" || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+      throw invalid("timeoutMs", "must be a positive number of milliseconds");
     }
-    settings.timeout = options.timeout;
+    settings.timeout = timeoutMs;
   }
   return settings;
 }
@@ -170,7 +172,7 @@ function reason(error: unknown): string {
 }
 
 /**
- * Keeps each session in one Redis hash, `keyPrefix + id`: user keys in fields
+ * Keeps each session in one Redis hash, `keyPrefix` + the storage key: user keys in fields
  * of their own (`d:<key>`), the metadata in `meta`, flash values in `flash`.
  * Every write sets native expiry (`PEXPIREAT`) from the record's `expiresAt`,
  * and reads re-check it, because Redis evicts lazily.
@@ -231,7 +233,7 @@ export class RedisStore implements Store {
       const conflict = CONNECTION_OPTIONS.find((name) => options[name] !== undefined);
       if (conflict !== undefined) throw invalid("client", `cannot be combined with "${conflict}"`);
       this.#client = options.client;
-      this.#timeout = connectionSettings({ timeout: options.timeout }).timeout;
+      this.#timeout = connectionSettings({ timeoutMs: options.timeoutMs }).timeout;
     } else {
       this.#settings = connectionSettings(options);
       this.#timeout = this.#settings.timeout;
@@ -332,19 +334,19 @@ export class RedisStore implements Store {
   }
 
   /** Reads a record; `undefined` when unknown or expired. One `HGETALL`. */
-  async get(id: string): Promise<SessionRecord | undefined> {
+  async get(key: string): Promise<SessionRecord | undefined> {
     const client = this.#ready();
-    const reply = await this.#send(client, ["HGETALL", this.#keyPrefix + id]);
+    const reply = await this.#send(client, ["HGETALL", this.#keyPrefix + key]);
     return decodeSessionHash(hashPairs(reply), this.#now());
   }
 
   /**
-   * Creates a record, or applies an update per key to a live one (`null` when
+   * Creates a record, or applies an update per key to a live one (`"gone"` when
    * it is gone or expired). One `EVALSHA`.
    */
-  async set(id: string, write: StoreWrite): Promise<string | null> {
+  async set(key: string, write: StoreWrite): Promise<WriteResult> {
     const client = this.#ready();
-    const tail = ["1", this.#keyPrefix + id, ...writeScriptArguments(write, this.#now())];
+    const tail = ["1", this.#keyPrefix + key, ...writeScriptArguments(write, this.#now())];
     let reply: unknown;
     try {
       reply = await this.#send(client, ["EVALSHA", await writeScriptSha1(), ...tail]);
@@ -354,15 +356,15 @@ export class RedisStore implements Store {
       // The script cache is empty after a restart or SCRIPT FLUSH: send the source once.
       reply = await this.#send(client, ["EVAL", WRITE_SCRIPT, ...tail]);
     }
-    if (reply === 1) return id;
-    if (reply === 0 && write.kind === "update") return null;
+    if (reply === 1) return "written";
+    if (reply === 0 && write.kind === "update") return "gone";
     throw new Error(`Unexpected reply from the session write script: ${JSON.stringify(reply)}`);
   }
 
   /** Deletes a record. One `DEL`. */
-  async delete(id: string): Promise<void> {
+  async delete(key: string): Promise<void> {
     const client = this.#ready();
-    await this.#send(client, ["DEL", this.#keyPrefix + id]);
+    await this.#send(client, ["DEL", this.#keyPrefix + key]);
   }
 
   /**

@@ -5,6 +5,7 @@ import { RedisStore } from "./redis.ts";
 import { dataField, WRITE_SCRIPT, writeScriptSha1 } from "./_redis_scripts.ts";
 import {
   freePort,
+  dumpRedis,
   plantCorruptHash,
   redisCommand,
   RedisMonitor,
@@ -51,6 +52,7 @@ if (servers.unavailable !== undefined) {
     name: "RedisStore",
     createStore: () => open(),
     plantCorrupt: plantCorruptHash(redis, `${run}suite_`),
+    dump: dumpRedis(redis, `${run}suite_`),
   });
 
   test("RedisStore: the version 1 form, new RedisStore({ host, port }) then init()", async () => {
@@ -58,7 +60,7 @@ if (servers.unavailable !== undefined) {
     await store.init();
     try {
       const id = generateId();
-      assert.equal(await store.set(id, create({ user: "ada" })), id);
+      assert.equal(await store.set(id, create({ user: "ada" })), "written");
       assert.deepEqual((await store.get(id))?.data, { user: "ada" });
       assert.equal(
         await redisCommand(redis, `EXISTS session_${id}`),
@@ -94,7 +96,7 @@ if (servers.unavailable !== undefined) {
     try {
       const store = new RedisStore({ client, keyPrefix: `${run}client_` });
       const id = generateId();
-      assert.equal(await store.set(id, create({ a: 1 })), id, "usable without init()");
+      assert.equal(await store.set(id, create({ a: 1 })), "written", "usable without init()");
       await store.init();
       assert.deepEqual((await store.get(id))?.data, { a: 1 });
       await store.close();
@@ -120,7 +122,7 @@ if (servers.unavailable !== undefined) {
       /"url": must be a redis:\/\/ or rediss:\/\//,
     );
     assert.throws(() => new RedisStore({ url: "redis://localhost/x" }), /"url"/);
-    assert.throws(() => new RedisStore({ timeout: 0 }), /"timeout"/);
+    assert.throws(() => new RedisStore({ timeoutMs: 0 }), /"timeoutMs"/);
     assert.throws(() => new RedisStore({ keyPrefix: 1 as unknown as string }), /"keyPrefix"/);
     assert.throws(() => new RedisStore({ now: 1 as unknown as () => number }), /"now"/);
     const client = { sendCommand: () => Promise.resolve(null) };
@@ -204,7 +206,7 @@ if (servers.unavailable !== undefined) {
       await client.hSet(`${run}suite_${id}`, "meta", JSON.stringify(write.record.meta));
       await client.close();
       assert.equal(await store.get(id), undefined);
-      assert.equal(await store.set(id, update({ b: 2 })), null);
+      assert.equal(await store.set(id, update({ b: 2 })), "gone");
     } finally {
       await store.close();
     }
@@ -217,7 +219,7 @@ if (servers.unavailable !== undefined) {
     try {
       await writer.set(id, create({ a: 1 }, 60_000));
       assert.equal(await later.get(id), undefined);
-      assert.equal(await later.set(id, update({ b: 2 })), null);
+      assert.equal(await later.set(id, update({ b: 2 })), "gone");
       assert.deepEqual((await writer.get(id))?.data, { a: 1 }, "the refused update wrote nothing");
     } finally {
       await writer.close();
@@ -264,12 +266,12 @@ if (servers.unavailable !== undefined) {
       assert.equal(await redisCommand(redis, "SCRIPT FLUSH"), "+OK");
       await monitor.commands();
       const id = generateId();
-      assert.equal(await store.set(id, create({ a: 1 })), id);
+      assert.equal(await store.set(id, create({ a: 1 })), "written");
       const first = (await monitor.commands()).filter((c) => c.client !== "lua").map((c) =>
         c.args[0].toUpperCase()
       );
       assert.deepEqual(first, ["EVALSHA", "EVAL"]);
-      assert.equal(await store.set(id, update({ b: 2 })), id);
+      assert.equal(await store.set(id, update({ b: 2 })), "written");
       const second = (await monitor.commands()).filter((c) => c.client !== "lua").map((c) =>
         c.args[0].toUpperCase()
       );
@@ -315,7 +317,7 @@ if (servers.unavailable !== undefined) {
         for (const store of stores) {
           await store.init();
           const id = generateId();
-          assert.equal(await store.set(id, create({ a: 1 })), id);
+          assert.equal(await store.set(id, create({ a: 1 })), "written");
           assert.deepEqual((await store.get(id))?.data, { a: 1 });
           await store.close();
         }
@@ -347,16 +349,16 @@ if (servers.unavailable !== undefined) {
             await new Promise((resolve) => setTimeout(resolve, 100));
           }
         }
-        assert.equal(await store.set(id, create({ again: 1 })), id);
+        assert.equal(await store.set(id, create({ again: 1 })), "written");
       } finally {
         await store.close();
         await own.stop();
       }
     });
 
-    test("RedisStore: a server that stops answering makes commands fail after `timeout`", async () => {
+    test("RedisStore: a server that stops answering makes commands fail after `timeoutMs`", async () => {
       const own = await startRedis();
-      const store = new RedisStore({ host: own.host, port: own.port, timeout: 300 });
+      const store = new RedisStore({ host: own.host, port: own.port, timeoutMs: 300 });
       await store.init();
       try {
         process.kill(own.pid!, "SIGSTOP");

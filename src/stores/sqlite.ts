@@ -11,8 +11,8 @@
 
 import process from "node:process";
 import { createRequire } from "node:module";
-import { applyChange, CORRUPT_RECORD } from "../store.ts";
-import type { SessionRecord, Store, StoreWrite } from "../store.ts";
+import { applyChange, CorruptRecordError, storedRecord } from "../store.ts";
+import type { SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
 
 /**
  * The part of a prepared statement the store uses; `node:sqlite` and
@@ -64,13 +64,13 @@ export interface SqliteStoreOptions {
    * fails with `SQLITE_BUSY`. Default 5,000. Applied to a passed-in
    * `database` only when given.
    */
-  busyTimeout?: number;
+  busyTimeoutMs?: number;
   /**
    * Milliseconds between two removals of expired rows, done by the next
    * write. `0` removes them on every write; `Infinity` never (call
    * {@linkcode SqliteStore.deleteExpired} yourself). Default 60,000.
    */
-  cleanupInterval?: number;
+  cleanupIntervalMs?: number;
   /** The clock, in milliseconds since the epoch. Default `Date.now`. */
   now?: () => number;
 }
@@ -123,9 +123,9 @@ function describe(error: unknown): string {
  * different keys both persist, even from different processes, and an update of
  * a deleted or expired row answers `null`. Expired rows are never returned;
  * they are removed through the index by a write at most once per
- * `cleanupInterval`.
+ * `cleanupIntervalMs`.
  *
- * Driver errors (a database locked past `busyTimeout`, a read-only file)
+ * Driver errors (a database locked past `busyTimeoutMs`, a read-only file)
  * reject the call; the core reports them as a `SessionStoreError`.
  *
  * @example
@@ -186,13 +186,18 @@ export class SqliteStore implements Store {
         'Invalid SqliteStore option "database": must be a node:sqlite DatabaseSync or a better-sqlite3 Database',
       );
     }
-    const busyTimeout = options.busyTimeout;
-    if (busyTimeout !== undefined && (!Number.isInteger(busyTimeout) || busyTimeout < 0)) {
-      throw new TypeError('Invalid SqliteStore option "busyTimeout": must be a non-negative integer');
+    for (const [old, renamed] of [["busyTimeout", "busyTimeoutMs"], ["cleanupInterval", "cleanupIntervalMs"]]) {
+      if (old in options) {
+        throw new TypeError(`Invalid SqliteStore option "${old}": renamed "${renamed}" (milliseconds)`);
+      }
     }
-    const cleanupInterval = options.cleanupInterval ?? 60_000;
+    const busyTimeout = options.busyTimeoutMs;
+    if (busyTimeout !== undefined && (!Number.isInteger(busyTimeout) || busyTimeout < 0)) {
+      throw new TypeError('Invalid SqliteStore option "busyTimeoutMs": must be a non-negative integer');
+    }
+    const cleanupInterval = options.cleanupIntervalMs ?? 60_000;
     if (typeof cleanupInterval !== "number" || !(cleanupInterval >= 0)) {
-      throw new TypeError('Invalid SqliteStore option "cleanupInterval": must be a non-negative number');
+      throw new TypeError('Invalid SqliteStore option "cleanupIntervalMs": must be a non-negative number');
     }
     this.#cleanupInterval = cleanupInterval;
     // The first write clears what expired while no process was running, unless cleanup is off.
@@ -215,7 +220,7 @@ export class SqliteStore implements Store {
 
     const table = `"${tableName}"`;
     try {
-      // PRAGMA takes no parameters; busyTimeout is a validated integer.
+      // PRAGMA takes no parameters; busyTimeoutMs is a validated integer.
       if (this.#owned || busyTimeout !== undefined) db.exec(`PRAGMA busy_timeout = ${busyTimeout ?? 5_000}`);
       // WAL lets readers go on while one connection writes. It is a property
       // of the file, so a caller's own database keeps the mode it chose.
@@ -288,6 +293,7 @@ export class SqliteStore implements Store {
 
   /**
    * Reads a fresh copy of a record; `undefined` when unknown or expired.
+   * Throws `CorruptRecordError` for a row whose JSON cannot be parsed.
    *
    * @example
    * ```ts
@@ -298,10 +304,10 @@ export class SqliteStore implements Store {
    * await store.close();
    * ```
    */
-  get(id: string): SessionRecord | undefined {
+  get(key: string): SessionRecord | undefined {
     return this.#run(() => {
       const now = this.#now();
-      const row = this.#select.get(id, now, now) as Row | undefined;
+      const row = this.#select.get(key, now, now) as Row | undefined;
       if (row === undefined) return undefined;
       let record: SessionRecord;
       try {
@@ -314,16 +320,16 @@ export class SqliteStore implements Store {
           },
         };
         if (row.flash !== null) record.flash = JSON.parse(row.flash);
-      } catch {
-        return CORRUPT_RECORD;
+      } catch (error) {
+        throw new CorruptRecordError("the data or flash column is not valid JSON", { cause: error });
       }
-      return record;
+      return storedRecord(record);
     });
   }
 
   /**
    * Creates a record, or applies an update to a live one in one transaction
-   * (`null` when it is gone or expired).
+   * (`"gone"` when it is gone or expired).
    *
    * @example
    * ```ts
@@ -332,36 +338,36 @@ export class SqliteStore implements Store {
    * const store = new SqliteStore({ path: ":memory:" });
    * const now = Date.now();
    * const record = { data: { user: "ada" }, meta: { createdAt: now, expiresAt: now + 60_000, absoluteExpiresAt: now + 60_000 } };
-   * await store.set("id1", { kind: "create", record, set: record.data, deleted: [], cleared: false, flashChanged: false });
-   * console.log((await store.get("id1"))?.data); // { user: "ada" }
+   * await store.set("s1_key", { kind: "create", record, set: record.data, deleted: [], cleared: false, flashChanged: false });
+   * console.log((await store.get("s1_key"))?.data); // { user: "ada" }
    * await store.close();
    * ```
    */
-  set(id: string, write: StoreWrite): string | null {
+  set(key: string, write: StoreWrite): WriteResult {
     return this.#run(() => {
       this.#cleanup();
       const { meta } = write.record;
       if (write.kind === "create") {
         const flash = write.record.flash === undefined ? null : JSON.stringify(write.record.flash);
         this.#insert.run(
-          id,
+          key,
           JSON.stringify(write.record.data),
           flash,
           meta.createdAt,
           meta.expiresAt,
           meta.absoluteExpiresAt,
         );
-        return id;
+        return "written";
       }
       // IMMEDIATE takes the write lock before the read, so no other connection
       // can change the row between reading and writing it.
       this.#db.exec("BEGIN IMMEDIATE");
       try {
         const now = this.#now();
-        const row = this.#select.get(id, now, now) as Row | undefined;
+        const row = this.#select.get(key, now, now) as Row | undefined;
         if (row === undefined) {
           this.#db.exec("COMMIT");
-          return null;
+          return "gone";
         }
         const data = applyChange(JSON.parse(row.data), write);
         let flash = row.flash;
@@ -374,10 +380,10 @@ export class SqliteStore implements Store {
           meta.createdAt,
           meta.expiresAt,
           meta.absoluteExpiresAt,
-          id,
+          key,
         );
         this.#db.exec("COMMIT");
-        return id;
+        return "written";
       } catch (error) {
         try {
           this.#db.exec("ROLLBACK");
@@ -401,14 +407,14 @@ export class SqliteStore implements Store {
    * await store.close();
    * ```
    */
-  delete(id: string): void {
+  delete(key: string): void {
     this.#run(() => {
-      this.#delete.run(id);
+      this.#delete.run(key);
     });
   }
 
   /**
-   * Removes every expired row now, whatever `cleanupInterval` says, for a
+   * Removes every expired row now, whatever `cleanupIntervalMs` says, for a
    * scheduled job when automatic cleanup is off.
    *
    * @returns How many rows were removed.
@@ -417,7 +423,7 @@ export class SqliteStore implements Store {
    * ```ts
    * import { SqliteStore } from "./sqlite.ts";
    *
-   * const store = new SqliteStore({ path: ":memory:", cleanupInterval: Infinity });
+   * const store = new SqliteStore({ path: ":memory:", cleanupIntervalMs: Infinity });
    * console.log(await store.deleteExpired()); // 0
    * await store.close();
    * ```

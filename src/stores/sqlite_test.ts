@@ -55,11 +55,11 @@ const id = (n: number | string) => `${n}`.padEnd(32, "x");
 storeConformanceSuite(test, {
   name: "SqliteStore",
   createStore: () => new TempSqliteStore(),
-  plantCorrupt: (store, id) => {
+  plantCorrupt: (store, key) => {
     const db = openDatabase((store as TempSqliteStore).path);
     const later = Date.now() + 60_000;
     db.prepare("INSERT INTO sessions VALUES (?, ?, NULL, ?, ?, ?)").run(
-      id,
+      key,
       '{"truncat',
       Date.now(),
       later,
@@ -67,6 +67,14 @@ storeConformanceSuite(test, {
     );
     db.close();
     return Promise.resolve();
+  },
+  dump: (store) => {
+    const db = openDatabase((store as TempSqliteStore).path, true);
+    try {
+      return Promise.resolve(JSON.stringify((db.prepare("SELECT * FROM sessions") as unknown as { all(): unknown[] }).all()));
+    } finally {
+      db.close();
+    }
   },
 });
 
@@ -78,7 +86,7 @@ test("SqliteStore: sessions survive closing and reopening the file (a restart)",
     await before.close();
     const after = new SqliteStore({ path });
     assert.deepEqual((await after.get(id("a")))?.data, { user: "ada" });
-    assert.equal(await after.set(id("a"), update({ cart: [1] })), id("a"));
+    assert.equal(await after.set(id("a"), update({ cart: [1] })), "written");
     assert.deepEqual((await after.get(id("a")))?.data, { user: "ada", cart: [1] });
     await after.close();
   } finally {
@@ -95,7 +103,7 @@ test("SqliteStore: two connections to one file (two processes) both keep their o
     await Promise.all([first.set(id("a"), update({ a: 1 })), second.set(id("a"), update({ b: 2 }))]);
     assert.deepEqual((await first.get(id("a")))?.data, { x: 0, a: 1, b: 2 });
     await second.delete(id("a"));
-    assert.equal(await first.set(id("a"), update({ c: 3 })), null, "no resurrection across connections");
+    assert.equal(await first.set(id("a"), update({ c: 3 })), "gone", "no resurrection across connections");
     await first.close();
     await second.close();
   } finally {
@@ -140,10 +148,10 @@ test("SqliteStore: rejects other invalid options as TypeErrors naming them", () 
       [{ path: "" }, /"path"/],
       [{ path: ":memory:", database: db }, /"path" or "database"/],
       [{ database: {} as SqliteDatabase }, /"database"/],
-      [{ database: db, busyTimeout: -1 }, /"busyTimeout"/],
-      [{ database: db, busyTimeout: 1.5 }, /"busyTimeout"/],
-      [{ database: db, cleanupInterval: Number.NaN }, /"cleanupInterval"/],
-      [{ database: db, cleanupInterval: -1 }, /"cleanupInterval"/],
+      [{ database: db, busyTimeoutMs: -1 }, /"busyTimeoutMs"/],
+      [{ database: db, busyTimeoutMs: 1.5 }, /"busyTimeoutMs"/],
+      [{ database: db, cleanupIntervalMs: Number.NaN }, /"cleanupIntervalMs"/],
+      [{ database: db, cleanupIntervalMs: -1 }, /"cleanupIntervalMs"/],
     ];
     for (const [options, pattern] of cases) {
       assert.throws(() => new SqliteStore(options), (error: unknown) => {
@@ -243,7 +251,7 @@ test("SqliteStore: on a read-only database reads work and writes reject", async 
 test("SqliteStore: a database locked by another connection makes writes reject after busyTimeout", async () => {
   const { path, cleanup } = tempDatabase();
   try {
-    const store = new SqliteStore({ path, busyTimeout: 50 });
+    const store = new SqliteStore({ path, busyTimeoutMs: 50 });
     await store.set(id("a"), create({ n: 0 }));
     const other = openDatabase(path);
     other.exec("BEGIN EXCLUSIVE");
@@ -255,7 +263,7 @@ test("SqliteStore: a database locked by another connection makes writes reject a
     other.exec("ROLLBACK");
     other.close();
     // A failed BEGIN must not leave the store's connection inside a transaction.
-    assert.equal(await store.set(id("a"), update({ n: 3 })), id("a"));
+    assert.equal(await store.set(id("a"), update({ n: 3 })), "written");
     assert.deepEqual((await store.get(id("a")))?.data, { n: 3 });
     await store.close();
   } finally {
@@ -271,7 +279,7 @@ test("SqliteStore: an update that fails halfway rolls back and leaves the store 
     // JSON.stringify throws on a bigint after BEGIN IMMEDIATE and the read.
     assert.throws(() => store.set(id("a"), update({ n: 2, big: 1n })), TypeError);
     assert.deepEqual((await store.get(id("a")))?.data, { n: 1 });
-    assert.equal(await store.set(id("a"), update({ m: 3 })), id("a"));
+    assert.equal(await store.set(id("a"), update({ m: 3 })), "written");
     assert.deepEqual((await store.get(id("a")))?.data, { n: 1, m: 3 });
     await store.close();
   } finally {
@@ -283,7 +291,7 @@ test("SqliteStore: expired rows are removed by a write at most once per cleanupI
   const db = openDatabase(":memory:");
   try {
     let now = 1_000;
-    const store = new SqliteStore({ database: db, now: () => now, cleanupInterval: 60_000 });
+    const store = new SqliteStore({ database: db, now: () => now, cleanupIntervalMs: 60_000 });
     for (let i = 0; i < 5; i++) await store.set(id(`old${i}`), create({ i }, 2_000)); // the first cleans up
     await store.set(id("live"), create({ live: true }, 1_000_000));
     now = 3_000;
@@ -316,7 +324,7 @@ test("SqliteStore: a large backlog of expired rows is removed in batches over th
   const db = openDatabase(":memory:");
   try {
     let now = 1_000;
-    const store = new SqliteStore({ database: db, now: () => now, cleanupInterval: 60_000 });
+    const store = new SqliteStore({ database: db, now: () => now, cleanupIntervalMs: 60_000 });
     await store.set(id("first"), create({}, 1_000_000)); // takes this store's first cleanup
     db.exec("BEGIN");
     for (let i = 0; i < 2_500; i++) await store.set(id(`old${i}`), create({}, 2_000));
@@ -338,7 +346,7 @@ test("SqliteStore: deleteExpired removes every expired row, with automatic clean
   const db = openDatabase(":memory:");
   try {
     let now = 1_000;
-    const store = new SqliteStore({ database: db, now: () => now, cleanupInterval: Infinity });
+    const store = new SqliteStore({ database: db, now: () => now, cleanupIntervalMs: Infinity });
     db.exec("BEGIN");
     for (let i = 0; i < 2_100; i++) await store.set(id(`old${i}`), create({}, 2_000));
     db.exec("COMMIT");

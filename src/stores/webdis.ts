@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { SessionRecord, Store, StoreWrite } from "../store.ts";
+import type { SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
 import {
   decodeSessionHash,
   hashPairs,
@@ -30,7 +30,7 @@ export interface WebdisStoreOptions {
   /** Headers sent with every request, e.g. `{ authorization: "Basic ..." }`. */
   headers?: HeadersInit;
   /** Milliseconds a request may take before it fails. Default `5000`. */
-  timeout?: number;
+  timeoutMs?: number;
   /**
    * The clock for expiry checks, in milliseconds since the epoch. Default
    * `Date.now`. Native expiry (`PEXPIREAT`) follows the Redis server's clock.
@@ -74,11 +74,11 @@ function base64(text: string): string {
 /**
  * Keeps each session in one Redis hash behind Webdis, with the same layout,
  * Lua script and native expiry as `RedisStore` (the two can share
- * a database): `keyPrefix + id`, user keys in fields `d:<key>`, metadata in
+ * a database): `keyPrefix` + the storage key, user keys in fields `d:<key>`, metadata in
  * `meta`, flash values in `flash`, `PEXPIREAT` on every write.
  *
  * Every command goes in the body of a `POST` to the Webdis root, each
- * argument percent-encoded, never in the URL path: no id or value can end an
+ * argument percent-encoded, never in the URL path: no key or value can end an
  * argument, start another command, be cut short by `.ext` or `..`
  * handling, or exceed a URL length limit (1 MB values work).
  *
@@ -123,9 +123,10 @@ export class WebdisStore implements Store {
     if (typeof keyPrefix !== "string") throw invalid("keyPrefix", "must be a string");
     const fetchFunction = options.fetch ?? globalThis.fetch;
     if (typeof fetchFunction !== "function") throw invalid("fetch", "must be a function");
-    const timeout = options.timeout ?? 5000;
+    if ("timeout" in options) throw invalid("timeout", 'renamed "timeoutMs" (milliseconds)');
+    const timeout = options.timeoutMs ?? 5000;
     if (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout <= 0) {
-      throw invalid("timeout", "must be a positive number of milliseconds");
+      throw invalid("timeoutMs", "must be a positive number of milliseconds");
     }
     if (options.now !== undefined && typeof options.now !== "function") {
       throw invalid("now", "must be a function");
@@ -204,17 +205,17 @@ export class WebdisStore implements Store {
   }
 
   /** Reads a record; `undefined` when unknown or expired. One `HGETALL` request. */
-  async get(id: string): Promise<SessionRecord | undefined> {
-    const reply = await this.#command(["HGETALL", this.#keyPrefix + id]);
+  async get(key: string): Promise<SessionRecord | undefined> {
+    const reply = await this.#command(["HGETALL", this.#keyPrefix + key]);
     return decodeSessionHash(hashPairs(reply), this.#now());
   }
 
   /**
-   * Creates a record, or applies an update per key to a live one (`null` when
+   * Creates a record, or applies an update per key to a live one (`"gone"` when
    * it is gone or expired). One `EVALSHA` request.
    */
-  async set(id: string, write: StoreWrite): Promise<string | null> {
-    const tail = ["1", this.#keyPrefix + id, ...writeScriptArguments(write, this.#now())];
+  async set(key: string, write: StoreWrite): Promise<WriteResult> {
+    const tail = ["1", this.#keyPrefix + key, ...writeScriptArguments(write, this.#now())];
     let reply: unknown;
     try {
       reply = await this.#command(["EVALSHA", await writeScriptSha1(), ...tail]);
@@ -225,14 +226,14 @@ export class WebdisStore implements Store {
       // The script cache is empty after a Redis restart or SCRIPT FLUSH: send the source once.
       reply = await this.#command(["EVAL", WRITE_SCRIPT, ...tail]);
     }
-    if (reply === 1) return id;
-    if (reply === 0 && write.kind === "update") return null;
+    if (reply === 1) return "written";
+    if (reply === 0 && write.kind === "update") return "gone";
     throw new Error(`Unexpected reply from the session write script: ${JSON.stringify(reply)}`);
   }
 
   /** Deletes a record. One `DEL` request. */
-  async delete(id: string): Promise<void> {
-    const reply = await this.#command(["DEL", this.#keyPrefix + id]);
+  async delete(key: string): Promise<void> {
+    const reply = await this.#command(["DEL", this.#keyPrefix + key]);
     if (typeof reply !== "number") {
       throw new Error(`Unexpected reply from Webdis DEL: ${JSON.stringify(reply)}`);
     }

@@ -7,6 +7,7 @@ import { RedisStore } from "./redis.ts";
 import {
   freePort,
   type MonitoredCommand,
+  dumpRedis,
   plantCorruptHash,
   redisCommand,
   RedisMonitor,
@@ -59,12 +60,13 @@ if (servers.unavailable !== undefined) {
     name: "WebdisStore",
     createStore: () => open(),
     plantCorrupt: plantCorruptHash(redis, `${run}suite_`),
+    dump: dumpRedis(redis, `${run}suite_`),
   });
 
   test("WebdisStore: the version 1 form, new WebdisStore({ url }) with keys prefixed session_", async () => {
     const store = new WebdisStore({ url: webdis.url.replace(/\/$/, "") });
     const id = generateId();
-    assert.equal(await store.set(id, create({ user: "ada" })), id);
+    assert.equal(await store.set(id, create({ user: "ada" })), "written");
     assert.deepEqual((await store.get(id))?.data, { user: "ada" });
     assert.equal(await redisCommand(redis, `EXISTS session_${id}`), ":1");
     await store.delete(id);
@@ -184,8 +186,8 @@ if (servers.unavailable !== undefined) {
     const monitor = await RedisMonitor.open(redis);
     try {
       const id = generateId();
-      assert.equal(await store.set(id, create({ a: 1 })), id);
-      assert.equal(await store.set(id, update({ b: 2 })), id);
+      assert.equal(await store.set(id, create({ a: 1 })), "written");
+      assert.equal(await store.set(id, update({ b: 2 })), "written");
       const commands = (await monitor.commands()).filter((c) => c.client !== "lua").map((c) => c.args[0]);
       assert.deepEqual(commands.map((c) => c.toUpperCase()), ["EVALSHA", "EVAL", "EVALSHA"]);
       assert.deepEqual((await store.get(id))?.data, { a: 1, b: 2 });
@@ -212,7 +214,7 @@ if (servers.unavailable !== undefined) {
     await open().set(id, create({ a: 1 }, 60_000));
     const later = open({ now: () => Date.now() + 120_000 });
     assert.equal(await later.get(id), undefined);
-    assert.equal(await later.set(id, update({ b: 2 })), null);
+    assert.equal(await later.set(id, update({ b: 2 })), "gone");
     assert.deepEqual((await open().get(id))?.data, { a: 1 }, "the refused update wrote nothing");
   });
 
@@ -261,10 +263,10 @@ if (servers.unavailable !== undefined) {
     }
   });
 
-  test("WebdisStore: a server that never answers fails after `timeout`", async () => {
+  test("WebdisStore: a server that never answers fails after `timeoutMs`", async () => {
     const server = await faultServer(() => {});
     try {
-      const store = open({ url: server.url, timeout: 200 });
+      const store = open({ url: server.url, timeoutMs: 200 });
       const started = Date.now();
       await assert.rejects(store.get(generateId()), { message: "Webdis did not answer within 200 ms" });
       assert.ok(Date.now() - started < 1500);
@@ -280,7 +282,7 @@ if (servers.unavailable !== undefined) {
     });
     assert.throws(() => new WebdisStore({ url: "redis://127.0.0.1" }), /"url"/);
     assert.throws(() => new WebdisStore(undefined as unknown as { url: string }), /"url"/);
-    assert.throws(() => new WebdisStore({ url: webdis.url, timeout: -1 }), /"timeout"/);
+    assert.throws(() => new WebdisStore({ url: webdis.url, timeoutMs: -1 }), /"timeoutMs"/);
     assert.throws(
       () => new WebdisStore({ url: webdis.url, keyPrefix: null as unknown as string }),
       /"keyPrefix"/,
@@ -322,7 +324,7 @@ if (servers.unavailable !== undefined) {
         });
         for (const store of [fromUrl, fromHeaders]) {
           const id = generateId();
-          assert.equal(await store.set(id, create({ a: 1 })), id);
+          assert.equal(await store.set(id, create({ a: 1 })), "written");
           assert.deepEqual((await store.get(id))?.data, { a: 1 });
           await store.delete(id);
         }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { MaybePromise, SessionRecord, Store, StoreWrite } from "../store.ts";
+import type { MaybePromise, SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
 
 /** The store methods a fault can target. */
 export type StoreMethod = "get" | "set" | "delete";
@@ -92,21 +92,21 @@ export class FaultyStore implements Store {
   }
 
   /** Counts, maybe fails or waits, then reads from the wrapped store. */
-  get(id: string): MaybePromise<SessionRecord | undefined> {
+  get(key: string): MaybePromise<SessionRecord | undefined> {
     const pending = this.#before("get");
-    return pending ? pending.then(() => this.inner.get(id)) : this.inner.get(id);
+    return pending ? pending.then(() => this.inner.get(key)) : this.inner.get(key);
   }
 
   /** Counts, maybe fails or waits, then writes to the wrapped store. */
-  set(id: string, write: StoreWrite): MaybePromise<string | null> {
+  set(key: string, write: StoreWrite): MaybePromise<WriteResult> {
     const pending = this.#before("set");
-    return pending ? pending.then(() => this.inner.set(id, write)) : this.inner.set(id, write);
+    return pending ? pending.then(() => this.inner.set(key, write)) : this.inner.set(key, write);
   }
 
   /** Counts, maybe fails or waits, then deletes from the wrapped store. */
-  delete(id: string): MaybePromise<void> {
+  delete(key: string): MaybePromise<void> {
     const pending = this.#before("delete");
-    return pending ? pending.then(() => this.inner.delete(id)) : this.inner.delete(id);
+    return pending ? pending.then(() => this.inner.delete(key)) : this.inner.delete(key);
   }
 
   /** Closes the wrapped store. */

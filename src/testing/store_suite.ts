@@ -5,10 +5,11 @@
  * @module
  */
 
-import { deepEqual, equal } from "node:assert/strict";
-import { generateId, Signer } from "../_crypto.ts";
+import { deepEqual, equal, ok, rejects } from "node:assert/strict";
+import { generateId, SignedToken, storageKey } from "../_crypto.ts";
 import { SessionManager } from "../core.ts";
-import { CORRUPT_RECORD, NEVER } from "../store.ts";
+import type { SecurityEvent } from "../core.ts";
+import { CorruptRecordError, NEVER } from "../store.ts";
 import type { SessionMeta, SessionRecord, Store, StoreWrite } from "../store.ts";
 
 /** A test registration function: `node:test`'s `test`, `Deno.test`, Bun's `test`... */
@@ -23,10 +24,17 @@ export interface StoreSuiteOptions {
   /** Milliseconds a short-lived record lives in the expiry test. Default 300. */
   shortLifetime?: number;
   /**
-   * Writes an unparsable record (truncated JSON) under `id` behind the store's
-   * back, for the corrupt-record test. Without it that test is not run.
+   * Writes an unparsable record (truncated JSON) under the storage key `key`
+   * behind the store's back, for the corrupt-record test. Without it that
+   * test is not run.
    */
-  plantCorrupt?: (store: Store, id: string) => Promise<void>;
+  plantCorrupt?: (store: Store, key: string) => Promise<void>;
+  /**
+   * Everything the store holds, keys and values, as text (read behind the
+   * store's back where the engine allows: a table dump, `KEYS` and
+   * `HGETALL`), for the test that no session id is kept at rest.
+   */
+  dump: (store: Store) => Promise<string>;
 }
 
 /** When a built write expires: `lifetimeMs` from now (default one minute), or at `expiresAt`. */
@@ -165,10 +173,10 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     equal(await store.get(generateId()), undefined);
   });
 
-  withStore("create returns the id and the record reads back exactly", async (store) => {
+  withStore('create answers "written" and the record reads back exactly', async (store) => {
     const id = generateId();
     const write = create({ n: 1, s: "x" }, { notice: "hi" });
-    equal(await store.set(id, write), id);
+    equal(await store.set(id, write), "written");
     deepEqual(await store.get(id), write.record);
   });
 
@@ -209,7 +217,7 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
       set: { change: 4, added: [5] },
       deleted: ["drop"],
     });
-    equal(await store.set(id, write), id);
+    equal(await store.set(id, write), "written");
     const record = await store.get(id);
     deepEqual(record?.data, { keep: 1, change: 4, added: [5] });
     deepEqual(record?.meta, write.record.meta);
@@ -233,9 +241,9 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     equal((await store.get(id))?.flash, undefined, "consumed flash is gone");
   });
 
-  withStore("an update of an unknown id answers null and creates nothing", async (store) => {
+  withStore('an update of an unknown key answers "gone" and creates nothing', async (store) => {
     const id = generateId();
-    equal(await store.set(id, update({}, { set: { a: 1 } })), null);
+    equal(await store.set(id, update({}, { set: { a: 1 } })), "gone");
     equal(await store.get(id), undefined);
   });
 
@@ -277,11 +285,11 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     deepEqual((await store.get(id))?.data, { y: 2, z: 3 });
   });
 
-  withStore("no resurrection: an update after delete (logout) answers null", async (store) => {
+  withStore('no resurrection: an update after delete (logout) answers "gone"', async (store) => {
     const id = generateId();
     await store.set(id, create({ user: "ada" }));
     await store.delete(id);
-    equal(await store.set(id, update({ user: "ada" }, { set: { cart: [1] } })), null);
+    equal(await store.set(id, update({ user: "ada" }, { set: { cart: [1] } })), "gone");
     equal(await store.get(id), undefined);
   });
 
@@ -291,7 +299,7 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     await store.set(oldId, create({ user: "ada" }));
     await store.set(newId, create({ user: "ada", role: "admin" }));
     await store.delete(oldId);
-    equal(await store.set(oldId, update({ user: "ada" }, { set: { x: 1 } })), null);
+    equal(await store.set(oldId, update({ user: "ada" }, { set: { x: 1 } })), "gone");
     equal(await store.get(oldId), undefined);
     deepEqual((await store.get(newId))?.data, { user: "ada", role: "admin" });
   });
@@ -302,7 +310,7 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     deepEqual((await store.get(id))?.data, { a: 1 });
     await sleep(shortLifetime + 150);
     equal(await store.get(id), undefined);
-    equal(await store.set(id, update({ a: 1 }, { set: { b: 2 } })), null);
+    equal(await store.set(id, update({ a: 1 }, { set: { b: 2 } })), "gone");
     equal(await store.get(id), undefined);
   });
 
@@ -324,7 +332,7 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
       const value = `v${i}${HOSTILE_CHARACTERS.join("")}`;
       equal(
         await store.set(id, create({ value, [`k${HOSTILE_CHARACTERS[i % HOSTILE_CHARACTERS.length]}`]: i })),
-        id,
+        "written",
       );
     }
     for (const [i, id] of ids.entries()) {
@@ -365,20 +373,77 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     records.forEach((record, i) => equal(record?.data.owner, i));
   });
 
+  const secret = "store-suite-secret-0123456789abcdefgh";
+  const cookieOf = (setCookie: string | undefined) => setCookie?.split(";")[0];
+
+  withStore("through the core, unsigned: a session is created, read back and updated", async (store) => {
+    const manager = new SessionManager({ store });
+    const first = await manager.load({ cookie: null, https: false });
+    first.set("user", "ada");
+    const cookie = cookieOf(await manager.commit(first));
+    equal(cookie, `sid=${first.id}`, "the unsigned cookie carries the id itself");
+    const second = await manager.load({ cookie, https: false });
+    equal(second.isNew, false);
+    equal(second.get("user"), "ada");
+    second.set("n", 1);
+    await manager.commit(second);
+    deepEqual({ ...(await manager.load({ cookie, https: false })).toJSON() }, { user: "ada", n: 1 });
+  });
+
+  withStore("no session id is kept at rest: only storage keys derived from ids", async (store) => {
+    const manager = new SessionManager({ store, secret });
+    const ids: string[] = [];
+    // A run of requests: create, update, flash, regenerate (login), and a second user who logs out.
+    const ada = await manager.load({ cookie: null, https: false });
+    ada.set("user", "ada");
+    let cookie = cookieOf(await manager.commit(ada));
+    ids.push(ada.id);
+    const update = await manager.load({ cookie, https: false });
+    update.set("cart", [1, 2]);
+    update.flash("notice", "saved");
+    await manager.commit(update);
+    const login = await manager.load({ cookie, https: false });
+    await login.regenerate();
+    login.set("role", "admin");
+    cookie = cookieOf(await manager.commit(login));
+    ids.push(login.id);
+    const bob = await manager.load({ cookie: null, https: false });
+    bob.set("user", "bob");
+    const bobCookie = cookieOf(await manager.commit(bob));
+    ids.push(bob.id);
+    const logout = await manager.load({ cookie: bobCookie, https: false });
+    await logout.destroy();
+    await manager.commit(logout);
+    const carol = await manager.load({ cookie: null, https: false });
+    carol.set("user", "carol");
+    await manager.commit(carol);
+    ids.push(carol.id);
+
+    equal((await manager.load({ cookie, https: false })).get("role"), "admin", "the run really stored data");
+    const dump = await options.dump(store);
+    ok(dump.includes(storageKey(carol.id)), "the dump shows what is stored (the storage key of a live session)");
+    for (const id of ids) {
+      equal(dump.includes(id), false, "a session id appears in the store's keys or values");
+      equal(dump.includes(id.slice(0, 16)), false, "part of a session id appears in the store");
+    }
+  });
+
   const plantCorrupt = options.plantCorrupt;
   if (plantCorrupt) {
     withStore(
-      "an unparsable record reads as CORRUPT_RECORD; the core deletes it and starts afresh",
+      "an unparsable record makes get throw CorruptRecordError; the core deletes it and starts afresh",
       async (store) => {
         const id = generateId();
-        await plantCorrupt(store, id);
-        equal(await store.get(id), CORRUPT_RECORD);
-        const secret = "store-suite-secret-0123456789abcdefgh";
-        const manager = new SessionManager({ store, secret });
-        const cookie = `sid=${new Signer([secret]).sign(id)}`;
+        const key = storageKey(id);
+        await plantCorrupt(store, key);
+        await rejects(async () => await store.get(key), CorruptRecordError);
+        const events: SecurityEvent[] = [];
+        const manager = new SessionManager({ store, secret, onSecurityEvent: (event) => events.push(event) });
+        const cookie = `sid=${new SignedToken([secret]).write(id)}`;
         const session = await manager.load({ cookie, https: false });
         equal(session.isNew, true);
-        equal(await store.get(id), undefined, "the corrupt record was deleted");
+        deepEqual(events, [{ type: "corrupt-record", idHash: key }]);
+        equal(await store.get(key), undefined, "the corrupt record was deleted");
       },
     );
   }
