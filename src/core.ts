@@ -211,7 +211,11 @@ function settled<R>(run: () => MaybePromise<R>): Promise<R> {
 
 /** A short description of a value a store answered, for contract errors (never the value itself). */
 function shape(value: unknown): string {
-  return value === null ? "null" : Array.isArray(value) ? "an array" : typeof value === "string"
+  return value === null
+    ? "null"
+    : Array.isArray(value)
+    ? "an array"
+    : typeof value === "string"
     ? `a string of ${value.length} characters`
     : typeof value;
 }

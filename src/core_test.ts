@@ -8,7 +8,6 @@ import { storageKey } from "./_crypto.ts";
 import { MemoryStore } from "./stores/memory.ts";
 import { FaultyStore } from "./testing/faulty_store.ts";
 import type { SessionRecord, Store } from "./store.ts";
-import type { Session } from "./session.ts";
 
 const SECRET = "core-test-secret-0123456789abcdefghij";
 
@@ -234,14 +233,16 @@ test("write answers outside the contract are StoreContractErrors; an update answ
   const seed = await seeding.load(http());
   seed.set("a", 1);
   const cookie = cookieOf(await seeding.commit(seed));
-  for (const [answer, kind, expected] of [
-    ["gone", "create", StoreContractError],
-    [null, "create", StoreContractError],
-    [seed.id, "create", StoreContractError],
-    [42, "update", StoreContractError],
-    [undefined, "update", StoreContractError],
-    ["gone", "update", SessionConflictError],
-  ] as const) {
+  for (
+    const [answer, kind, expected] of [
+      ["gone", "create", StoreContractError],
+      [null, "create", StoreContractError],
+      [seed.id, "create", StoreContractError],
+      [42, "update", StoreContractError],
+      [undefined, "update", StoreContractError],
+      ["gone", "update", SessionConflictError],
+    ] as const
+  ) {
     const store: Store = {
       get: (key) => seedStore.get(key),
       set: () => Promise.resolve(answer as unknown as "written"),

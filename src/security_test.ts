@@ -148,7 +148,10 @@ test("fuzz: signatures verify only unchanged; any other value is refused without
 });
 
 const subtleBase64Url = (bytes: ArrayBuffer) =>
-  btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(
+    /=+$/,
+    "",
+  );
 
 test("fuzz: signatures are Web Crypto's HMAC-SHA-256 of the id's UTF-8 bytes, for any secret", async () => {
   const encoder = new TextEncoder();
@@ -199,7 +202,11 @@ test("the 4096-byte budget: a cookie value filling it is looked at, one byte mor
     await manager.load({ cookie: `${name}=${"a".repeat(limit)}`, https: true });
     assert.deepEqual(events, ["malformed-cookie"], `${name}: a value of ${limit} bytes is read`);
     await manager.load({ cookie: `${name}=${"a".repeat(limit + 1)}`, https: true });
-    assert.deepEqual(events, ["malformed-cookie"], `${name}: a value of ${limit + 1} bytes is dropped unread`);
+    assert.deepEqual(
+      events,
+      ["malformed-cookie"],
+      `${name}: a value of ${limit + 1} bytes is dropped unread`,
+    );
   }
   // A name too long to leave room for a signed id is refused when the manager is built.
   assert.throws(

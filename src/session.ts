@@ -135,7 +135,9 @@ function assertJson(value: unknown, key: string, path: string, seen: unknown[] |
   throw refuse(
     key,
     path,
-    `is ${describe(value)}, not JSON data (strings, finite numbers other than -0, booleans, null, arrays and plain objects)`,
+    `is ${
+      describe(value)
+    }, not JSON data (strings, finite numbers other than -0, booleans, null, arrays and plain objects)`,
   );
 }
 
@@ -379,6 +381,8 @@ export function settleChanges(state: SessionInternals): void {
     for (const [key, value] of state.set) if (isMutable(value)) assertJson(value, key, key, undefined);
   }
   if (state.outgoingFlash !== undefined) {
-    for (const [key, value] of state.outgoingFlash) if (isMutable(value)) assertJson(value, key, key, undefined);
+    for (const [key, value] of state.outgoingFlash) {
+      if (isMutable(value)) assertJson(value, key, key, undefined);
+    }
   }
 }

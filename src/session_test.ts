@@ -134,7 +134,10 @@ test("an object read with get() and changed in place is saved as it is when the 
   third.get("v");
   third.set("other", 1);
   await manager.commit(third);
-  assert.deepEqual((await load()).toJSON(), Object.assign(Object.create(null), { v: { cart: [1, 2] }, other: 1 }));
+  assert.deepEqual(
+    (await load()).toJSON(),
+    Object.assign(Object.create(null), { v: { cart: [1, 2] }, other: 1 }),
+  );
 });
 
 test("an object changed after set() is saved with its changes, and checked again", async () => {

@@ -32,6 +32,11 @@ test("package: every export builds to ESM with types and loads under Node", asyn
       subpath !== "./core"
     ) {
       assert.equal(typeof module.session, "function", `${subpath} exports session()`);
+      for (
+        const name of ["SessionManager", "SessionStoreError", "SessionConflictError", "StoreContractError"]
+      ) {
+        assert.equal(typeof module[name], "function", `${subpath} exports ${name}`);
+      }
     }
   }
   const root_ = await import(`${root}dist/mod.js`);

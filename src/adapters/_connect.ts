@@ -4,16 +4,18 @@
 // Node's `res.writeHead`/`write`/`end`/`flushHeaders`, held until the commit settles; for Opine, the
 // async `res.end` and `req.respond`, awaited. Each request picks its hook by the request's shape (only
 // Opine requests have `respond`), so `session()` and `OpineSession` serve both frameworks.
+//
+// Like every adapter, it reports facts and decides nothing: the raw connection's TLS-ness, the raw
+// `X-Forwarded-Proto` (only when the manager trusts a proxy), and the status the response starts with.
+// Whether the request failed is the core's rule (`SessionManager.commit`).
 
 import type { SessionManager } from "../core.ts";
 import type { Session, SessionData } from "../session.ts";
 
-/** The parts of an Express or Opine request the middleware reads. */
+/** The parts of an Express or Opine request every request has. */
 export interface ConnectRequest {
   /** A request header (Express and Opine both have `req.get`). */
   get(field: string): string | undefined;
-  /** Whether the request came over https, by the framework's own "trust proxy" rules. */
-  readonly secure: boolean;
 }
 
 /** A connect-style `next`: called with an error, it hands the request to the error handlers. */
@@ -36,6 +38,8 @@ interface NodeResponse {
 
 /** Opine's request and response, as far as the hook touches them. */
 interface OpineRequest {
+  /** Opine's `WrappedRequest` sets it from the full request URL: the scheme of the connection itself. */
+  proto?: string;
   respond(response: unknown): Promise<void> | void;
 }
 interface OpineResponse {
@@ -48,32 +52,36 @@ interface OpineResponse {
 /** Why a commit did not happen: a store or conflict error, to be passed to `next`. */
 type Outcome = { error: unknown } | undefined;
 
+/** Whether a request is Opine's: only Opine requests have `respond`. */
+function isOpine(req: ConnectRequest): req is ConnectRequest & OpineRequest {
+  return typeof (req as Partial<OpineRequest>).respond === "function";
+}
+
+/**
+ * Whether the connection to this server is TLS: the raw fact, never the
+ * framework's proxy-aware answer (`req.secure` and `req.protocol` apply the
+ * framework's "trust proxy" setting; the `trustProxy` session option is the
+ * only proxy setting the middleware follows). Express: the socket; Opine: the
+ * scheme of the full request URL, which Opine keeps as `req.proto`.
+ */
+function connectionIsHttps(req: ConnectRequest): boolean {
+  if (isOpine(req)) return req.proto === "https:";
+  return (req as { socket?: { encrypted?: boolean } }).socket?.encrypted === true;
+}
+
 /**
  * Builds the middleware. It loads the session into `req.session`, hooks the
  * response, and calls `next()`; when the response starts, the commit runs
  * first, and a commit that fails goes to `next(error)` instead of the response.
  */
 export function connectSession<T extends SessionData>(manager: SessionManager<T>): ConnectMiddleware {
-  // A plain function, not an async one: with a store that answers at once the request goes on without a
-  // promise or a microtask.
   return function sessionMiddleware(req, res, next) {
-    let loading: Session<T> | Promise<Session<T>>;
-    try {
-      loading = manager.loadEager({
-        cookie: cookieHeader(req),
-        // A framework getter (Express runs its "trust proxy" rules): asked only if a cookie is written.
-        https: () => req.secure,
-        forwardedProto: manager.trustProxy ? req.get("x-forwarded-proto") : undefined,
-      });
-    } catch (error) {
-      next(error);
-      return;
-    }
-    if (loading instanceof Promise) {
-      loading.then((current) => start(manager, current, req, res, next), next);
-    } else {
-      start(manager, loading, req, res, next);
-    }
+    manager.load({
+      cookie: cookieHeader(req),
+      // Asked only if a cookie is written.
+      https: () => connectionIsHttps(req),
+      forwardedProto: manager.trustProxy ? req.get("x-forwarded-proto") : undefined,
+    }).then((current) => start(manager, current, req, res, next), next);
   };
 }
 
@@ -105,21 +113,19 @@ function start<T extends SessionData>(
   next: ConnectNext,
 ): void {
   (req as { session?: Session<T> }).session = current;
-  if (typeof (req as Partial<OpineRequest>).respond === "function") {
+  if (isOpine(req)) {
+    // The status is the only fact these frameworks give middleware about a failure: `next(err)` goes
+    // straight to the error handlers, which answer with a 5xx status. The core decides from it.
     const commit = async (status: number, append: (value: string) => void): Promise<Outcome> => {
-      // Express and Opine give middleware no sign that a handler failed: `next(err)` goes straight to the
-      // error handlers. A 5xx response is how those answer a failure, so it saves nothing, as in the
-      // other adapters, where a throwing handler saves nothing.
-      if (status >= 500) return undefined;
       try {
-        const setCookie = await manager.commit(current);
+        const setCookie = await manager.commit(current, { status });
         if (setCookie) append(setCookie);
         return undefined;
       } catch (error) {
         return { error };
       }
     };
-    hookOpine(req as ConnectRequest & OpineRequest, res as OpineResponse, commit, next);
+    hookOpine(req, res as OpineResponse, commit, next);
   } else {
     hookNode(res as HookedResponse, manager as SessionManager, current as Session, next);
   }
@@ -141,7 +147,7 @@ interface NodeHook {
   next: ConnectNext;
   /** The methods below the hook, called once the commit is done. */
   originals: Senders;
-  /** Calls held while an asynchronous commit runs. */
+  /** Calls held while the commit runs. */
   held: [NodeSender, unknown[]][] | undefined;
   headersBefore: Record<string, number | string | string[] | undefined>;
   statusBefore: number;
@@ -240,8 +246,9 @@ function wrapPrototype(proto: object): void {
 
 /**
  * A call of a sender on a hooked response. The first call that would send
- * headers commits: in place when the store answered at once, otherwise
- * holding that call (and every call after it) until the commit settles.
+ * headers starts the commit and is held, with every call after it, until the
+ * commit settles; then the held calls are replayed in order (or dropped, if
+ * the commit failed).
  */
 function hookedCall(res: HookedResponse, hook: NodeHook, name: NodeSender, args: unknown[]): unknown {
   if (hook.state === "done") return hook.originals[name].apply(res, args);
@@ -249,29 +256,12 @@ function hookedCall(res: HookedResponse, hook: NodeHook, name: NodeSender, args:
     hook.held!.push([name, args]);
     return heldAnswer(name, res);
   }
-  const status = name === "writeHead" ? Number(args[0]) : res.statusCode;
-  // Express gives middleware no sign that a handler failed: `next(err)` goes straight to the error
-  // handlers. A 5xx response is how those answer a failure, so it saves nothing, as in the other
-  // adapters, where a throwing handler saves nothing.
-  if (status >= 500) {
-    hook.state = "done";
-    return hook.originals[name].apply(res, args);
-  }
-  let saving: string | undefined | Promise<string | undefined>;
-  try {
-    saving = hook.manager.commitEager(hook.session);
-  } catch (error) {
-    fail(res, hook, error);
-    return heldAnswer(name, res);
-  }
-  if (!(saving instanceof Promise)) {
-    hook.state = "done";
-    if (saving) res.append("Set-Cookie", saving);
-    return hook.originals[name].apply(res, args);
-  }
   hook.state = "committing";
   hook.held = [[name, args]];
-  saving.then(
+  // The status the response starts with: the only fact Express gives middleware about a failed handler
+  // (its error handlers answer with a 5xx status). The core decides from it.
+  const status = name === "writeHead" ? Number(args[0]) : res.statusCode;
+  hook.manager.commit(hook.session, { status }).then(
     (setCookie) => replay(res, hook, setCookie),
     (error) => fail(res, hook, error),
   ).catch(hook.next);

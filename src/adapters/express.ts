@@ -11,10 +11,10 @@ import type { Session } from "../session.ts";
 import { connectSession } from "./_connect.ts";
 
 export { SessionManager } from "../core.ts";
-export type { SecurityEvent, SessionOptions } from "../core.ts";
+export type { RequestFacts, ResponseFacts, SecurityEvent, SessionOptions } from "../core.ts";
 export { Session } from "../session.ts";
 export type { SessionData } from "../session.ts";
-export { SessionConflictError, SessionStoreError } from "../errors.ts";
+export { SessionConflictError, SessionStoreError, StoreContractError } from "../errors.ts";
 export { MemoryStore } from "../stores/memory.ts";
 
 declare global {
@@ -37,9 +37,15 @@ declare global {
  *
  * Store failures go to Express's error handlers through `next(err)` as a
  * `SessionStoreError` (`status` 503), with the response's headers as they
- * were before the handler, so no `Set-Cookie` goes out. A response with a
- * 5xx status (what an error handler sends for a failed handler) saves
- * nothing: Express tells middleware nothing else about errors.
+ * were before the handler, so no `Set-Cookie` goes out. A response that
+ * starts with a 5xx status (what an error handler sends for a failed handler)
+ * is a failed request and saves nothing: Express tells middleware nothing else
+ * about errors. A 4xx is not a failure.
+ *
+ * The cookie is `Secure` when the connection itself is TLS
+ * (`req.socket.encrypted`), not by `req.secure`: Express's `trust proxy`
+ * setting does not change it. Behind a proxy that terminates TLS, set the
+ * `trustProxy` session option.
  *
  * `req.session` is a `Session` with untyped values; for typed data, cast it:
  * `req.session as Session<{ userId: string }>`.

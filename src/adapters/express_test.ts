@@ -11,6 +11,7 @@ import type { ErrorRequestHandler, Express } from "express";
 import { MemoryStore, session } from "./express.ts";
 import type { Session, SessionOptions } from "./express.ts";
 import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
+import type { SuiteFrameworkOptions } from "../testing/adapter_suite.ts";
 import { FaultyStore } from "../testing/faulty_store.ts";
 import { serveNodeHandler } from "../testing/node_server.ts";
 
@@ -26,8 +27,9 @@ const errorHandler: ErrorRequestHandler = (error, _req, res, _next) => {
   res.status(status).type("text").send(body);
 };
 
-function suiteApp(createExpress: typeof express, options: SessionOptions) {
+function suiteApp(createExpress: typeof express, options: SessionOptions, framework?: SuiteFrameworkOptions) {
   const app = createExpress();
+  if (framework?.trustFrameworkProxy) app.set("trust proxy", true);
   app.use(session(options));
   // Express 4 does not catch rejected promises, so the route hands its failures to next() itself.
   app.use((req, res, next) => {
@@ -42,7 +44,10 @@ function suiteApp(createExpress: typeof express, options: SessionOptions) {
 }
 
 for (const [name, createExpress] of VERSIONS) {
-  adapterConformanceSuite(test, { name, createApp: (options) => suiteApp(createExpress, options) });
+  adapterConformanceSuite(test, {
+    name,
+    createApp: (options, framework) => suiteApp(createExpress, options, framework),
+  });
 }
 
 interface Harness {
@@ -394,20 +399,27 @@ for (const [name, createExpress] of VERSIONS) {
     }
   });
 
-  it("with a synchronous store the commit happens in place, and later calls go straight through", async () => {
-    const answers: unknown[] = [];
+  it("calls made while the commit runs are held (writes answer false), then replayed; later calls go through", async () => {
+    const seen: unknown[] = [];
     await withApp(createExpress, (app) => {
       app.get("/", (req, res) => {
         req.session.set("a", 1);
         res.writeHead(200, { "content-type": "text/plain" });
-        answers.push(res.write("a"), res.write("b"));
-        res.end("c");
+        seen.push(res.headersSent, res.write("a"), res.write("b"));
+        res.once("drain", () => {
+          seen.push(res.headersSent, res.write("c"));
+          res.end("d");
+        });
       });
     }, async (h) => {
       const response = await h.request("/");
-      assert.equal(await response.text(), "abc");
+      assert.equal(await response.text(), "abcd");
       assert.equal(response.headers.getSetCookie().length, 1);
-      assert.deepEqual(answers, [true, true], "writes after the commit are not held");
+      assert.deepEqual(
+        seen,
+        [false, false, false, true, true],
+        "held until the commit (even with a store that answers at once), straight through after the drain",
+      );
     });
   });
 
@@ -434,17 +446,56 @@ for (const [name, createExpress] of VERSIONS) {
     });
   });
 
-  it("uses req.secure, so Express's own 'trust proxy' setting decides Secure", async () => {
+  it("Secure follows the connection, not req.secure: Express's 'trust proxy' does not decide it", async () => {
     await withApp(createExpress, (app) => {
-      app.set("trust proxy", "loopback");
+      app.set("trust proxy", true);
       app.get("/", (req, res) => {
         req.session.set("a", 1);
-        res.send("ok");
+        res.send(String(req.secure));
       });
     }, async (h) => {
       const response = await h.request("/", { headers: { "x-forwarded-proto": "https" } });
+      assert.equal(await response.text(), "true", "Express itself believes the proxy");
+      assert.doesNotMatch(sessionCookies(response)[0], /; Secure/);
+    });
+  });
+
+  it("a TLS connection (req.socket.encrypted) gets a Secure cookie", async () => {
+    const app = createExpress();
+    app.use(session({ store: new MemoryStore(), secret: SECRET }));
+    app.get("/", (req, res) => {
+      req.session.set("a", 1);
+      res.send(req.protocol);
+    });
+    // What a TLS socket carries; node:https would need a certificate. Express's own req.protocol reads it too.
+    const server = await serveNodeHandler((req, res) => {
+      Object.defineProperty(req.socket, "encrypted", { value: true, configurable: true });
+      app(req, res);
+    });
+    try {
+      const response = await fetch(server.origin + "/");
+      assert.equal(await response.text(), "https");
       assert.match(sessionCookies(response)[0], /; Secure/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("an error handler that answers next(err) with a 4xx saves the change: the status is the fact", async () => {
+    await withApp(createExpress, (app) => {
+      app.get("/invalid", (req, _res, next) => {
+        req.session.set("attempts", 1);
+        next(Object.assign(new Error("bad input"), { status: 422 }));
+      });
+      app.get("/peek", (req, res) => {
+        res.send(String(req.session.get("attempts")));
+      });
+    }, async (h) => {
+      const response = await h.request("/invalid");
+      assert.equal(response.status, 422);
+      assert.equal(sessionCookies(response).length, 1);
       await response.body?.cancel();
+      assert.equal(await (await h.request("/peek")).text(), "1");
     });
   });
 

@@ -11,10 +11,10 @@ import type { Session, SessionData } from "../session.ts";
 import { requestFacts, withSetCookie } from "./_response.ts";
 
 export { SessionManager } from "../core.ts";
-export type { SecurityEvent, SessionOptions } from "../core.ts";
+export type { RequestFacts, ResponseFacts, SecurityEvent, SessionOptions } from "../core.ts";
 export { Session } from "../session.ts";
 export type { SessionData } from "../session.ts";
-export { SessionConflictError, SessionStoreError } from "../errors.ts";
+export { SessionConflictError, SessionStoreError, StoreContractError } from "../errors.ts";
 export { MemoryStore } from "../stores/memory.ts";
 
 /** A fetch handler that also receives its session. Extra arguments (Deno's `info`, a Worker's `env`) pass through. */
@@ -27,9 +27,10 @@ export type SessionHandler<T extends SessionData, A extends unknown[]> = (
 /**
  * Makes a wrapper that gives a fetch handler its session and adds the session
  * cookie to the response it returns. The store write completes before the
- * response is returned. When the handler throws, nothing is saved and the
- * error propagates to the server's error handling (`Deno.serve`'s `onError`);
- * so do store failures, as a `SessionStoreError`.
+ * response is returned. A failed request (the handler throws, or returns a
+ * 5xx response) saves nothing and gets no session cookie; the handler's error
+ * propagates to the server's error handling (`Deno.serve`'s `onError`), as
+ * store failures do (`SessionStoreError`, status 503).
  *
  * @param options Session options (all optional; see the README's options table).
  * @returns A function that wraps a {@linkcode SessionHandler} into a plain fetch handler.
@@ -58,12 +59,15 @@ export function session<T extends SessionData = Record<string, any>>(
   const manager = new SessionManager<T>(options);
   return function withSession<A extends unknown[]>(handler: SessionHandler<T, A>) {
     return async function handleWithSession(request: Request, ...rest: A): Promise<Response> {
-      // The eager forms answer without a promise when the store does: no microtask for a MemoryStore.
-      const loading = manager.loadEager(requestFacts(request, manager.trustProxy));
-      const current = loading instanceof Promise ? await loading : loading;
-      const response = await handler(request, current, ...rest);
-      const saving = manager.commitEager(current);
-      const setCookie = saving instanceof Promise ? await saving : saving;
+      const current = await manager.load(requestFacts(request, manager.trustProxy));
+      let response: Response;
+      try {
+        response = await handler(request, current, ...rest);
+      } catch (error) {
+        await manager.commit(current, { threw: true }); // a failed request: saves nothing
+        throw error;
+      }
+      const setCookie = await manager.commit(current, { status: response.status });
       return setCookie ? withSetCookie(response, setCookie) : response;
     };
   };

@@ -10,10 +10,10 @@ import type { Session, SessionData } from "../session.ts";
 import { session as fetchSession } from "./fetch.ts";
 
 export { SessionManager } from "../core.ts";
-export type { SecurityEvent, SessionOptions } from "../core.ts";
+export type { RequestFacts, ResponseFacts, SecurityEvent, SessionOptions } from "../core.ts";
 export { Session } from "../session.ts";
 export type { SessionData } from "../session.ts";
-export { SessionConflictError, SessionStoreError } from "../errors.ts";
+export { SessionConflictError, SessionStoreError, StoreContractError } from "../errors.ts";
 export { MemoryStore } from "../stores/memory.ts";
 
 /** The state the middleware adds to `ctx.state`: make it part of your app's `State`. */
@@ -40,9 +40,10 @@ export interface FreshContext<S> {
  * Session middleware for Fresh 2: `ctx.state.session` in every later
  * middleware and route. The store write completes and the cookie is added to
  * the response from `ctx.next()` before it is returned (responses with
- * immutable headers, such as `Response.redirect()`'s, are copied). When
- * `ctx.next()` throws, nothing is saved and the error propagates to Fresh's
- * error handling, as store failures do (`SessionStoreError`, status 503).
+ * immutable headers, such as `Response.redirect()`'s, are copied). A failed
+ * request (`ctx.next()` throws, or answers with a 5xx) saves nothing and gets
+ * no session cookie; a thrown error propagates to Fresh's error handling, as
+ * store failures do (`SessionStoreError`, status 503).
  *
  * @typeParam T The session data, e.g. `session<{ userId: string }>()`.
  * @param options Session options (all optional; see the README's options table).

@@ -11,10 +11,10 @@ import type { Session, SessionData } from "../session.ts";
 import { requestFacts, withSetCookie } from "./_response.ts";
 
 export { SessionManager } from "../core.ts";
-export type { SecurityEvent, SessionOptions } from "../core.ts";
+export type { RequestFacts, ResponseFacts, SecurityEvent, SessionOptions } from "../core.ts";
 export { Session } from "../session.ts";
 export type { SessionData } from "../session.ts";
-export { SessionConflictError, SessionStoreError } from "../errors.ts";
+export { SessionConflictError, SessionStoreError, StoreContractError } from "../errors.ts";
 export { MemoryStore } from "../stores/memory.ts";
 
 // The augmentation is the point: `c.get("session")` is typed in every app without a declaration of its own.
@@ -28,8 +28,9 @@ declare module "hono" {
 /**
  * Session middleware for Hono: `c.get("session")` in every later handler.
  * The store write and the cookie complete before the response is returned.
- * When a handler fails (Hono's `c.error`), nothing is saved. Store failures
- * reach `app.onError` as a `SessionStoreError` (its `status` is 503).
+ * A failed request (a handler threw, Hono's `c.error`, or the response is a
+ * 5xx) saves nothing and gets no session cookie. Store failures reach
+ * `app.onError` as a `SessionStoreError` (its `status` is 503).
  *
  * @param options Session options (all optional; see the README's options table).
  * @returns The middleware.
@@ -57,14 +58,11 @@ export function session<T extends SessionData = Record<string, any>>(
 ): MiddlewareHandler<{ Variables: { session: Session<T> } }> {
   const manager = new SessionManager<T>(options);
   return async function sessionMiddleware(c, next) {
-    // The eager forms answer without a promise when the store does: no microtask for a MemoryStore.
-    const loading = manager.loadEager(requestFacts(c.req.raw, manager.trustProxy));
-    const current = loading instanceof Promise ? await loading : loading;
+    const current = await manager.load(requestFacts(c.req.raw, manager.trustProxy));
     c.set("session", current);
     await next();
-    if (c.error) return;
-    const saving = manager.commitEager(current);
-    const setCookie = saving instanceof Promise ? await saving : saving;
+    // When a handler threw, Hono has already answered through `onError` and set `c.error`.
+    const setCookie = await manager.commit(current, { threw: c.error !== undefined, status: c.res.status });
     if (setCookie) {
       const response = withSetCookie(c.res, setCookie);
       // Assigning c.res makes Hono copy the response and merge headers: only do it for a replaced response.

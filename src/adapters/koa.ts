@@ -10,10 +10,10 @@ import type { SessionOptions } from "../core.ts";
 import type { Session } from "../session.ts";
 
 export { SessionManager } from "../core.ts";
-export type { SecurityEvent, SessionOptions } from "../core.ts";
+export type { RequestFacts, ResponseFacts, SecurityEvent, SessionOptions } from "../core.ts";
 export { Session } from "../session.ts";
 export type { SessionData } from "../session.ts";
-export { SessionConflictError, SessionStoreError } from "../errors.ts";
+export { SessionConflictError, SessionStoreError, StoreContractError } from "../errors.ts";
 export { MemoryStore } from "../stores/memory.ts";
 
 declare module "koa" {
@@ -27,10 +27,15 @@ declare module "koa" {
  * Session middleware for Koa 2 and 3: `ctx.session` in every later
  * middleware, where koa-session users expect it. The store write and the
  * cookie complete after the later middleware and before Koa sends the
- * response. When later middleware throws, nothing is saved and the error goes
- * on to Koa's error handling, as store failures do: a `SessionStoreError`
+ * response. A failed request (later middleware throws, or the response is a
+ * 5xx) saves nothing and gets no session cookie; a thrown error goes on to
+ * Koa's error handling, as store failures do: a `SessionStoreError`
  * (`status` 503) or `SessionConflictError` (`status` 409), statuses Koa's own
  * error handler answers with.
+ *
+ * The cookie is `Secure` when the connection itself is TLS, not by
+ * `ctx.secure`: Koa's `app.proxy` does not change it. Behind a proxy that
+ * terminates TLS, set the `trustProxy` session option.
  *
  * `ctx.session` is a `Session` with untyped values; for typed data, cast it:
  * `ctx.session as Session<{ userId: string }>`.
@@ -56,18 +61,21 @@ declare module "koa" {
 export function session(options: SessionOptions = {}): Middleware {
   const manager = new SessionManager(options);
   return async function sessionMiddleware(ctx, next) {
-    // The eager forms answer without a promise when the store does: no microtask for a MemoryStore.
-    const loading = manager.loadEager({
+    const current = await manager.load({
       cookie: ctx.get("cookie"),
-      // Koa's own flag: it honours X-Forwarded-Proto when the app sets `app.proxy = true`.
-      https: () => ctx.secure,
+      // The connection itself, not `ctx.secure`, which believes X-Forwarded-Proto when `app.proxy` is set:
+      // the `trustProxy` session option is the only proxy setting the middleware follows.
+      https: () => (ctx.req.socket as { encrypted?: boolean } | undefined)?.encrypted === true,
       forwardedProto: manager.trustProxy ? ctx.get("x-forwarded-proto") : undefined,
     });
-    const current = loading instanceof Promise ? await loading : loading;
     ctx.session = current;
-    await next();
-    const saving = manager.commitEager(current);
-    const setCookie = saving instanceof Promise ? await saving : saving;
+    try {
+      await next();
+    } catch (error) {
+      await manager.commit(current, { threw: true }); // a failed request: saves nothing
+      throw error;
+    }
+    const setCookie = await manager.commit(current, { status: ctx.status });
     if (setCookie) ctx.append("Set-Cookie", setCookie);
   };
 }

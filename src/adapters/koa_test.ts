@@ -8,6 +8,7 @@ import type { Middleware } from "koa";
 import { MemoryStore, session, SessionStoreError } from "./koa.ts";
 import type { Session, SessionOptions } from "./koa.ts";
 import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
+import type { SuiteFrameworkOptions } from "../testing/adapter_suite.ts";
 import { FaultyStore } from "../testing/faulty_store.ts";
 import { serveNodeHandler } from "../testing/node_server.ts";
 
@@ -29,8 +30,9 @@ const suiteErrors: Middleware = async (ctx, next) => {
   }
 };
 
-function suiteApp(KoaApp: typeof Koa, options: SessionOptions) {
+function suiteApp(KoaApp: typeof Koa, options: SessionOptions, framework?: SuiteFrameworkOptions) {
   const app = new KoaApp();
+  if (framework?.trustFrameworkProxy) app.proxy = true;
   app.use(suiteErrors);
   app.use(session(options));
   app.use(async (ctx) => {
@@ -47,7 +49,10 @@ function suiteApp(KoaApp: typeof Koa, options: SessionOptions) {
 }
 
 for (const [name, KoaApp] of VERSIONS) {
-  adapterConformanceSuite(test, { name, createApp: (options) => suiteApp(KoaApp, options) });
+  adapterConformanceSuite(test, {
+    name,
+    createApp: (options, framework) => suiteApp(KoaApp, options, framework),
+  });
 }
 
 const sessionCookies = (response: Response) =>
@@ -152,18 +157,40 @@ for (const [name, KoaApp] of VERSIONS) {
     });
   });
 
-  it("uses ctx.secure, so Koa's own app.proxy setting decides Secure", async () => {
+  it("Secure follows the connection, not ctx.secure: Koa's app.proxy does not decide it", async () => {
     await withApp(KoaApp, (app) => {
       app.proxy = true;
       app.use((ctx) => {
         ctx.session.set("a", 1);
-        ctx.body = "ok";
+        ctx.body = String(ctx.secure);
       });
     }, async ({ origin }) => {
       const response = await fetch(origin + "/", { headers: { "x-forwarded-proto": "https" } });
-      assert.match(sessionCookies(response)[0], /; Secure/);
-      await response.body?.cancel();
+      assert.equal(await response.text(), "true", "Koa itself believes the proxy");
+      assert.doesNotMatch(sessionCookies(response)[0], /; Secure/);
     });
+  });
+
+  it("a TLS connection (ctx.req.socket.encrypted) gets a Secure cookie", async () => {
+    const app = new KoaApp();
+    app.use(session({ store: new MemoryStore(), secret: SECRET }));
+    app.use((ctx) => {
+      ctx.session.set("a", 1);
+      ctx.body = ctx.protocol;
+    });
+    const handler = app.callback();
+    // What a TLS socket carries; node:https would need a certificate. Koa's own ctx.protocol reads it too.
+    const server = await serveNodeHandler((req, res) => {
+      Object.defineProperty(req.socket, "encrypted", { value: true, configurable: true });
+      handler(req, res);
+    });
+    try {
+      const response = await fetch(server.origin + "/");
+      assert.equal(await response.text(), "https");
+      assert.match(sessionCookies(response)[0], /; Secure/);
+    } finally {
+      await server.close();
+    }
   });
 
   it("ctx.session is typed without a declaration in the app", async () => {

@@ -12,10 +12,10 @@ import type { Session, SessionData } from "../session.ts";
 import type { Store } from "../store.ts";
 
 export { SessionManager } from "../core.ts";
-export type { SecurityEvent, SessionOptions } from "../core.ts";
+export type { RequestFacts, ResponseFacts, SecurityEvent, SessionOptions } from "../core.ts";
 export { Session } from "../session.ts";
 export type { SessionData } from "../session.ts";
-export { SessionConflictError, SessionStoreError } from "../errors.ts";
+export { SessionConflictError, SessionStoreError, StoreContractError } from "../errors.ts";
 export { MemoryStore } from "../stores/memory.ts";
 
 /** The state the middleware adds to `ctx.state`. */
@@ -29,9 +29,13 @@ export interface SessionState<T extends SessionData = Record<string, any>> {
  * Session middleware for Oak: `ctx.state.session` in every later middleware.
  * Mount it on the app, or on a router for only its routes. The store write and
  * the cookie complete after the later middleware and before Oak sends the
- * response; when later middleware throws, nothing is saved and the error goes
- * on to Oak's error handling, as store failures do (`SessionStoreError`,
- * status 503).
+ * response. A failed request (later middleware throws, or the response is a
+ * 5xx) saves nothing and gets no session cookie; a thrown error goes on to
+ * Oak's error handling, as store failures do (`SessionStoreError`, status 503).
+ *
+ * The cookie is `Secure` when the request itself is https, not by
+ * `ctx.request.url`: Oak's `proxy` option does not change it. Behind a proxy
+ * that terminates TLS, set the `trustProxy` session option.
  *
  * @param options Session options (all optional; see the README's options table).
  * @returns The middleware.
@@ -63,19 +67,28 @@ function middlewareFor<T extends SessionData, S extends State = Record<string, a
   manager: SessionManager<T>,
 ): Middleware<S & SessionState<T>> {
   return async function sessionMiddleware(ctx, next) {
-    const headers = ctx.request.headers;
-    // The eager forms answer without a promise when the store does: no microtask for a MemoryStore.
-    const loading = manager.loadEager({
+    const request = ctx.request;
+    const headers = request.headers;
+    const current = await manager.load({
       cookie: headers.get("cookie"),
-      // Oak's request.url builds a URL object: asked only if a cookie is written.
-      https: () => ctx.request.url.protocol === "https:",
+      // The connection itself, never `request.url.protocol`, which believes X-Forwarded-Proto under Oak's
+      // `proxy` option: the `trustProxy` session option is the only proxy setting the middleware follows.
+      // The fetch Request's URL when Oak has one (Deno's server, `app.handle()`); otherwise (Node's server)
+      // `secure`, which is what the app passed to `listen()`.
+      https: () => {
+        const source = request.source;
+        return source ? source.url.startsWith("https:") : request.secure;
+      },
       forwardedProto: manager.trustProxy ? headers.get("x-forwarded-proto") : undefined,
     });
-    const current = loading instanceof Promise ? await loading : loading;
     ctx.state.session = current;
-    await next();
-    const saving = manager.commitEager(current);
-    const setCookie = saving instanceof Promise ? await saving : saving;
+    try {
+      await next();
+    } catch (error) {
+      await manager.commit(current, { threw: true }); // a failed request: saves nothing
+      throw error;
+    }
+    const setCookie = await manager.commit(current, { status: ctx.response.status });
     if (setCookie) ctx.response.headers.append("set-cookie", setCookie);
   };
 }

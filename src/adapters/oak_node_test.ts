@@ -9,18 +9,25 @@ import { OakSession, session } from "./oak.ts";
 import type { SessionOptions } from "../core.ts";
 import { MemoryStore } from "../stores/memory.ts";
 import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
+import type { SuiteFrameworkOptions } from "../testing/adapter_suite.ts";
 
 // Oak's npm types name undici's Request and Response; the runtime objects are the global ones.
 type OakRequest = Parameters<Application["handle"]>[0];
 
 async function handle(app: Application, request: Request): Promise<Response> {
+  // A client over a socket sends Host; Oak's `proxy` mode builds the request URL from it.
+  if (!request.headers.has("host")) {
+    const headers = new Headers(request.headers);
+    headers.set("host", new URL(request.url).host);
+    request = new Request(request, { headers });
+  }
   const response = await app.handle(request as unknown as OakRequest);
   assert.ok(response, "oak answered");
   return response as unknown as Response;
 }
 
-function createApp(options: SessionOptions) {
-  const app = new Application();
+function createApp(options: SessionOptions, framework?: SuiteFrameworkOptions) {
+  const app = new Application({ proxy: framework?.trustFrameworkProxy === true });
   app.use(async (ctx, next) => {
     try {
       await next();
@@ -156,4 +163,22 @@ test("oak: the middleware can be mounted on a router only", async () => {
   assert.equal(inside.headers.getSetCookie().length, 1);
   const outside = await handle(app, new Request("http://localhost/out"));
   assert.equal(await outside.text(), "true");
+});
+
+test("oak: Secure follows the connection, not request.url: Oak's proxy option does not decide it", async () => {
+  const app = new Application({ proxy: true });
+  app.use(session());
+  app.use((ctx) => {
+    ctx.state.session.set("a", 1);
+    ctx.response.body = ctx.request.url.protocol;
+  });
+  const proxied = await handle(
+    app,
+    new Request("http://localhost/", { headers: { "x-forwarded-proto": "https" } }),
+  );
+  assert.equal(await proxied.text(), "https:", "Oak itself believes the proxy");
+  assert.doesNotMatch(proxied.headers.get("set-cookie")!, /; Secure/);
+  const https = await handle(app, new Request("https://localhost/"));
+  await https.body?.cancel();
+  assert.match(https.headers.get("set-cookie")!, /; Secure/, "an https request URL is the connection's");
 });

@@ -14,10 +14,10 @@ import { connectSession } from "./_connect.ts";
 import type { ConnectMiddleware } from "./_connect.ts";
 
 export { SessionManager } from "../core.ts";
-export type { SecurityEvent, SessionOptions } from "../core.ts";
+export type { RequestFacts, ResponseFacts, SecurityEvent, SessionOptions } from "../core.ts";
 export { Session } from "../session.ts";
 export type { SessionData } from "../session.ts";
-export { SessionConflictError, SessionStoreError } from "../errors.ts";
+export { SessionConflictError, SessionStoreError, StoreContractError } from "../errors.ts";
 export { MemoryStore } from "../stores/memory.ts";
 export type { ConnectMiddleware } from "./_connect.ts";
 
@@ -47,9 +47,14 @@ export interface OpineApp {
  *
  * Store failures go to Opine's error handlers through `next(err)` as a
  * `SessionStoreError` (`status` 503), with the response's headers as they
- * were before the handler, so no `Set-Cookie` goes out. A response with a
- * 5xx status (what an error handler sends for a failed handler) saves
- * nothing: Opine tells middleware nothing else about errors.
+ * were before the handler, so no `Set-Cookie` goes out. A response that
+ * starts with a 5xx status (what an error handler sends for a failed handler)
+ * is a failed request and saves nothing: Opine tells middleware nothing else
+ * about errors. A 4xx is not a failure.
+ *
+ * The cookie is `Secure` when the request URL is https (`req.proto`), not by
+ * `req.secure`: Opine's `trust proxy` setting does not change it. Behind a
+ * proxy that terminates TLS, set the `trustProxy` session option.
  *
  * @param options Session options (all optional; see the README's options table).
  * @returns The middleware.

@@ -25,7 +25,9 @@ const SECRET = "opine-test-secret-0123456789-abcdefghij";
 // The Opine double. It implements these facts about Opine 2.3.4, and nothing more:
 // - middleware is `(req, res, next)`; the router awaits it and sends a throw or rejection to `next(err)`;
 //   `next()` returns undefined; a middleware with four parameters handles errors;
-// - `req.headers` is a `Headers`; `req.get(name)`, `req.secure`, `req.originalUrl` exist;
+// - `req.headers` is a `Headers`; `req.get(name)`, `req.originalUrl` exist; `req.proto` is the scheme of the
+//   full request URL ("http:" or "https:", set by Opine's WrappedRequest), and `req.secure` follows the app's
+//   "trust proxy" setting (`app.set("trust proxy", true)` makes it believe X-Forwarded-Proto);
 // - `res.headers` is a `Headers`; `res.status`, `res.written`, `res.set`, `res.append`, `res.setStatus`;
 // - `res.send`, `res.json`, `res.redirect` and `res.sendStatus` end in the async `res.end(body)`, which sets
 //   `res.written` and awaits `req.respond(res)`;
@@ -44,7 +46,8 @@ interface OpineDoubleRequest extends Opine.Request {
   method: string;
   originalUrl: string;
   headers: Headers;
-  secure: boolean;
+  proto: string;
+  readonly secure: boolean;
   get(name: string): string | undefined;
   respond(res: OpineDoubleResponse): Promise<void>;
 }
@@ -92,6 +95,7 @@ class OpineDoubleResponse {
 }
 
 interface OpineDoubleApp {
+  set(setting: "trust proxy", value: boolean): OpineDoubleApp;
   use(handler: Handler): OpineDoubleApp;
   use(handler: ErrorHandler): OpineDoubleApp;
   use(path: string, handler: Handler): OpineDoubleApp;
@@ -102,7 +106,12 @@ interface OpineDoubleApp {
 
 function opine(): OpineDoubleApp {
   const stack: { path: string; method?: string; fn: Handler | ErrorHandler }[] = [];
+  let trustProxy = false;
   const app: OpineDoubleApp = {
+    set(_setting, value) {
+      trustProxy = value;
+      return app;
+    },
     use(...args: unknown[]) {
       const path = typeof args[0] === "string" ? args.shift() as string : "/";
       stack.push({ path, fn: args[0] as Handler | ErrorHandler });
@@ -119,7 +128,11 @@ function opine(): OpineDoubleApp {
           method: request.method,
           originalUrl: url.pathname + url.search,
           headers: request.headers,
-          secure: url.protocol === "https:",
+          proto: url.protocol,
+          get secure() {
+            const forwarded = trustProxy ? request.headers.get("x-forwarded-proto") : null;
+            return (forwarded?.split(",")[0].trim() ?? url.protocol.slice(0, -1)) === "https";
+          },
           get: (name: string) => request.headers.get(name) ?? undefined,
           respond: (res: OpineDoubleResponse) => {
             resolve(new Response(res.body ?? null, { status: res.status, headers: res.headers }));
@@ -169,8 +182,9 @@ function opine(): OpineDoubleApp {
 
 adapterConformanceSuite(test, {
   name: "opine (test double)",
-  createApp(options) {
+  createApp(options, framework) {
     const app = opine();
+    if (framework?.trustFrameworkProxy) app.set("trust proxy", true);
     new OpineSession(app, options);
     app.use(async (req, res) => {
       const result = await handleSuiteRoute(req.session, new URL(req.originalUrl, "http://localhost"));
@@ -193,8 +207,9 @@ const expressErrorHandler: ErrorRequestHandler = (error, _req, res, _next) => {
 
 adapterConformanceSuite(test, {
   name: "OpineSession on express 4",
-  createApp(options) {
+  createApp(options, framework) {
     const app = express4();
+    if (framework?.trustFrameworkProxy) app.set("trust proxy", true);
     new OpineSession(app, options);
     app.use((req, res, next) => {
       handleSuiteRoute(req.session, new URL(req.originalUrl, "http://localhost")).then((result) => {
@@ -504,4 +519,21 @@ test("opine (test double): res.end and req.respond are put back after the commit
   await app.handle(new Request("http://localhost/"));
   await sleep(0);
   assert.deepEqual(after, { ownEnd: false, sameRespond: true });
+});
+
+test("opine (test double): Secure follows req.proto, not req.secure: Opine's 'trust proxy' does not decide it", async () => {
+  const h = doubleApp((app) => {
+    app.set("trust proxy", true);
+    app.get("/", (req, res) => {
+      req.session.set("a", 1);
+      return res.send(String(req.secure));
+    });
+  });
+  const proxied = await h.app.handle(
+    new Request("http://localhost/", { headers: { "x-forwarded-proto": "https" } }),
+  );
+  assert.equal(await proxied.text(), "true", "Opine itself believes the proxy");
+  assert.doesNotMatch(sessionCookies(proxied)[0], /; Secure/);
+  const https = await h.app.handle(new Request("https://localhost/"));
+  assert.match(sessionCookies(https)[0], /; Secure/, "an https request URL is the connection's");
 });

@@ -8,7 +8,9 @@ storeConformanceSuite(test, {
   createStore: () => new MemoryStore(),
   dump: (store) => {
     const memory = store as MemoryStore;
-    return Promise.resolve([...memory.keys()].map((key) => `${key} ${JSON.stringify(memory.get(key))}`).join("\n"));
+    return Promise.resolve(
+      [...memory.keys()].map((key) => `${key} ${JSON.stringify(memory.get(key))}`).join("\n"),
+    );
   },
 });
 

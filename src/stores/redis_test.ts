@@ -4,8 +4,8 @@ import { createClient } from "redis";
 import { RedisStore } from "./redis.ts";
 import { dataField, WRITE_SCRIPT, writeScriptSha1 } from "./_redis_scripts.ts";
 import {
-  freePort,
   dumpRedis,
+  freePort,
   plantCorruptHash,
   redisCommand,
   RedisMonitor,

@@ -186,7 +186,9 @@ export class SqliteStore implements Store {
         'Invalid SqliteStore option "database": must be a node:sqlite DatabaseSync or a better-sqlite3 Database',
       );
     }
-    for (const [old, renamed] of [["busyTimeout", "busyTimeoutMs"], ["cleanupInterval", "cleanupIntervalMs"]]) {
+    for (
+      const [old, renamed] of [["busyTimeout", "busyTimeoutMs"], ["cleanupInterval", "cleanupIntervalMs"]]
+    ) {
       if (old in options) {
         throw new TypeError(`Invalid SqliteStore option "${old}": renamed "${renamed}" (milliseconds)`);
       }

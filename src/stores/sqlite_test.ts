@@ -71,7 +71,9 @@ storeConformanceSuite(test, {
   dump: (store) => {
     const db = openDatabase((store as TempSqliteStore).path, true);
     try {
-      return Promise.resolve(JSON.stringify((db.prepare("SELECT * FROM sessions") as unknown as { all(): unknown[] }).all()));
+      return Promise.resolve(
+        JSON.stringify((db.prepare("SELECT * FROM sessions") as unknown as { all(): unknown[] }).all()),
+      );
     } finally {
       db.close();
     }

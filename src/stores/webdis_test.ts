@@ -5,9 +5,9 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { encodeWebdisArgument, WebdisStore } from "./webdis.ts";
 import { RedisStore } from "./redis.ts";
 import {
+  dumpRedis,
   freePort,
   type MonitoredCommand,
-  dumpRedis,
   plantCorruptHash,
   redisCommand,
   RedisMonitor,
@@ -113,7 +113,7 @@ if (servers.unavailable !== undefined) {
       for (const [i, id] of ids.entries()) {
         assert.equal(
           await store.set(id, create({ [hostile[i]]: hostile[i], value: `v${hostile.join("")}` })),
-          id,
+          "written",
         );
       }
       for (const [i, id] of ids.entries()) {

@@ -2,7 +2,7 @@
 
 import type { SessionOptions } from "../core.ts";
 import { MemoryStore } from "../stores/memory.ts";
-import type { AdapterSuiteOptions, SuiteApp } from "./adapter_suite.ts";
+import type { AdapterSuiteOptions, SuiteApp, SuiteFrameworkOptions } from "./adapter_suite.ts";
 import { FaultyStore } from "./faulty_store.ts";
 import type { TestFunction } from "./store_suite.ts";
 
@@ -74,9 +74,17 @@ export interface Setup {
   client(): Client;
 }
 
-/** Registers suite tests that each get a fresh {@linkcode Setup}; `extra` overrides session options. */
+/**
+ * Registers suite tests that each get a fresh {@linkcode Setup}; `extra`
+ * overrides session options, `framework` asks for framework settings.
+ */
 export function createRunner(test: TestFunction, options: AdapterSuiteOptions) {
-  return (title: string, body: (setup: Setup) => Promise<void>, extra: SessionOptions = {}) =>
+  return (
+    title: string,
+    body: (setup: Setup) => Promise<void>,
+    extra: SessionOptions = {},
+    framework?: SuiteFrameworkOptions,
+  ) =>
     test(`${options.name}: ${title}`, async () => {
       const clock = { now: Date.now() };
       const now = () => clock.now;
@@ -85,7 +93,9 @@ export function createRunner(test: TestFunction, options: AdapterSuiteOptions) {
       const sessionOptions: SessionOptions = { store, secret: SECRET, now, ...extra };
       // `secret: undefined` in `extra` asks for the unsigned mode, which means leaving the option out.
       if (sessionOptions.secret === undefined) delete sessionOptions.secret;
-      const app = await options.createApp(sessionOptions);
+      const app = await (framework === undefined
+        ? options.createApp(sessionOptions)
+        : options.createApp(sessionOptions, framework));
       try {
         await body({ app, store, memory, clock, client: () => new Client(app, extra.cookie?.name) });
       } finally {

@@ -11,6 +11,7 @@
 import { deepEqual, equal, notEqual, ok } from "node:assert/strict";
 import type { SessionOptions } from "../core.ts";
 import type { Session } from "../session.ts";
+import type { SessionRecord, Store, WriteResult } from "../store.ts";
 import { Client, createRunner, OTHER_SECRET, SECRET, sleep } from "./_harness.ts";
 import { adapterSecuritySuite } from "./security_suite.ts";
 import type { TestFunction } from "./store_suite.ts";
@@ -35,6 +36,17 @@ export interface SuiteApp {
   close?(): Promise<void>;
 }
 
+/** Settings of the framework itself that a suite test asks for. */
+export interface SuiteFrameworkOptions {
+  /**
+   * Turn on the framework's own proxy setting, where it has one: Express's and
+   * Opine's `app.set("trust proxy", true)`, Koa's `app.proxy = true`, Oak's
+   * `new Application({ proxy: true })`. Frameworks without one (Hono, fetch
+   * handlers, Fresh) ignore it. The session middleware must not follow it.
+   */
+  trustFrameworkProxy?: boolean;
+}
+
 /** How to run the suite against one adapter. */
 export interface AdapterSuiteOptions {
   /** The adapter's name, used in test titles. */
@@ -42,9 +54,10 @@ export interface AdapterSuiteOptions {
   /**
    * Builds an app whose session middleware gets exactly `options`, that sends
    * every request to `handleSuiteRoute(session, url)` and maps thrown errors
-   * with `suiteErrorResponse(error)`.
+   * with `suiteErrorResponse(error)`. `framework`, when given, asks for
+   * settings of the framework itself (see {@linkcode SuiteFrameworkOptions}).
    */
-  createApp(options: SessionOptions): SuiteApp | Promise<SuiteApp>;
+  createApp(options: SessionOptions, framework?: SuiteFrameworkOptions): SuiteApp | Promise<SuiteApp>;
 }
 
 /**
@@ -88,6 +101,14 @@ export async function handleSuiteRoute(session: Session, url: URL): Promise<Suit
     case "/throw":
       session.set("x", 1);
       throw new Error("boom");
+    case "/fail500":
+      // A handler that answers a server error itself, without throwing.
+      session.set("x", 1);
+      return { status: 500, body: "failed" };
+    case "/client-error":
+      // A client error (4xx, from `status`) after a change: not a failed request.
+      session.set("x", 1);
+      return { status: Number(param("status") ?? 400), body: "client error" };
     default:
       return { status: 404, body: "not found" };
   }
@@ -407,7 +428,83 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
     equal(result.body, "error:Error");
     deepEqual(result.sessionCookies, []);
     equal(store.calls.set, 0);
+    const visitor = client();
+    await visitor.request("/set?key=user&value=ada");
+    store.resetCalls();
+    const failed = await visitor.request("/throw");
+    equal(failed.status, 500);
+    deepEqual(failed.sessionCookies, []);
+    equal(store.calls.set, 0, "a stored session's change is dropped too");
+    deepEqual((await visitor.peek()).data, { user: "ada" });
   });
+
+  run(
+    "a handler that returns status 500 saves nothing and sends no session cookie",
+    async ({ client, store, memory }) => {
+      const result = await client().request("/fail500");
+      equal(result.status, 500);
+      equal(result.body, "failed");
+      deepEqual(result.sessionCookies, []);
+      equal(store.calls.set, 0);
+      equal(memory.size, 0);
+      const visitor = client();
+      await visitor.request("/set?key=user&value=ada");
+      store.resetCalls();
+      const failed = await visitor.request("/fail500");
+      equal(failed.status, 500);
+      deepEqual(failed.sessionCookies, []);
+      equal(store.calls.set, 0, "a stored session's change is dropped too");
+      deepEqual((await visitor.peek()).data, { user: "ada" });
+    },
+  );
+
+  run("a handler that returns a client error (404, 400) saves: a 4xx is no failure", async ({ client }) => {
+    for (const status of [404, 400]) {
+      const visitor = client();
+      const result = await visitor.request(`/client-error?status=${status}`);
+      equal(result.status, status);
+      equal(result.body, "client error");
+      equal(result.sessionCookies.length, 1, `a session cookie on the ${status}`);
+      deepEqual((await visitor.peek()).data, { x: 1 }, `saved on the ${status}`);
+    }
+  });
+
+  run(
+    "a store answering outside its contract reaches the error handler as a StoreContractError (500)",
+    async ({ client, memory, clock }) => {
+      const visitor = client();
+      await visitor.request("/set?key=user&value=ada");
+      const now = () => clock.now;
+      const badWrite: Store = {
+        get: (key) => memory.get(key),
+        set: () => 42 as unknown as WriteResult,
+        delete: (key) => memory.delete(key),
+      };
+      const badRead: Store = {
+        get: () => ({ data: "not an object" }) as unknown as SessionRecord,
+        set: (key, write) => memory.set(key, write),
+        delete: (key) => memory.delete(key),
+      };
+      const writing = await options.createApp({ store: badWrite, now, secret: SECRET });
+      const reading = await options.createApp({ store: badRead, now, secret: SECRET });
+      try {
+        const write = await new Client(writing).request("/set?key=a&value=1");
+        equal(write.status, 500);
+        equal(write.body, "error:StoreContractError");
+        deepEqual(write.sessionCookies, []);
+        const stranger = new Client(reading);
+        stranger.cookie = visitor.cookie;
+        const read = await stranger.request("/peek");
+        equal(read.status, 500);
+        equal(read.body, "error:StoreContractError");
+        deepEqual(read.sessionCookies, []);
+      } finally {
+        await writing.close?.();
+        await reading.close?.();
+      }
+      deepEqual((await visitor.peek()).data, { user: "ada" }, "the stored session is untouched");
+    },
+  );
 
   run("no lost update: two overlapping requests of one user both persist", async ({ client }) => {
     const visitor = client();
@@ -451,6 +548,29 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
     const result = await client().request("/count", { "x-forwarded-proto": "https" });
     ok(!result.session!.attributes.has("secure"));
   });
+
+  run(
+    "the framework's own proxy setting does not make the cookie Secure without trustProxy",
+    async ({ client }) => {
+      const result = await client().request("/count", { "x-forwarded-proto": "https" });
+      equal(result.sessionCookies.length, 1);
+      ok(!result.session!.attributes.has("secure"), "only the trustProxy session option believes the header");
+    },
+    {},
+    { trustFrameworkProxy: true },
+  );
+
+  run(
+    "with trustProxy the cookie is Secure behind an https proxy, whatever the framework's setting",
+    async ({ client }) => {
+      const result = await client().request("/count", { "x-forwarded-proto": "https" });
+      ok(result.session!.attributes.has("secure"));
+      const plain = await client().request("/count", { "x-forwarded-proto": "http" });
+      ok(!plain.session!.attributes.has("secure"));
+    },
+    { trustProxy: true },
+    { trustFrameworkProxy: true },
+  );
 
   run("cookie options reach the cookie", async ({ client }) => {
     const result = await client().request("/count");

@@ -9,7 +9,7 @@
  */
 
 import { deepEqual, equal, notEqual, ok } from "node:assert/strict";
-import { generateId, Signer } from "../_crypto.ts";
+import { generateId, SignedToken, storageKey } from "../_crypto.ts";
 import type { SecurityEvent } from "../core.ts";
 import type { AdapterSuiteOptions } from "./adapter_suite.ts";
 import { createRunner, SECRET, sleep } from "./_harness.ts";
@@ -114,7 +114,7 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
       const other = client();
       await other.request("/set?key=user&value=bob");
       const forged = `${generateId()}.${value.split(".")[1]}`;
-      const unknown = new Signer([SECRET]).sign(generateId());
+      const unknown = new SignedToken([SECRET]).write(generateId());
       for (
         const [cookie, user] of [
           [`sid=${forged}; sid=${value}`, "ada"],
@@ -169,14 +169,14 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
 
   run("security: a validly signed id unknown to the store is not adopted", async ({ client, memory }) => {
     const id = generateId();
-    const planted = new Signer([SECRET]).sign(id);
+    const planted = new SignedToken([SECRET]).write(id);
     const visitor = client();
     visitor.cookie = planted;
     deepEqual(await visitor.peek(), EMPTY);
     equal(memory.size, 0, "no record for it afterwards");
     await visitor.request("/set?key=user&value=eve");
     ok(!visitor.cookie!.startsWith(id), "the handler's write gets a fresh id");
-    equal(await memory.get(id), undefined);
+    equal(await memory.get(storageKey(id)), undefined);
   });
 
   run(
@@ -275,7 +275,7 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
 
   const events: SecurityEvent[] = [];
   run(
-    "security: bad cookies raise security events carrying a salted hash, never the id",
+    "security: bad cookies raise security events carrying the storage key, never the id",
     async ({ client }) => {
       events.length = 0;
       const { value } = await victim(client);
@@ -283,7 +283,7 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
       await client().peek({ cookie: `sid=${id}.${signature.replace(/^./, (c) => c === "A" ? "B" : "A")}` });
       await client().peek({ cookie: "sid=../../etc" });
       const unknownId = generateId();
-      await client().peek({ cookie: `sid=${new Signer([SECRET]).sign(unknownId)}` });
+      await client().peek({ cookie: `sid=${new SignedToken([SECRET]).write(unknownId)}` });
       await sleep(20);
       const types = events.map((e) => e.type);
       ok(types.includes("bad-signature"), types.join());
@@ -291,7 +291,9 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
       ok(types.includes("unknown-session"), types.join());
       const logged = JSON.stringify(events);
       ok(!logged.includes(id) && !logged.includes(unknownId), "no id in events");
-      ok(events.filter((e) => e.type === "unknown-session").every((e) => /^[0-9a-f]{16}$/.test(e.idHash!)));
+      const unknown = events.filter((e) => e.type === "unknown-session");
+      ok(unknown.some((e) => e.idHash === storageKey(unknownId)), "the unknown id's storage key");
+      ok(unknown.every((e) => /^s1_[A-Za-z0-9_-]{43}$/.test(e.idHash!)));
     },
     { onSecurityEvent: (event) => events.push(event) },
   );

@@ -421,7 +421,10 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
 
     equal((await manager.load({ cookie, https: false })).get("role"), "admin", "the run really stored data");
     const dump = await options.dump(store);
-    ok(dump.includes(storageKey(carol.id)), "the dump shows what is stored (the storage key of a live session)");
+    ok(
+      dump.includes(storageKey(carol.id)),
+      "the dump shows what is stored (the storage key of a live session)",
+    );
     for (const id of ids) {
       equal(dump.includes(id), false, "a session id appears in the store's keys or values");
       equal(dump.includes(id.slice(0, 16)), false, "part of a session id appears in the store");
