@@ -59,6 +59,46 @@ export function isWellFormedId(value: string): boolean {
   return value.length === ID_LENGTH && ID.test(value);
 }
 
+// The hashing leaf. A new session hashes twice (its signature and its storage key); noble's one-shot calls
+// allocate a hash object, its buffers and a digest each time, which measured about 4 µs per signature and
+// 2 µs per SHA-256 on Node and Deno, where a whole request costs 10-50 µs. Copying a prepared state into a
+// reused instance (`_cloneInto`, part of noble's `Hash` interface), writing the digest into a reused buffer
+// (`digestInto`) and writing ASCII text as bytes without `TextEncoder` roughly halve that (docs/security.md
+// has the table). The scratch space below is used only inside these functions, synchronously, so no call can
+// see another's bytes.
+const FRESH_SHA256 = sha256.create();
+const scratchSha = sha256.create();
+const scratchHmac = hmac.create(sha256, new Uint8Array(32));
+const scratchDigest = new Uint8Array(32);
+let scratchText = new Uint8Array(64);
+
+/** The bytes of `text`: ASCII written into a reused buffer, anything else UTF-8 encoded. */
+function textBytes(text: string): Uint8Array {
+  const length = text.length;
+  if (scratchText.length < length) scratchText = new Uint8Array(length);
+  for (let i = 0; i < length; i++) {
+    const code = text.charCodeAt(i);
+    if (code > 0x7f) return encoder.encode(text);
+    scratchText[i] = code;
+  }
+  return scratchText.subarray(0, length);
+}
+
+/** base64url SHA-256 (FIPS 180-4) of the UTF-8 bytes of `text`. */
+function sha256Base64Url(text: string): string {
+  FRESH_SHA256._cloneInto(scratchSha).update(textBytes(text)).digestInto(scratchDigest);
+  return encodeBase64Url(scratchDigest);
+}
+
+/** A keyed HMAC-SHA-256: its key blocks absorbed once, reused for every message. */
+type KeyedHmac = ReturnType<typeof hmac.create>;
+
+/** base64url HMAC-SHA-256 (RFC 2104) of the UTF-8 bytes of `text` under `keyed`, which stays as it was. */
+function hmacBase64Url(keyed: KeyedHmac, text: string): string {
+  keyed._cloneInto(scratchHmac).update(textBytes(text)).digestInto(scratchDigest);
+  return encodeBase64Url(scratchDigest);
+}
+
 /**
  * The key a store keeps the session under: {@linkcode STORAGE_KEY_PREFIX} and
  * the base64url SHA-256 of the id (46 characters). An id carries 192 random
@@ -67,7 +107,7 @@ export function isWellFormedId(value: string): boolean {
  * the same when secrets rotate and across processes.
  */
 export function storageKey(id: string): string {
-  return STORAGE_KEY_PREFIX + encodeBase64Url(sha256(encoder.encode(id)));
+  return STORAGE_KEY_PREFIX + sha256Base64Url(id);
 }
 
 /** What a cookie value carries once it is read and verified. */
@@ -149,8 +189,6 @@ function constantTimeEqual(a: string, b: string): boolean {
   return difference === 0;
 }
 
-type KeyedHmac = ReturnType<typeof hmac.create>;
-
 /**
  * A signed cookie: `id.signature`, the signature HMAC-SHA-256 (RFC 2104) of
  * the id under the first secret, base64url. Verifies under each secret in
@@ -168,7 +206,7 @@ export class SignedToken implements CookieToken {
 
   /** The base64url HMAC of `id` under secret number `index`. A method of its own so tests can count calls. */
   signature(index: number, id: string): string {
-    return encodeBase64Url(this.#keys[index].clone().update(encoder.encode(id)).digest());
+    return hmacBase64Url(this.#keys[index], id);
   }
 
   read(value: string): Presented | Refusal {

@@ -297,4 +297,25 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
     },
     { onSecurityEvent: (event) => events.push(event) },
   );
+
+  const budgetEvents: SecurityEvent[] = [];
+  run(
+    "security: the 4096-byte cookie budget: a value filling it is read, one byte more is dropped unread",
+    async ({ client, store }) => {
+      // RFC 6265bis section 5.6: name and value together at most 4096 bytes; "sid" leaves 4093.
+      const limit = 4096 - "sid".length;
+      budgetEvents.length = 0;
+      const atLimit = await client().peek({ cookie: `sid=${"a".repeat(limit)}` });
+      equal(atLimit.isNew, true);
+      await sleep(10);
+      deepEqual(budgetEvents.map((e) => e.type), ["malformed-cookie"], "a value of exactly the budget is read");
+      budgetEvents.length = 0;
+      const over = await client().peek({ cookie: `sid=${"a".repeat(limit + 1)}` });
+      equal(over.isNew, true);
+      await sleep(10);
+      deepEqual(budgetEvents, [], "one byte over the budget is dropped before it is looked at");
+      equal(store.calls.get, 0, "neither reached the store");
+    },
+    { onSecurityEvent: (event) => budgetEvents.push(event) },
+  );
 }
