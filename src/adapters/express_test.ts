@@ -13,7 +13,7 @@ import type { Session, SessionOptions } from "./express.ts";
 import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
 import type { SuiteFrameworkOptions } from "../testing/adapter_suite.ts";
 import { FaultyStore } from "../testing/faulty_store.ts";
-import { serveNodeHandler } from "../testing/node_server.ts";
+import { asTls, serveNodeHandler } from "../testing/node_server.ts";
 
 // express@4 is installed under an alias without types of its own; its API is the part @types/express
 // describes that both versions share.
@@ -468,10 +468,7 @@ for (const [name, createExpress] of VERSIONS) {
       res.send(req.protocol);
     });
     // What a TLS socket carries; node:https would need a certificate. Express's own req.protocol reads it too.
-    const server = await serveNodeHandler((req, res) => {
-      Object.defineProperty(req.socket, "encrypted", { value: true, configurable: true });
-      app(req, res);
-    });
+    const server = await serveNodeHandler(asTls(app));
     try {
       const response = await fetch(server.origin + "/");
       assert.equal(await response.text(), "https");

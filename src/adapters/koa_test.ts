@@ -10,7 +10,7 @@ import type { Session, SessionOptions } from "./koa.ts";
 import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
 import type { SuiteFrameworkOptions } from "../testing/adapter_suite.ts";
 import { FaultyStore } from "../testing/faulty_store.ts";
-import { serveNodeHandler } from "../testing/node_server.ts";
+import { asTls, serveNodeHandler } from "../testing/node_server.ts";
 
 // koa@2 is installed under an alias without types of its own; its API is the part @types/koa describes
 // that both versions share.
@@ -180,10 +180,7 @@ for (const [name, KoaApp] of VERSIONS) {
     });
     const handler = app.callback();
     // What a TLS socket carries; node:https would need a certificate. Koa's own ctx.protocol reads it too.
-    const server = await serveNodeHandler((req, res) => {
-      Object.defineProperty(req.socket, "encrypted", { value: true, configurable: true });
-      handler(req, res);
-    });
+    const server = await serveNodeHandler(asTls(handler));
     try {
       const response = await fetch(server.origin + "/");
       assert.equal(await response.text(), "https");

@@ -18,7 +18,12 @@
 export { createWrite, HOSTILE_CHARACTERS, storeConformanceSuite, updateWrite } from "./store_suite.ts";
 export type { StoreSuiteOptions, TestFunction, WriteTiming } from "./store_suite.ts";
 export { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "./adapter_suite.ts";
-export type { AdapterSuiteOptions, SuiteApp, SuiteFrameworkOptions, SuiteRouteResult } from "./adapter_suite.ts";
+export type {
+  AdapterSuiteOptions,
+  SuiteApp,
+  SuiteFrameworkOptions,
+  SuiteRouteResult,
+} from "./adapter_suite.ts";
 export { FaultyStore } from "./faulty_store.ts";
-export { serveNodeHandler } from "./node_server.ts";
+export { asTls, serveNodeHandler } from "./node_server.ts";
 export type { StoreMethod } from "./faulty_store.ts";

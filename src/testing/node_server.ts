@@ -49,3 +49,27 @@ export async function serveNodeHandler(
     },
   };
 }
+
+/**
+ * Wraps a request listener so that every request's socket says it is TLS
+ * (`socket.encrypted`, what a `node:https` socket carries), for testing the
+ * `Secure` attribute without a certificate.
+ *
+ * @param handler The request listener to wrap.
+ * @returns A listener that marks the socket, then calls `handler`.
+ *
+ * @example
+ * ```ts
+ * import { asTls, serveNodeHandler } from "./node_server.ts";
+ *
+ * const app = await serveNodeHandler(asTls((req, res) => res.end(String("encrypted" in req.socket))));
+ * console.log(await (await app.fetch(new Request("http://localhost/"))).text()); // "true"
+ * await app.close();
+ * ```
+ */
+export function asTls(handler: RequestListener): RequestListener {
+  return (req, res) => {
+    Object.defineProperty(req.socket, "encrypted", { value: true, configurable: true });
+    handler(req, res);
+  };
+}

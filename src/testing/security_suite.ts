@@ -308,7 +308,11 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
       const atLimit = await client().peek({ cookie: `sid=${"a".repeat(limit)}` });
       equal(atLimit.isNew, true);
       await sleep(10);
-      deepEqual(budgetEvents.map((e) => e.type), ["malformed-cookie"], "a value of exactly the budget is read");
+      deepEqual(
+        budgetEvents.map((e) => e.type),
+        ["malformed-cookie"],
+        "a value of exactly the budget is read",
+      );
       budgetEvents.length = 0;
       const over = await client().peek({ cookie: `sid=${"a".repeat(limit + 1)}` });
       equal(over.isNew, true);
