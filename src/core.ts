@@ -12,6 +12,7 @@ import { CookieWriter } from "./_cookie.ts";
 import type { CookieOptions } from "./_cookie.ts";
 import { readCookieValues } from "./_cookie.ts";
 import { maxCookieValueLength, SignedToken, storageKey, UnsignedToken } from "./_crypto.ts";
+import { isPromiseLike, registerCommitNow } from "./_lifecycle.ts";
 import type { CookieToken, Presented } from "./_crypto.ts";
 import { CorruptRecordError, SessionConflictError, SessionStoreError, StoreContractError } from "./errors.ts";
 import type { StoreOperation } from "./errors.ts";
@@ -194,11 +195,6 @@ function isHttps(state: SessionInternals): boolean {
   return state.https;
 }
 
-/** Whether a store answered with a promise (or any thenable) rather than a value. */
-function isPromiseLike<R>(value: MaybePromise<R>): value is Promise<R> {
-  return typeof (value as { then?: unknown } | null)?.then === "function";
-}
-
 /** A promise of a value that may be one already: the public calls are async whatever the store does. */
 function settled<R>(run: () => MaybePromise<R>): Promise<R> {
   try {
@@ -288,6 +284,11 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
   #now: () => number;
   #onSecurityEvent: ((event: SecurityEvent) => void) | undefined;
   #host: SessionHost;
+
+  static {
+    // The connect adapter's synchronous commit (see src/_lifecycle.ts): the same lifecycle, not a copy.
+    registerCommitNow((manager, session, response) => manager.#commit(session, response));
+  }
 
   /** Validates `options`; throws a `TypeError` that names the first bad option. */
   constructor(options: SessionOptions = {}) {
@@ -424,7 +425,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       try {
         answer = this.#call("read", storeGet, presented.key);
       } catch (error) {
-        if (!(error instanceof CorruptRecordError)) throw error;
+        if (!isCorruptRecordError(error)) throw error;
         answer = CORRUPT;
       }
       const next = i + 1;
@@ -432,7 +433,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
         return answer.then(
           (record) => this.#opened(values, next, https, presented, record),
           (error) => {
-            if (!(error instanceof CorruptRecordError)) throw error;
+            if (!isCorruptRecordError(error)) throw error;
             return this.#opened(values, next, https, presented, CORRUPT);
           },
         );
@@ -667,7 +668,8 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
 
   async #timed<R>(operation: StoreOperation, pending: Promise<R>): Promise<R> {
     let done = false;
-    const result = pending.finally(() => (done = true));
+    // Promise.resolve: a store may answer with any thenable, which need not have `finally`.
+    const result = Promise.resolve(pending).finally(() => (done = true));
     // A store that answers from memory settles within a microtask: arming and clearing a timer would cost
     // more than the call itself (about 1 µs on Node, 2 µs on Deno), so the timer is armed only for a call
     // still pending after that.
@@ -702,7 +704,15 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
 
 /** The error a failed store call becomes: a `SessionStoreError`, but a read's `CorruptRecordError` as it is. */
 function storeFailure(operation: StoreOperation, error: unknown): Error {
-  return operation === "read" && error instanceof CorruptRecordError
+  return operation === "read" && isCorruptRecordError(error)
     ? error
     : new SessionStoreError(operation, error);
+}
+
+/**
+ * Whether a store threw a {@linkcode CorruptRecordError}: by class, or by name
+ * for a store that brings its own copy of this package.
+ */
+function isCorruptRecordError(error: unknown): error is Error {
+  return error instanceof CorruptRecordError || (error as Error | null)?.name === "CorruptRecordError";
 }

@@ -108,6 +108,8 @@ function assertJson(value: unknown, key: string, path: string, seen: unknown[] |
       if (seen.length >= MAX_DEPTH) throw refuse(key, path, `is nested more than ${MAX_DEPTH} levels deep`);
       if (seen.includes(value)) throw refuse(key, path, "refers to itself");
       if (Array.isArray(value)) {
+        // A subclass of Array may serialise as anything (its own toJSON) and comes back a plain array.
+        if (Object.getPrototypeOf(value) !== Array.prototype) break;
         // Own keys of a plain, dense array: its indices and "length". Anything else JSON would drop.
         if (Reflect.ownKeys(value).length !== value.length + 1) {
           throw refuse(key, path, "is an array with holes or extra properties, which JSON drops");
@@ -139,6 +141,11 @@ function assertJson(value: unknown, key: string, path: string, seen: unknown[] |
       describe(value)
     }, not JSON data (strings, finite numbers other than -0, booleans, null, arrays and plain objects)`,
   );
+}
+
+/** A copy of a JSON value that shares no object with it. */
+function copy(value: unknown): unknown {
+  return isMutable(value) ? structuredClone(value) : value;
 }
 
 /** An object or array: a value that can change in place after `set()` or `get()`. */
@@ -208,9 +215,11 @@ export class Session<T extends SessionData = Record<string, any>> {
    * Returns the value of `key`, or `undefined`. Flash values set by the
    * previous request are readable here too (data keys of the same name win).
    *
-   * An object or array returned here may be changed in place: the change is
-   * saved when the request ends, as if `set(key, value)` had been called then
-   * (and the value is checked then, as `set` checks it).
+   * An object or array stored under a data key and returned here may be
+   * changed in place: the change is saved when the request ends, as if
+   * `set(key, value)` had been called then (and the value is checked then, as
+   * `set` checks it). Flash values are read-only: they are gone after this
+   * request whatever happens to them.
    */
   get<K extends keyof T & string>(key: K): T[K] | undefined {
     const state = this.#state;
@@ -326,11 +335,15 @@ export class Session<T extends SessionData = Record<string, any>> {
     state.read = undefined;
   }
 
-  /** The data as a plain object (no id: the id is a secret and stays out of logs). */
+  /**
+   * The data as a plain object (no id: the id is a secret and stays out of
+   * logs). Object and array values are copies: changing them changes nothing
+   * in the session (change values through `get()` or `set()`).
+   */
   toJSON(): Partial<T> {
     const out = Object.create(null);
-    for (const [key, value] of this.#state.incomingFlash ?? []) out[key] = value;
-    for (const [key, value] of this.#state.data) out[key] = value;
+    for (const [key, value] of this.#state.incomingFlash ?? []) out[key] = copy(value);
+    for (const [key, value] of this.#state.data) out[key] = copy(value);
     return out;
   }
 

@@ -76,6 +76,8 @@ test("values must be JSON data, with the path to the bad part in the error", asy
     [{ [Symbol("s")]: 1, a: 1 }, /has symbol keys or non-enumerable properties/],
     [Object.defineProperty({ a: 1 }, "hidden", { value: 2, enumerable: false }), /non-enumerable/],
     [deep(20_000), /is nested more than 1000 levels deep/],
+    [new (class List extends Array {})(), /is List, not JSON data/],
+    [{ list: Object.setPrototypeOf([1], null) }, /value at when\.list is object, not JSON data/],
   ];
   for (const [value, message] of cases) assert.throws(() => session.set("when", value), message);
   assert.equal(session.has("when"), false, "nothing was stored");
@@ -176,4 +178,14 @@ test("a value read then deleted or cleared stays deleted, whatever happened to t
   second.set("keep", true);
   await manager.commit(second);
   assert.equal((await load()).get("v"), undefined);
+});
+
+test("toJSON gives copies: changing them changes nothing in the session", async () => {
+  const { manager, load } = await saved({ cart: [1] });
+  const second = await load();
+  const shown = second.toJSON() as { v: { cart: (number | Date)[] } };
+  shown.v.cart.push(2, new Date(0));
+  second.set("other", 1);
+  await manager.commit(second);
+  assert.deepEqual((await load()).get("v"), { cart: [1] });
 });

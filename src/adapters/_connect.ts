@@ -9,6 +9,7 @@
 // `X-Forwarded-Proto` (only when the manager trusts a proxy), and the status the response starts with.
 // Whether the request failed is the core's rule (`SessionManager.commit`).
 
+import { commitNow, isPromiseLike } from "../_lifecycle.ts";
 import type { SessionManager } from "../core.ts";
 import type { Session, SessionData } from "../session.ts";
 
@@ -81,7 +82,14 @@ export function connectSession<T extends SessionData>(manager: SessionManager<T>
       // Asked only if a cookie is written.
       https: () => connectionIsHttps(req),
       forwardedProto: manager.trustProxy ? req.get("x-forwarded-proto") : undefined,
-    }).then((current) => start(manager, current, req, res, next), next);
+    }).then((current) => {
+      // Anything `start` throws goes to the error handlers, never an unhandled rejection.
+      try {
+        start(manager, current, req, res, next);
+      } catch (error) {
+        next(error);
+      }
+    }, next);
   };
 }
 
@@ -246,9 +254,10 @@ function wrapPrototype(proto: object): void {
 
 /**
  * A call of a sender on a hooked response. The first call that would send
- * headers starts the commit and is held, with every call after it, until the
- * commit settles; then the held calls are replayed in order (or dropped, if
- * the commit failed).
+ * headers commits: in place when the store answered at once (the call then
+ * goes through as if there were no hook), otherwise holding that call, and
+ * every call after it, until the commit settles; then the held calls are
+ * replayed in order (or dropped, if the commit failed).
  */
 function hookedCall(res: HookedResponse, hook: NodeHook, name: NodeSender, args: unknown[]): unknown {
   if (hook.state === "done") return hook.originals[name].apply(res, args);
@@ -256,12 +265,24 @@ function hookedCall(res: HookedResponse, hook: NodeHook, name: NodeSender, args:
     hook.held!.push([name, args]);
     return heldAnswer(name, res);
   }
-  hook.state = "committing";
-  hook.held = [[name, args]];
   // The status the response starts with: the only fact Express gives middleware about a failed handler
   // (its error handlers answer with a 5xx status). The core decides from it.
   const status = name === "writeHead" ? Number(args[0]) : res.statusCode;
-  hook.manager.commit(hook.session, { status }).then(
+  let saving: string | undefined | Promise<string | undefined>;
+  try {
+    saving = commitNow(hook.manager, hook.session, { status });
+  } catch (error) {
+    fail(res, hook, error);
+    return heldAnswer(name, res);
+  }
+  if (!isPromiseLike(saving)) {
+    hook.state = "done";
+    if (saving) res.append("Set-Cookie", saving);
+    return hook.originals[name].apply(res, args);
+  }
+  hook.state = "committing";
+  hook.held = [[name, args]];
+  saving.then(
     (setCookie) => replay(res, hook, setCookie),
     (error) => fail(res, hook, error),
   ).catch(hook.next);

@@ -151,7 +151,6 @@ function connectionSettings(options: RedisStoreOptions): ConnectionSettings {
     }
     settings.tls = options.tls;
   }
-  if ("timeout" in options) throw invalid("timeout", 'renamed "timeoutMs" (milliseconds)');
   const timeoutMs = options.timeoutMs;
   if (timeoutMs !== undefined) {
     if (typeof timeoutMs !== "number" || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
@@ -226,6 +225,7 @@ export class RedisStore implements Store {
       throw invalid("now", "must be a function");
     }
     this.#now = options.now ?? Date.now;
+    if ("timeout" in options) throw invalid("timeout", 'renamed "timeoutMs" (milliseconds)');
     if (options.client !== undefined) {
       if (typeof options.client?.sendCommand !== "function") {
         throw invalid("client", "must be a node-redis client (with sendCommand())");

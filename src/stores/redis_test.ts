@@ -128,6 +128,10 @@ if (servers.unavailable !== undefined) {
     const client = { sendCommand: () => Promise.resolve(null) };
     assert.throws(() => new RedisStore({ client, port: 6379 }), /"client": cannot be combined with "port"/);
     assert.throws(() => new RedisStore({ client: {} as typeof client }), /"client"/);
+    // The 2.x name of a millisecond option, with or without a client: a clear "no", never a silent default.
+    const renamed = { timeout: 200 } as unknown as { timeoutMs: number };
+    assert.throws(() => new RedisStore(renamed), /"timeout": renamed "timeoutMs" \(milliseconds\)/);
+    assert.throws(() => new RedisStore({ client, ...renamed }), /"timeout": renamed "timeoutMs"/);
   });
 
   test("RedisStore: url parts (db) apply and explicit options override them", async () => {

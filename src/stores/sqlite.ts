@@ -121,7 +121,7 @@ function describe(error: unknown): string {
  * Updates run in a `BEGIN IMMEDIATE` transaction that reads the row, applies
  * the request's change and writes it back, so overlapping requests that set
  * different keys both persist, even from different processes, and an update of
- * a deleted or expired row answers `null`. Expired rows are never returned;
+ * a deleted or expired row answers `"gone"`. Expired rows are never returned;
  * they are removed through the index by a write at most once per
  * `cleanupIntervalMs`.
  *

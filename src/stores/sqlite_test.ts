@@ -150,6 +150,11 @@ test("SqliteStore: rejects other invalid options as TypeErrors naming them", () 
       [{ path: "" }, /"path"/],
       [{ path: ":memory:", database: db }, /"path" or "database"/],
       [{ database: {} as SqliteDatabase }, /"database"/],
+      [{ database: db, busyTimeout: 50 } as SqliteStoreOptions, /"busyTimeout": renamed "busyTimeoutMs"/],
+      [
+        { database: db, cleanupInterval: 0 } as SqliteStoreOptions,
+        /"cleanupInterval": renamed "cleanupIntervalMs"/,
+      ],
       [{ database: db, busyTimeoutMs: -1 }, /"busyTimeoutMs"/],
       [{ database: db, busyTimeoutMs: 1.5 }, /"busyTimeoutMs"/],
       [{ database: db, cleanupIntervalMs: Number.NaN }, /"cleanupIntervalMs"/],

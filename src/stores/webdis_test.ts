@@ -284,6 +284,10 @@ if (servers.unavailable !== undefined) {
     assert.throws(() => new WebdisStore(undefined as unknown as { url: string }), /"url"/);
     assert.throws(() => new WebdisStore({ url: webdis.url, timeoutMs: -1 }), /"timeoutMs"/);
     assert.throws(
+      () => new WebdisStore({ url: webdis.url, timeout: 200 } as unknown as { url: string }),
+      /"timeout": renamed "timeoutMs" \(milliseconds\)/,
+    );
+    assert.throws(
       () => new WebdisStore({ url: webdis.url, keyPrefix: null as unknown as string }),
       /"keyPrefix"/,
     );
