@@ -275,7 +275,6 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
   readonly store: Store;
   #cookie: CookieWriter;
   #token: CookieToken;
-  #signed: boolean;
   #maxValueLength: number;
   #idleMs: number | null;
   #absoluteMs: number | null;
@@ -327,7 +326,6 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     this.#onSecurityEvent = options.onSecurityEvent;
     // The token is chosen here, once: no request asks which kind it has.
     this.#token = secrets ? new SignedToken(secrets) : new UnsignedToken();
-    this.#signed = secrets !== undefined;
     this.#maxValueLength = maxCookieValueLength(this.#cookie.name);
     if (this.#token.maxLength > this.#maxValueLength) {
       throw optionError(
@@ -346,7 +344,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
 
   /** Whether the session cookie is signed (a `secret` was given). */
   get signed(): boolean {
-    return this.#signed;
+    return this.#token instanceof SignedToken;
   }
 
   /** The session cookie's name. */
@@ -421,22 +419,10 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     for (let i = index; i < values.length; i++) {
       const presented = this.#read(values[i]);
       if (presented === undefined) continue;
-      let answer: MaybePromise<ReadAnswer>;
-      try {
-        answer = this.#call("read", storeGet, presented.key);
-      } catch (error) {
-        if (!isCorruptRecordError(error)) throw error;
-        answer = CORRUPT;
-      }
+      const answer = this.#get(presented.key);
       const next = i + 1;
       if (isPromiseLike(answer)) {
-        return answer.then(
-          (record) => this.#opened(values, next, https, presented, record),
-          (error) => {
-            if (!isCorruptRecordError(error)) throw error;
-            return this.#opened(values, next, https, presented, CORRUPT);
-          },
-        );
+        return answer.then((record) => this.#opened(values, next, https, presented, record));
       }
       return this.#opened(values, next, https, presented, answer);
     }
@@ -455,6 +441,17 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     if (opened instanceof Session) return opened;
     if (opened === undefined) return this.#loadFrom(values, next, https);
     return opened.then(() => this.#loadFrom(values, next, https));
+  }
+
+  /** Reads a record: what the store answered, or `CORRUPT` for a record it could not parse. */
+  #get(key: string): MaybePromise<ReadAnswer> {
+    let answer: MaybePromise<ReadAnswer>;
+    try {
+      answer = this.#call("read", storeGet, key);
+    } catch (error) {
+      return corruptOrThrow(error);
+    }
+    return isPromiseLike(answer) ? answer.then(undefined, corruptOrThrow) : answer;
   }
 
   /** The cookie value's id and storage key, if it is well formed (and its signature verifies). */
@@ -707,6 +704,12 @@ function storeFailure(operation: StoreOperation, error: unknown): Error {
   return operation === "read" && isCorruptRecordError(error)
     ? error
     : new SessionStoreError(operation, error);
+}
+
+/** `CORRUPT` for a {@linkcode CorruptRecordError}; any other error is thrown on. */
+function corruptOrThrow(error: unknown): typeof CORRUPT {
+  if (isCorruptRecordError(error)) return CORRUPT;
+  throw error;
 }
 
 /**
