@@ -1,5 +1,7 @@
 // Cookie header reading and Set-Cookie writing: strings in, strings out.
 
+import { rejectUnknownOptions } from "./_options.ts";
+
 /** The most values of one cookie name looked at; more are ignored. */
 const MAX_VALUES = 8;
 
@@ -80,6 +82,24 @@ export interface CookieOptions {
   partitioned?: boolean;
 }
 
+/** Every `CookieOptions` name. */
+const COOKIE_OPTION_NAMES: readonly string[] = [
+  "name",
+  "path",
+  "domain",
+  "sameSite",
+  "secure",
+  "httpOnly",
+  "partitioned",
+];
+
+const COOKIE_HINTS: Readonly<Record<string, string>> = {
+  maxAge: 'the cookie lives as long as the session: set the "idleTimeout" and "absoluteTimeout" ' +
+    "options (seconds), or session.setLifetime(seconds | null) for one session",
+  expires: 'the cookie lives as long as the session: set the "idleTimeout" and "absoluteTimeout" ' +
+    "options (seconds), or session.setLifetime(seconds | null) for one session",
+};
+
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const PATH = /^\/[\x21-\x3A\x3C-\x7E]*$/; // visible ASCII except ";"
 const DOMAIN = /^\.?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
@@ -98,6 +118,10 @@ export class CookieWriter {
 
   /** Validates the options; throws a `TypeError` naming the bad option. */
   constructor(options: CookieOptions = {}) {
+    if (typeof options !== "object" || options === null) {
+      throw optionError("cookie", "must be an object of cookie attributes");
+    }
+    rejectUnknownOptions(options, COOKIE_OPTION_NAMES, "cookie.", COOKIE_HINTS);
     const name = options.name ?? "sid";
     if (typeof name !== "string" || !TOKEN.test(name)) {
       throw optionError(
@@ -170,9 +194,15 @@ export class CookieWriter {
     return secure ? this.#secureSuffix : this.#plainSuffix;
   }
 
-  /** A `Set-Cookie` value carrying `value` for `maxAgeSeconds`. */
-  set(value: string, maxAgeSeconds: number, https: boolean): string {
-    return `${this.name}=${value}; Max-Age=${maxAgeSeconds}${this.#suffix(https)}`;
+  /**
+   * A `Set-Cookie` value carrying `value` for `maxAgeSeconds`, or, with
+   * `undefined`, a browser-session cookie (no `Max-Age`: the browser drops it
+   * when the session ends, RFC 6265bis section 5.6.2).
+   */
+  set(value: string, maxAgeSeconds: number | undefined, https: boolean): string {
+    return maxAgeSeconds === undefined
+      ? `${this.name}=${value}${this.#suffix(https)}`
+      : `${this.name}=${value}; Max-Age=${maxAgeSeconds}${this.#suffix(https)}`;
   }
 
   /** A `Set-Cookie` value that removes the cookie, with the attributes it was set with. */

@@ -13,6 +13,7 @@ import type { CookieOptions } from "./_cookie.ts";
 import { readCookieValues } from "./_cookie.ts";
 import { maxCookieValueLength, SignedToken, storageKey, UnsignedToken } from "./_crypto.ts";
 import { isPromiseLike, registerCommitNow } from "./_lifecycle.ts";
+import { rejectUnknownOptions } from "./_options.ts";
 import type { CookieToken, Presented } from "./_crypto.ts";
 import { CorruptRecordError, SessionConflictError, SessionStoreError, StoreContractError } from "./errors.ts";
 import type { StoreOperation } from "./errors.ts";
@@ -122,6 +123,30 @@ export interface ResponseFacts {
   /** The response's HTTP status, when it is known. */
   status?: number;
 }
+
+/** Every `SessionOptions` name: any other is refused, with the nearest of these suggested. */
+export const SESSION_OPTION_NAMES: readonly string[] = [
+  "store",
+  "secret",
+  "cookie",
+  "idleTimeout",
+  "absoluteTimeout",
+  "trustProxy",
+  "storeTimeout",
+  "now",
+  "onSecurityEvent",
+];
+
+/** What to say for option names users bring from other session libraries. */
+const OPTION_HINTS: Readonly<Record<string, string>> = {
+  maxAge: 'the session lifetime is "idleTimeout" and "absoluteTimeout" (seconds); one session\'s own is ' +
+    "session.setLifetime(seconds)",
+  ttl: 'use "idleTimeout" (seconds)',
+  name: 'the cookie name is "cookie.name"',
+  keys: 'use "secret" (a string or a list of strings)',
+  proxy: 'use "trustProxy"',
+  rolling: 'sessions slide by themselves ("idleTimeout"); session.touch() slides one now',
+};
 
 const DAY = 86_400;
 /** Browsers cap cookie lifetimes at 400 days (RFC 6265bis). */
@@ -294,6 +319,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     if (typeof options !== "object" || options === null) {
       throw new TypeError("Invalid session options: expected an object");
     }
+    rejectUnknownOptions(options, SESSION_OPTION_NAMES, "", OPTION_HINTS);
     if ("secret" in options && options.secret === undefined) {
       // Fail closed: `secret: process.env.SESSION_SECRET` with the variable unset must not silently go unsigned.
       throw optionError(
@@ -339,7 +365,10 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
         'Session ids are not signed: pass a "secret" option (32+ random bytes) to sign the session cookie',
       );
     }
-    this.#host = { deleteRecord: (key) => settled(() => this.#delete(key)) };
+    this.#host = {
+      deleteRecord: (key) => settled(() => this.#delete(key)),
+      reload: (state) => this.#reload(state),
+    };
   }
 
   /** Whether the session cookie is signed (a `secret` was given). */
@@ -485,48 +514,98 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     }
     const now = this.#now();
     const { meta } = answer;
-    if (
-      now >= meta.expiresAt || now >= meta.absoluteExpiresAt ||
-      (this.#absoluteMs !== null && now >= meta.createdAt + this.#absoluteMs)
-    ) {
+    if (this.#expired(answer.meta, this.#now())) {
       this.#report("expired-session", key);
       return this.#deleteStale(key);
     }
-    const data = new Map<string, unknown>();
-    for (const name of Object.keys(answer.data)) {
-      if (isAllowedKey(name)) data.set(name, answer.data[name]);
-      else this.#report("forbidden-key", key);
-    }
-    let incomingFlash: Map<string, unknown> | undefined;
-    if (answer.flash) {
-      for (const name of Object.keys(answer.flash)) {
-        if (!isAllowedKey(name)) {
-          this.#report("forbidden-key", key);
-          continue;
-        }
-        (incomingFlash ??= new Map()).set(name, answer.flash[name]);
-      }
-    }
-    return newSession<T>(this.#host, {
+    const state: SessionInternals = {
       id: presented.id,
       key,
       stored: true,
       hadCookie: true,
       rotated: presented.rotated,
       https,
-      data,
-      incomingFlash,
+      data: new Map(),
+      incomingFlash: undefined,
       outgoingFlash: undefined,
       set: undefined,
       deleted: undefined,
       cleared: false,
-      meta: {
-        createdAt: meta.createdAt,
-        expiresAt: meta.expiresAt,
-        absoluteExpiresAt: meta.absoluteExpiresAt,
-      },
+      meta: undefined,
       read: undefined,
-    });
+      lifetimeMs: undefined,
+      lifetimeChanged: false,
+      touched: false,
+    };
+    this.#fill(state, answer);
+    return newSession<T>(this.#host, state);
+  }
+
+  /**
+   * Whether a stored record is past its deadlines, or past the configured
+   * absolute timeout (so shortening it applies to records already stored),
+   * unless the session chose its own lifetime.
+   */
+  #expired(meta: SessionMeta, now: number): boolean {
+    return now >= meta.expiresAt || now >= meta.absoluteExpiresAt ||
+      (this.#absoluteMs !== null && typeof meta.lifetimeMs !== "number" &&
+        now >= meta.createdAt + this.#absoluteMs);
+  }
+
+  /** Puts a stored record's values, flash values and metadata into `state`, with no change pending. */
+  #fill(state: SessionInternals, record: SessionRecord): void {
+    const key = state.key;
+    const data = new Map<string, unknown>();
+    for (const name of Object.keys(record.data)) {
+      if (isAllowedKey(name)) data.set(name, record.data[name]);
+      else this.#report("forbidden-key", key);
+    }
+    let incomingFlash: Map<string, unknown> | undefined;
+    if (record.flash) {
+      for (const name of Object.keys(record.flash)) {
+        if (!isAllowedKey(name)) {
+          this.#report("forbidden-key", key);
+          continue;
+        }
+        (incomingFlash ??= new Map()).set(name, record.flash[name]);
+      }
+    }
+    const { meta } = record;
+    state.data = data;
+    state.incomingFlash = incomingFlash;
+    state.outgoingFlash = undefined;
+    state.set = undefined;
+    state.deleted = undefined;
+    state.cleared = false;
+    state.read = undefined;
+    state.meta = {
+      createdAt: meta.createdAt,
+      expiresAt: meta.expiresAt,
+      absoluteExpiresAt: meta.absoluteExpiresAt,
+    };
+    state.lifetimeMs = meta.lifetimeMs;
+    state.lifetimeChanged = false;
+    state.touched = false;
+  }
+
+  /** `Session.reload()`: reads the record of `state` again; `false` when it is gone or expired. */
+  async #reload(state: SessionInternals): Promise<boolean> {
+    const key = state.key!;
+    const answer = await this.#get(key);
+    if (answer === undefined || answer === null) return false;
+    if (answer === CORRUPT) {
+      this.#report("corrupt-record", key);
+      await this.#delete(key);
+      return false;
+    }
+    if (!isSessionRecord(answer)) {
+      throw new StoreContractError("read", `answered ${shape(answer)}, not a session record or undefined`);
+    }
+    if (this.#expired(answer.meta, this.#now())) return false;
+    // A regenerate or destroy while the read was pending made the record someone else's business.
+    if (state.key !== key) return false;
+    this.#fill(state, answer);
+    return true;
   }
 
   /** Deletes an expired or corrupt record: `undefined` when done at once, else the pending delete. */
@@ -551,6 +630,9 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       cleared: false,
       meta: undefined,
       read: undefined,
+      lifetimeMs: undefined,
+      lifetimeChanged: false,
+      touched: false,
     });
   }
 
@@ -566,12 +648,17 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       // The client's cookie named a session this request destroyed or regenerated: clear it.
       return state.hadCookie ? this.#cookie.clear(isHttps(state)) : undefined;
     }
-    const absoluteExpiresAt = this.#absoluteMs === null ? NEVER : now + this.#absoluteMs;
+    const lifetime = state.lifetimeMs;
+    const idleMs = typeof lifetime === "number" ? lifetime : this.#idleMs;
+    let absoluteExpiresAt = this.#absoluteMs === null ? NEVER : now + this.#absoluteMs;
+    // A lifetime the app chose for this session is honoured even past the configured absolute timeout.
+    if (typeof lifetime === "number") absoluteExpiresAt = Math.max(absoluteExpiresAt, now + lifetime);
     const meta: SessionMeta = {
       createdAt: now,
-      expiresAt: this.#idleMs === null ? absoluteExpiresAt : Math.min(now + this.#idleMs, absoluteExpiresAt),
+      expiresAt: idleMs === null ? absoluteExpiresAt : Math.min(now + idleMs, absoluteExpiresAt),
       absoluteExpiresAt,
     };
+    if (lifetime !== undefined) meta.lifetimeMs = lifetime;
     const record: SessionRecord = { data: toObject(state.data), meta };
     if (state.outgoingFlash?.size) record.flash = toObject(state.outgoingFlash);
     const id = session.id;
@@ -590,7 +677,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
           result === "gone" ? 'a create was answered "gone"' : `answered ${shape(result)}, not "written"`,
         );
       }
-      return this.#setCookie(id, meta.expiresAt, now, isHttps(state));
+      return this.#setCookie(id, meta, now, isHttps(state));
     };
     return isPromiseLike(answer) ? answer.then(created) : created(answer);
   }
@@ -599,22 +686,29 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     const loaded = state.meta!;
     const flashChanged = state.outgoingFlash !== undefined || state.incomingFlash !== undefined;
     const changed = (state.set?.size ?? 0) > 0 || (state.deleted?.size ?? 0) > 0 || state.cleared ||
-      flashChanged;
-    const slid = this.#idleMs === null
-      ? loaded.expiresAt
-      : Math.min(now + this.#idleMs, loaded.absoluteExpiresAt);
-    const touch = this.#idleMs !== null && slid - loaded.expiresAt >= this.#idleMs / 2;
+      flashChanged || state.lifetimeChanged;
+    const lifetime = state.lifetimeMs;
+    const idleMs = typeof lifetime === "number" ? lifetime : this.#idleMs;
+    const absoluteExpiresAt = state.lifetimeChanged && typeof lifetime === "number"
+      ? Math.max(loaded.absoluteExpiresAt, now + lifetime)
+      : loaded.absoluteExpiresAt;
+    const slid = idleMs === null ? loaded.expiresAt : Math.min(now + idleMs, absoluteExpiresAt);
+    // A new lifetime or an explicit touch() moves the deadline now; otherwise it moves once half an idle
+    // window has passed, so a busy session is not rewritten on every request.
+    const touch = state.lifetimeChanged || state.touched ||
+      (idleMs !== null && slid - loaded.expiresAt >= idleMs / 2);
     const id = state.id!;
-    if (!changed && !touch) {
-      return state.rotated ? this.#setCookie(id, loaded.expiresAt, now, isHttps(state)) : undefined;
-    }
-    // The deadline moves only with a touch, on writes as on reads: the browser's copy of the cookie
-    // expires when the record does, so a write that keeps the deadline needs no Set-Cookie.
     const meta: SessionMeta = {
       createdAt: loaded.createdAt,
       expiresAt: touch ? slid : loaded.expiresAt,
-      absoluteExpiresAt: loaded.absoluteExpiresAt,
+      absoluteExpiresAt,
     };
+    if (lifetime !== undefined) meta.lifetimeMs = lifetime;
+    if (!changed && !touch) {
+      return state.rotated ? this.#setCookie(id, meta, now, isHttps(state)) : undefined;
+    }
+    // The deadline moves only with a touch, on writes as on reads: the browser's copy of the cookie
+    // expires when the record does, so a write that keeps the deadline needs no Set-Cookie.
     const record: SessionRecord = { data: toObject(state.data), meta };
     if (state.outgoingFlash?.size) record.flash = toObject(state.outgoingFlash);
     const set = Object.create(null);
@@ -632,7 +726,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       if (result !== "written") {
         throw new StoreContractError("write", `answered ${shape(result)}, not "written" or "gone"`);
       }
-      return touch || state.rotated ? this.#setCookie(id, meta.expiresAt, now, isHttps(state)) : undefined;
+      return touch || state.rotated ? this.#setCookie(id, meta, now, isHttps(state)) : undefined;
     };
     return isPromiseLike(answer) ? answer.then(updated) : updated(answer);
   }
@@ -641,8 +735,11 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     return this.#call("delete", storeDelete, key);
   }
 
-  #setCookie(id: string, expiresAt: number, now: number, https: boolean): string {
-    const maxAge = Math.max(0, Math.min(MAX_COOKIE_AGE, Math.floor((expiresAt - now) / 1000)));
+  /** The cookie of a record: it expires when the record does, or with the browser session (`lifetimeMs: null`). */
+  #setCookie(id: string, meta: SessionMeta, now: number, https: boolean): string {
+    const maxAge = meta.lifetimeMs === null
+      ? undefined
+      : Math.max(0, Math.min(MAX_COOKIE_AGE, Math.floor((meta.expiresAt - now) / 1000)));
     return this.#cookie.set(this.#token.write(id), maxAge, https);
   }
 

@@ -19,7 +19,15 @@ export type SessionData = object;
 export interface SessionHost {
   /** Deletes the stored record under `key` now (for `regenerate()` and `destroy()`). */
   deleteRecord(key: string): Promise<void>;
+  /**
+   * Reads the stored record of `state` again and puts its values in place of
+   * the request's (for `reload()`); `false` when the record is gone.
+   */
+  reload(state: SessionInternals): Promise<boolean>;
 }
+
+/** A Node-style callback, as express-session's methods take. */
+export type SessionCallback = (error?: unknown) => void;
 
 /** Everything the core reads back at commit time. Internal: not exported from the package. */
 export interface SessionInternals {
@@ -50,6 +58,12 @@ export interface SessionInternals {
    * that moment: a value changed in place is saved as a set of its key.
    */
   read: Map<string, string> | undefined;
+  /** This session's own lifetime in ms, `null` for a browser-session cookie, `undefined` for the configured one. */
+  lifetimeMs: number | null | undefined;
+  /** `setLifetime()` was called during this request. */
+  lifetimeChanged: boolean;
+  /** `touch()` was called during this request: the idle deadline slides now. */
+  touched: boolean;
 }
 
 const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
@@ -301,25 +315,141 @@ export class Session<T extends SessionData = Record<string, any>> {
   }
 
   /**
+   * This session's own lifetime, as `setLifetime()` set it: seconds, `null`
+   * for a browser-session cookie, or `undefined` when it follows the
+   * configured `idleTimeout` and `absoluteTimeout`.
+   */
+  get lifetime(): number | null | undefined {
+    const ms = this.#state.lifetimeMs;
+    return typeof ms === "number" ? ms / 1000 : ms;
+  }
+
+  /**
+   * Gives this session a lifetime of its own, kept with it for its later
+   * requests (a "remember me" choice at login).
+   *
+   * - A number of seconds: the session expires after that long without a
+   *   request (its own idle timeout), and its cookie persists that long. The
+   *   lifetime is honoured even where it exceeds the configured timeouts: the
+   *   absolute deadline moves out to at least `seconds` from now, never
+   *   silently capped. It still ends at that deadline however active the
+   *   session is (OWASP Session Management Cheat Sheet, "Absolute Timeout").
+   * - `null`: a browser-session cookie, sent without `Max-Age`, which the
+   *   browser drops when it closes (RFC 6265bis, section 5.6.2); the
+   *   configured timeouts still end the session on the server.
+   *
+   * @param seconds The lifetime in seconds (a positive number), or `null`.
+   * @returns The session.
+   * @throws {TypeError} for anything else.
+   *
+   * @example Remember me for 30 days
+   * ```ts
+   * import { SessionManager } from "./core.ts";
+   *
+   * const sessions = new SessionManager({ secret: "a-secret-of-at-least-32-bytes-long!" });
+   * const session = await sessions.load({ cookie: null, https: true });
+   * session.set("user", "ada").setLifetime(30 * 86_400);
+   * const setCookie = await sessions.commit(session);
+   * console.log(setCookie?.includes("Max-Age=2592000")); // true
+   * ```
+   */
+  setLifetime(seconds: number | null): this {
+    if (seconds !== null && (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds <= 0)) {
+      throw new TypeError("Invalid session lifetime: expected a positive number of seconds, or null");
+    }
+    const state = this.#state;
+    state.lifetimeMs = seconds === null ? null : seconds * 1000;
+    state.lifetimeChanged = true;
+    return this;
+  }
+
+  /**
+   * Slides the idle deadline now: the record is rewritten with a fresh
+   * deadline and the cookie sent again when the request ends, even if the
+   * touch rule (half an idle window) would not yet do it.
+   */
+  touch(): this {
+    this.#state.touched = true;
+    return this;
+  }
+
+  /**
+   * Checks the values changed in place so far, as `set()` would. There is no
+   * early write: every change is written when the response starts, before any
+   * byte of it leaves, which is what express-session apps call `save()` for
+   * (a redirect that cannot outrun the write). For express-session code:
+   * `save(callback)` calls back after the check, with its error if any.
+   *
+   * @param callback Optional; given, the returned promise never rejects.
+   * @throws {TypeError} (rejects) when a value was changed into something that is not JSON data.
+   */
+  save(callback?: SessionCallback): Promise<void> {
+    const state = this.#state;
+    return withCallback(Promise.resolve().then(() => settleChanges(state)), callback);
+  }
+
+  /**
+   * Reads the stored record again, dropping this request's changes. A new
+   * session just drops its changes.
+   *
+   * @param callback Optional; given, the returned promise never rejects.
+   * @throws {Error} (rejects) when the record was deleted or has expired meanwhile.
+   * @throws {SessionStoreError} (rejects) when the store fails.
+   */
+  reload(callback?: SessionCallback): Promise<void> {
+    const state = this.#state;
+    const run = async () => {
+      if (state.stored && state.key !== undefined) {
+        if (!(await this.#host.reload(state))) {
+          throw new Error("Cannot reload the session: its record was deleted or has expired");
+        }
+        return;
+      }
+      state.data.clear();
+      state.set = undefined;
+      state.deleted = undefined;
+      state.cleared = false;
+      state.outgoingFlash = undefined;
+      state.read = undefined;
+    };
+    return withCallback(run(), callback);
+  }
+
+  /**
    * Gives the session a new id, keeps its data, and deletes the old record at
    * once. Call it when the user logs in or gains privileges, so an id planted
-   * before login (session fixation) is worthless.
+   * before login (session fixation) is worthless (OWASP Session Management
+   * Cheat Sheet, "Renew the Session ID After Any Privilege Level Change").
+   * Its lifetime (`setLifetime()`) stays with it.
+   *
+   * @param callback Optional, for express-session code; given, the returned promise never rejects.
+   * @throws {SessionStoreError} (rejects) when the store fails to delete the old record.
    */
-  async regenerate(): Promise<void> {
+  regenerate(callback?: SessionCallback): Promise<void> {
     const state = this.#state;
-    if (state.stored && state.key !== undefined) await this.#host.deleteRecord(state.key);
-    state.stored = false;
-    state.key = undefined;
-    state.meta = undefined;
-    state.id = generateId();
+    const run = async () => {
+      if (state.stored && state.key !== undefined) await this.#host.deleteRecord(state.key);
+      state.stored = false;
+      state.key = undefined;
+      state.meta = undefined;
+      state.id = generateId();
+    };
+    return withCallback(run(), callback);
   }
 
   /**
    * Deletes the stored record at once, forgets every value, and clears the
    * cookie when the response is sent. Writing afterwards starts a new session
    * with a new id.
+   *
+   * @param callback Optional, for express-session code; given, the returned promise never rejects.
+   * @throws {SessionStoreError} (rejects) when the store fails to delete the record.
    */
-  async destroy(): Promise<void> {
+  destroy(callback?: SessionCallback): Promise<void> {
+    return withCallback(this.#destroy(), callback);
+  }
+
+  async #destroy(): Promise<void> {
     const state = this.#state;
     if (state.stored && state.key !== undefined) await this.#host.deleteRecord(state.key);
     state.stored = false;
@@ -333,6 +463,9 @@ export class Session<T extends SessionData = Record<string, any>> {
     state.incomingFlash = undefined;
     state.outgoingFlash = undefined;
     state.read = undefined;
+    state.lifetimeMs = undefined;
+    state.lifetimeChanged = false;
+    state.touched = false;
   }
 
   /**
@@ -356,6 +489,20 @@ export class Session<T extends SessionData = Record<string, any>> {
   [Symbol.for("Deno.customInspect")](): string {
     return `Session { keys: ${JSON.stringify(this.keys())} }`;
   }
+}
+
+/**
+ * `run`, or, with a Node-style callback, `run` reported to the callback (and a
+ * promise that never rejects, so an app that only passes a callback never
+ * sees an unhandled rejection).
+ */
+function withCallback(run: Promise<void>, callback: SessionCallback | undefined): Promise<void> {
+  if (callback === undefined) return run;
+  if (typeof callback !== "function") {
+    run.catch(() => {});
+    throw new TypeError("Invalid session callback: expected a function");
+  }
+  return run.then(() => callback(), (error) => callback(error));
 }
 
 /** The core's view of a session. Internal: not exported from the package. */

@@ -37,6 +37,15 @@ export interface SessionMeta {
   expiresAt: number;
   /** The absolute deadline fixed at creation; `expiresAt` never slides past it. */
   absoluteExpiresAt: number;
+  /**
+   * This session's own lifetime, set by `Session.setLifetime()`: a number of
+   * milliseconds is its own idle timeout (with a persistent cookie); `null`
+   * means a browser-session cookie (no `Max-Age`) under the configured
+   * timeouts. Absent for a session that never set one: stores must keep it
+   * as they got it (absent, `null` or the number) and may store nothing for
+   * "absent".
+   */
+  lifetimeMs?: number | null;
 }
 
 /** A session as a store keeps it. User keys and library metadata never share a namespace. */
@@ -175,7 +184,9 @@ export function isSessionRecord(value: unknown): value is SessionRecord {
   return isPlainObject(data) && (flash === undefined || isPlainObject(flash)) &&
     isPlainObject(meta) && typeof meta.createdAt === "number" &&
     Number.isFinite(meta.createdAt) && meta.createdAt >= 0 &&
-    isTime(meta.expiresAt) && isTime(meta.absoluteExpiresAt);
+    isTime(meta.expiresAt) && isTime(meta.absoluteExpiresAt) &&
+    (meta.lifetimeMs === undefined || meta.lifetimeMs === null ||
+      (typeof meta.lifetimeMs === "number" && Number.isFinite(meta.lifetimeMs) && meta.lifetimeMs > 0));
 }
 
 /**

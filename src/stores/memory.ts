@@ -39,6 +39,7 @@ interface Entry {
   createdAt: number;
   expiresAt: number;
   absoluteExpiresAt: number;
+  lifetimeMs: number | null | undefined;
   /** The expiry bucket this entry was last filed under. */
   bucket: number;
 }
@@ -149,6 +150,7 @@ export class MemoryStore implements Store {
         absoluteExpiresAt: entry.absoluteExpiresAt,
       },
     };
+    if (entry.lifetimeMs !== undefined) record.meta.lifetimeMs = entry.lifetimeMs;
     if (entry.flash !== undefined) record.flash = thawAll(entry.flash);
     return record;
   }
@@ -171,6 +173,7 @@ export class MemoryStore implements Store {
         createdAt: record.meta.createdAt,
         expiresAt: record.meta.expiresAt,
         absoluteExpiresAt: record.meta.absoluteExpiresAt,
+        lifetimeMs: record.meta.lifetimeMs,
         bucket: previous?.bucket ?? Number.NaN,
       };
       this.#entries.set(key, entry);
@@ -182,6 +185,7 @@ export class MemoryStore implements Store {
       entry.createdAt = record.meta.createdAt;
       entry.expiresAt = record.meta.expiresAt;
       entry.absoluteExpiresAt = record.meta.absoluteExpiresAt;
+      entry.lifetimeMs = record.meta.lifetimeMs;
     }
     const bucket = Math.floor(Math.min(entry.expiresAt, entry.absoluteExpiresAt) / BUCKET_MS);
     if (entry.bucket !== bucket) {

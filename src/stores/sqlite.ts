@@ -81,6 +81,16 @@ interface Row {
   created_at: number;
   expires_at: number;
   absolute_expires_at: number;
+  lifetime_ms: number | null;
+}
+
+/**
+ * `meta.lifetimeMs` in the `lifetime_ms` column: SQL NULL when the session has
+ * none of its own, 0 for `null` (a browser-session cookie; a lifetime is
+ * always positive), else the number.
+ */
+function lifetimeColumn(lifetimeMs: number | null | undefined): number | null {
+  return lifetimeMs === undefined ? null : lifetimeMs === null ? 0 : lifetimeMs;
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -240,23 +250,32 @@ export class SqliteStore implements Store {
           flash TEXT,
           created_at INTEGER NOT NULL,
           expires_at INTEGER NOT NULL,
-          absolute_expires_at INTEGER NOT NULL
+          absolute_expires_at INTEGER NOT NULL,
+          lifetime_ms INTEGER
         );
         CREATE INDEX IF NOT EXISTS "${tableName}_expires_at" ON ${table} (expires_at);`,
       );
+      // Tables made by 3.0 lack the column of per-session lifetimes: add it (NULL: no lifetime of its own).
+      const hasLifetime = db.prepare("SELECT 1 FROM pragma_table_info(?) WHERE name = 'lifetime_ms'")
+        .get(tableName);
+      if (hasLifetime === undefined) {
+        db.exec(`ALTER TABLE ${table} ADD COLUMN lifetime_ms INTEGER`);
+      }
       const live = "id = ? AND expires_at > ? AND absolute_expires_at > ?";
       this.#select = db.prepare(
-        `SELECT data, flash, created_at, expires_at, absolute_expires_at FROM ${table} WHERE ${live}`,
+        `SELECT data, flash, created_at, expires_at, absolute_expires_at, lifetime_ms FROM ${table}
+        WHERE ${live}`,
       );
       this.#insert = db.prepare(
-        `INSERT INTO ${table} (id, data, flash, created_at, expires_at, absolute_expires_at)
-        VALUES (?, ?, ?, ?, ?, ?)
+        `INSERT INTO ${table} (id, data, flash, created_at, expires_at, absolute_expires_at, lifetime_ms)
+        VALUES (?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (id) DO UPDATE SET data = excluded.data, flash = excluded.flash,
           created_at = excluded.created_at, expires_at = excluded.expires_at,
-          absolute_expires_at = excluded.absolute_expires_at`,
+          absolute_expires_at = excluded.absolute_expires_at, lifetime_ms = excluded.lifetime_ms`,
       );
       this.#update = db.prepare(
-        `UPDATE ${table} SET data = ?, flash = ?, created_at = ?, expires_at = ?, absolute_expires_at = ?
+        `UPDATE ${table} SET data = ?, flash = ?, created_at = ?, expires_at = ?, absolute_expires_at = ?,
+          lifetime_ms = ?
         WHERE id = ?`,
       );
       this.#delete = db.prepare(`DELETE FROM ${table} WHERE id = ?`);
@@ -321,6 +340,7 @@ export class SqliteStore implements Store {
             absoluteExpiresAt: row.absolute_expires_at,
           },
         };
+        if (row.lifetime_ms !== null) record.meta.lifetimeMs = row.lifetime_ms === 0 ? null : row.lifetime_ms;
         if (row.flash !== null) record.flash = JSON.parse(row.flash);
       } catch (error) {
         throw new CorruptRecordError("the data or flash column is not valid JSON", { cause: error });
@@ -358,6 +378,7 @@ export class SqliteStore implements Store {
           meta.createdAt,
           meta.expiresAt,
           meta.absoluteExpiresAt,
+          lifetimeColumn(meta.lifetimeMs),
         );
         return "written";
       }
@@ -382,6 +403,7 @@ export class SqliteStore implements Store {
           meta.createdAt,
           meta.expiresAt,
           meta.absoluteExpiresAt,
+          lifetimeColumn(meta.lifetimeMs),
           key,
         );
         this.#db.exec("COMMIT");

@@ -58,7 +58,9 @@ storeConformanceSuite(test, {
   plantCorrupt: (store, key) => {
     const db = openDatabase((store as TempSqliteStore).path);
     const later = Date.now() + 60_000;
-    db.prepare("INSERT INTO sessions VALUES (?, ?, NULL, ?, ?, ?)").run(
+    db.prepare(
+      "INSERT INTO sessions (id, data, flash, created_at, expires_at, absolute_expires_at) VALUES (?, ?, NULL, ?, ?, ?)",
+    ).run(
       key,
       '{"truncat',
       Date.now(),
@@ -200,6 +202,33 @@ test("SqliteStore: a custom table name is used, and two tables in one database s
     assert.deepEqual(tables.names.split(",").sort(), ["_Api2", "web_sessions"]);
     await web.close();
     await api.close();
+  } finally {
+    db.close();
+  }
+});
+
+test("SqliteStore: a table made by 3.0 (no lifetime_ms column) gets the column, and its rows still read", async () => {
+  const db = openDatabase(":memory:");
+  try {
+    db.exec(`CREATE TABLE sessions (id TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL, flash TEXT,
+      created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, absolute_expires_at INTEGER NOT NULL)`);
+    const later = Date.now() + 60_000;
+    db.prepare("INSERT INTO sessions VALUES (?, ?, NULL, ?, ?, ?)").run(
+      id(1),
+      '{"a":1}',
+      Date.now(),
+      later,
+      later,
+    );
+    const store = new SqliteStore({ database: db });
+    const old = await store.get(id(1));
+    assert.deepEqual(old?.data, { a: 1 });
+    assert.equal(old !== undefined && "lifetimeMs" in old.meta, false);
+    const write = create({ b: 2 });
+    write.record.meta.lifetimeMs = null;
+    await store.set(id(2), write);
+    assert.equal((await store.get(id(2)))?.meta.lifetimeMs, null);
+    await store.close();
   } finally {
     db.close();
   }

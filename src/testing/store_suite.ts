@@ -223,6 +223,26 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     deepEqual(record?.meta, write.record.meta);
   });
 
+  withStore(
+    "a session's own lifetime (meta.lifetimeMs: a number or null) is kept by creates and updates",
+    async (store) => {
+      const id = generateId();
+      const write = create({ a: 1 });
+      write.record.meta.lifetimeMs = 14 * 86_400_000;
+      await store.set(id, write);
+      deepEqual((await store.get(id))?.meta, write.record.meta);
+      const browserSession = update({ a: 1 }, { set: { b: 2 } });
+      browserSession.record.meta.lifetimeMs = null;
+      equal(await store.set(id, browserSession), "written");
+      deepEqual((await store.get(id))?.meta, browserSession.record.meta);
+      const configured = update({ a: 1, b: 2 });
+      equal(await store.set(id, configured), "written");
+      const meta = (await store.get(id))?.meta;
+      deepEqual(meta, configured.record.meta);
+      ok(meta !== undefined && !("lifetimeMs" in meta), "no lifetime of its own reads back as absent");
+    },
+  );
+
   withStore("an update with cleared removes every key first", async (store) => {
     const id = generateId();
     await store.set(id, create({ a: 1, b: 2 }));
