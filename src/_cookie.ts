@@ -80,6 +80,14 @@ export interface CookieOptions {
   httpOnly?: boolean;
   /** `Partitioned` attribute (CHIPS). Default `false`; requires `Secure`. */
   partitioned?: boolean;
+  /**
+   * Whether session cookies carry `Max-Age` (they expire with the session's
+   * idle deadline). Default `true`. `false` sends browser-session cookies,
+   * which the browser drops when it closes (RFC 6265bis, section 5.6.2); the
+   * timeouts still end sessions on the server. One session can choose
+   * otherwise with `session.setLifetime()`.
+   */
+  persistent?: boolean;
 }
 
 /** Every `CookieOptions` name. */
@@ -91,6 +99,7 @@ const COOKIE_OPTION_NAMES: readonly string[] = [
   "secure",
   "httpOnly",
   "partitioned",
+  "persistent",
 ];
 
 const COOKIE_HINTS: Readonly<Record<string, string>> = {
@@ -112,6 +121,8 @@ function optionError(option: string, detail: string): TypeError {
 export class CookieWriter {
   /** The cookie name. */
   readonly name: string;
+  /** Whether cookies carry `Max-Age` unless a session chose otherwise. */
+  readonly persistent: boolean;
   #plainSuffix: string;
   #secureSuffix: string;
   #secure: boolean | "auto";
@@ -177,6 +188,9 @@ export class CookieWriter {
     }
     const httpOnly = options.httpOnly ?? true;
     if (typeof httpOnly !== "boolean") throw optionError("cookie.httpOnly", "must be a boolean");
+    const persistent = options.persistent ?? true;
+    if (typeof persistent !== "boolean") throw optionError("cookie.persistent", "must be a boolean");
+    this.persistent = persistent;
 
     this.name = name;
     this.#secure = secure;

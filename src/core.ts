@@ -735,9 +735,14 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     return this.#call("delete", storeDelete, key);
   }
 
-  /** The cookie of a record: it expires when the record does, or with the browser session (`lifetimeMs: null`). */
+  /**
+   * The cookie of a record: it expires when the record does, or with the
+   * browser session (`lifetimeMs: null`, or `cookie.persistent: false` for a
+   * session without a lifetime of its own).
+   */
   #setCookie(id: string, meta: SessionMeta, now: number, https: boolean): string {
-    const maxAge = meta.lifetimeMs === null
+    const persistent = meta.lifetimeMs === undefined ? this.#cookie.persistent : meta.lifetimeMs !== null;
+    const maxAge = !persistent
       ? undefined
       : Math.max(0, Math.min(MAX_COOKIE_AGE, Math.floor((meta.expiresAt - now) / 1000)));
     return this.#cookie.set(this.#token.write(id), maxAge, https);

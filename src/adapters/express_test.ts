@@ -30,7 +30,9 @@ const errorHandler: ErrorRequestHandler = (error, _req, res, _next) => {
 function suiteApp(createExpress: typeof express, options: SessionOptions, framework?: SuiteFrameworkOptions) {
   const app = createExpress();
   if (framework?.trustFrameworkProxy) app.set("trust proxy", true);
-  app.use(session(options));
+  // The suite checks this library's defaults; the drop-in's own (connect.sid, a browser-session cookie, as
+  // express-session has them) are checked below.
+  app.use(session({ ...options, cookie: { name: "sid", persistent: true, ...options.cookie } }));
   // Express 4 does not catch rejected promises, so the route hands its failures to next() itself.
   app.use((req, res, next) => {
     handleSuiteRoute(req.session, new URL(req.originalUrl, "http://localhost")).then((result) => {
@@ -73,7 +75,7 @@ async function withApp(
   const store = new FaultyStore(memory);
   const app = createExpress();
   app.set("env", "test"); // keeps Express's final handler from logging the errors these tests cause
-  app.use(session({ store, secret: SECRET, ...options }));
+  app.use(session({ store, secret: SECRET, name: "sid", cookie: { persistent: true }, ...options }));
   routes(app);
   app.use(errorHandler);
   const server = await serveNodeHandler(app);
@@ -468,7 +470,7 @@ for (const [name, createExpress] of VERSIONS) {
 
   it("a TLS connection (req.socket.encrypted) gets a Secure cookie", async () => {
     const app = createExpress();
-    app.use(session({ store: new MemoryStore(), secret: SECRET }));
+    app.use(session({ store: new MemoryStore(), secret: SECRET, name: "sid" }));
     app.get("/", (req, res) => {
       req.session.set("a", 1);
       res.send(req.protocol);

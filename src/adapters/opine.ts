@@ -1,7 +1,7 @@
 /**
  * Sessions for Opine 2.3.4 (the last release; Deno only): the original
- * module's `OpineSession`, and a plain `session()` middleware. Both serve
- * Express apps too, since Opine's API is a port of Express 4's.
+ * module's `OpineSession`, and a plain `session()` middleware. For Express,
+ * import `<package>/express`.
  *
  * @module
  */
@@ -11,7 +11,7 @@ import type { SessionOptions } from "../core.ts";
 import type { Session } from "../session.ts";
 import type { Store } from "../store.ts";
 import { connectSession } from "./_connect.ts";
-import type { ConnectMiddleware } from "./_connect.ts";
+import type { ConnectHook, ConnectMiddleware, ConnectNext, ConnectRequest } from "./_connect.ts";
 
 export { SessionManager } from "../core.ts";
 export type { RequestFacts, ResponseFacts, SecurityEvent, SessionOptions } from "../core.ts";
@@ -75,7 +75,7 @@ export interface OpineApp {
  * ```
  */
 export function session(options: SessionOptions = {}): ConnectMiddleware {
-  return connectSession(new SessionManager(options));
+  return connectSession(new SessionManager(options), OPINE_HOOK);
 }
 
 /**
@@ -114,6 +114,107 @@ export class OpineSession {
    */
   constructor(app: OpineApp, options: SessionOptions = {}, store: Store | null = null) {
     this.manager = new SessionManager({ ...options, store: store ?? options.store });
-    app.use(connectSession(this.manager));
+    app.use(connectSession(this.manager, OPINE_HOOK));
   }
+}
+
+/** Opine's request and response, as far as the hook touches them. */
+interface OpineRequest extends ConnectRequest {
+  /** Opine's `WrappedRequest` sets it from the full request URL: the scheme of the connection itself. */
+  proto?: string;
+  respond(response: unknown): Promise<void> | void;
+}
+interface OpineResponse {
+  status: number;
+  headers: Headers;
+  body?: unknown;
+  written?: boolean;
+  end(body?: unknown): Promise<void>;
+}
+
+/**
+ * Opine's hook: the commit is awaited in Opine's async `res.end` (which
+ * `send`, `json`, `redirect`, `sendStatus` and `sendFile` end in) and in
+ * `req.respond` (which `res.end` calls, and Opine's own 404 and error pages
+ * call directly). The first of them commits; both are put back then.
+ *
+ * While the commit runs, the response reads as Opine's would once `end` was
+ * called (`res.written` is true), and what it sends is what it was at that
+ * call: the status, headers and body are kept then and put back before the
+ * response goes out, so a change made meanwhile (a second `send` after the
+ * first was not awaited) cannot alter it. A second `end` waits for the first
+ * and then goes to Opine as it is, where Opine answers it as it would without
+ * the middleware.
+ */
+const OPINE_HOOK: ConnectHook = {
+  // The scheme of the request URL, not `req.secure`: Opine's `trust proxy` setting does not change it.
+  https: (req) => (req as OpineRequest).proto === "https:",
+  attach(req, res, manager, current, next) {
+    hookOpine(req as OpineRequest, res as OpineResponse, manager, current, next);
+  },
+};
+
+function hookOpine(
+  req: OpineRequest,
+  res: OpineResponse,
+  manager: SessionManager,
+  current: Session,
+  next: ConnectNext,
+): void {
+  const end = res.end;
+  const respond = req.respond;
+  const endWasOwn = Object.hasOwn(res, "end");
+  const respondWasOwn = Object.hasOwn(req, "respond");
+  const headersBefore = new Headers(res.headers);
+  const statusBefore = res.status;
+  let settled: Promise<boolean> | undefined;
+
+  const putBack = () => {
+    if (endWasOwn) res.end = end;
+    else delete (res as Partial<OpineResponse>).end;
+    if (respondWasOwn) req.respond = respond;
+    else delete (req as Partial<OpineRequest>).respond;
+  };
+  /** Commits once; `true` when the response may go out. */
+  const settle = (): Promise<boolean> => {
+    if (settled !== undefined) return settled;
+    // What the response is now is what goes out: kept before the first await.
+    const status = res.status;
+    const headers = new Headers(res.headers);
+    const body = res.body;
+    res.written = true;
+    settled = manager.commit(current, { status }).then((setCookie) => {
+      putBack();
+      res.status = status;
+      replaceHeaders(res.headers, headers);
+      res.body = body;
+      if (setCookie) res.headers.append("Set-Cookie", setCookie);
+      return true;
+    }, (error) => {
+      putBack();
+      replaceHeaders(res.headers, headersBefore);
+      res.status = statusBefore;
+      res.written = false;
+      next(error);
+      return false;
+    });
+    return settled;
+  };
+
+  res.end = async function (this: unknown, body?: unknown) {
+    const first = settled === undefined;
+    // Opine's own `end` keeps the body before anything else: so does the hook, so it is part of what is kept.
+    if (first && body) res.body = body;
+    if (!(await settle())) return;
+    return await end.call(this, first ? undefined : body);
+  };
+  req.respond = async function (this: unknown, response: unknown) {
+    if (!(await settle())) return;
+    return await respond.call(this, response);
+  };
+}
+
+function replaceHeaders(target: Headers, source: Headers): void {
+  for (const name of [...target.keys()]) target.delete(name);
+  for (const [name, value] of source) target.append(name, value);
 }

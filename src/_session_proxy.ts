@@ -1,0 +1,92 @@
+// Property access on a session, for the habits of express-session (`req.session.views = n`) and koa-session
+// (`ctx.session.views = n`): a Proxy over the session in which every name that is not one of the session's
+// own members is a session key. Reading one is `get`, assigning is `set` (checked, saved, merged per key),
+// `delete` is `delete`, and `Object.keys` lists the keys. The session's members stay what they are, and
+// assigning to one is refused with an error that names the method to use instead.
+
+import type { Session } from "./session.ts";
+
+/** An extra member of the proxy, beside the session's own (express-session's `cookie`, koa-session's `maxAge`). */
+export interface ExtraMember {
+  get(session: Session): unknown;
+  /** Absent: the member is read-only. */
+  set?(session: Session, value: unknown): void;
+}
+
+/** Every name a `Session` answers itself, up its prototype chain (`Object.prototype` included). */
+function memberNames(proto: object | null): Set<PropertyKey> {
+  const names = new Set<PropertyKey>();
+  for (let p = proto; p !== null; p = Object.getPrototypeOf(p)) {
+    for (const name of Reflect.ownKeys(p)) names.add(name);
+  }
+  return names;
+}
+
+function refuse(prop: string, action: string, extra: boolean): TypeError {
+  return new TypeError(
+    `Cannot ${action} session property "${prop}": it is ${
+      extra ? "a property" : "a method or property"
+    } of the session itself, not a session key; to keep a value under this name use session.set("${prop}", value) and session.get("${prop}")`,
+  );
+}
+
+/**
+ * A proxy handler for sessions with `extras`. Made once per adapter, shared by
+ * all its sessions: no closure is made per request.
+ */
+export function sessionPropertyHandler(
+  sessionClass: { prototype: object },
+  extras: Readonly<Record<string, ExtraMember>> = {},
+): ProxyHandler<Session> {
+  const members = memberNames(sessionClass.prototype);
+  /** Methods bound to their session, made on first use: a proxy cannot be `this` for private fields. */
+  const bound = new WeakMap<Session, Map<PropertyKey, unknown>>();
+  const isMember = (prop: PropertyKey) =>
+    typeof prop === "symbol" || members.has(prop) || Object.hasOwn(extras, prop);
+  return {
+    get(session, prop) {
+      if (typeof prop === "string" && Object.hasOwn(extras, prop)) return extras[prop].get(session);
+      if (!isMember(prop)) return session.get(prop as string);
+      const value = Reflect.get(session, prop, session);
+      if (typeof value !== "function" || prop === "constructor") return value;
+      let methods = bound.get(session);
+      if (methods === undefined) bound.set(session, methods = new Map());
+      let method = methods.get(prop);
+      if (method === undefined) methods.set(prop, method = value.bind(session));
+      return method;
+    },
+    set(session, prop, value) {
+      if (typeof prop === "string" && Object.hasOwn(extras, prop)) {
+        const extra = extras[prop];
+        if (extra.set === undefined) throw refuse(prop, "assign", true);
+        extra.set(session, value);
+        return true;
+      }
+      if (isMember(prop)) throw refuse(String(prop), "assign", false);
+      session.set(prop as string, value);
+      return true;
+    },
+    deleteProperty(session, prop) {
+      if (isMember(prop)) throw refuse(String(prop), "delete", Object.hasOwn(extras, prop));
+      session.delete(prop as string);
+      return true;
+    },
+    has(session, prop) {
+      return isMember(prop) || session.has(prop as string);
+    },
+    ownKeys(session) {
+      return session.keys();
+    },
+    getOwnPropertyDescriptor(session, prop) {
+      if (isMember(prop) || !session.has(prop as string)) return undefined;
+      return { value: session.get(prop as string), writable: true, enumerable: true, configurable: true };
+    },
+    defineProperty(_session, prop) {
+      throw new TypeError(
+        `Cannot define session property "${String(prop)}": assign it (session.${
+          String(prop)
+        } = value) or use session.set`,
+      );
+    },
+  };
+}
