@@ -380,7 +380,7 @@ export class Session<T extends SessionData = Record<string, any>> {
    * (a redirect that cannot outrun the write). For express-session code:
    * `save(callback)` calls back after the check, with its error if any.
    *
-   * @param callback Optional; given, the returned promise never rejects.
+   * @param callback Optional, for express-session code; given, errors go to it rather than to the returned promise.
    * @throws {TypeError} (rejects) when a value was changed into something that is not JSON data.
    */
   save(callback?: SessionCallback): Promise<void> {
@@ -392,7 +392,7 @@ export class Session<T extends SessionData = Record<string, any>> {
    * Reads the stored record again, dropping this request's changes. A new
    * session just drops its changes.
    *
-   * @param callback Optional; given, the returned promise never rejects.
+   * @param callback Optional, for express-session code; given, errors go to it rather than to the returned promise.
    * @throws {Error} (rejects) when the record was deleted or has expired meanwhile.
    * @throws {SessionStoreError} (rejects) when the store fails.
    */
@@ -422,7 +422,12 @@ export class Session<T extends SessionData = Record<string, any>> {
    * Cheat Sheet, "Renew the Session ID After Any Privilege Level Change").
    * Its lifetime (`setLifetime()`) stays with it.
    *
-   * @param callback Optional, for express-session code; given, the returned promise never rejects.
+   * With a callback, it is express-session's `regenerate(callback)`, and
+   * does what that does: the new session starts empty (apps written for
+   * express-session rely on it, e.g. to log out, and Passport copies back
+   * what it keeps).
+   *
+   * @param callback Optional, for express-session code; given, errors go to it rather than to the returned promise.
    * @throws {SessionStoreError} (rejects) when the store fails to delete the old record.
    */
   regenerate(callback?: SessionCallback): Promise<void> {
@@ -433,6 +438,7 @@ export class Session<T extends SessionData = Record<string, any>> {
       state.key = undefined;
       state.meta = undefined;
       state.id = generateId();
+      if (callback !== undefined) this.clear();
     };
     return withCallback(run(), callback);
   }
@@ -442,7 +448,7 @@ export class Session<T extends SessionData = Record<string, any>> {
    * cookie when the response is sent. Writing afterwards starts a new session
    * with a new id.
    *
-   * @param callback Optional, for express-session code; given, the returned promise never rejects.
+   * @param callback Optional, for express-session code; given, errors go to it rather than to the returned promise.
    * @throws {SessionStoreError} (rejects) when the store fails to delete the record.
    */
   destroy(callback?: SessionCallback): Promise<void> {

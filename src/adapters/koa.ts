@@ -5,9 +5,10 @@
  */
 
 import type { Middleware } from "koa";
+import { sessionPropertyHandler } from "../_session_proxy.ts";
 import { SessionManager } from "../core.ts";
 import type { SessionOptions } from "../core.ts";
-import type { Session } from "../session.ts";
+import { Session } from "../session.ts";
 
 export { SessionManager } from "../core.ts";
 export type { RequestFacts, ResponseFacts, SecurityEvent, SessionOptions } from "../core.ts";
@@ -16,12 +17,47 @@ export type { SessionData } from "../session.ts";
 export { SessionConflictError, SessionStoreError, StoreContractError } from "../errors.ts";
 export { MemoryStore } from "../stores/memory.ts";
 
+/**
+ * `ctx.session` in Koa: a {@linkcode Session} whose keys also read and write
+ * as properties (`ctx.session.views = 1`), as with koa-session, plus
+ * koa-session's `maxAge`.
+ */
+// deno-lint-ignore no-explicit-any
+export type KoaSession = Session & { maxAge: number | "session" | undefined } & Record<string, any>;
+
 declare module "koa" {
   interface ExtendableContext {
     /** The request's session, set by the `session()` middleware. */
-    session: Session;
+    session: KoaSession;
   }
 }
+
+/**
+ * Property access, koa-session style. `maxAge` is koa-session's per-session
+ * lifetime: milliseconds, or `"session"` for a browser-session cookie, mapped
+ * onto `session.setLifetime`; it reads `undefined` while the configured
+ * timeouts apply.
+ */
+const KOA_PROPERTIES = sessionPropertyHandler(Session, {
+  maxAge: {
+    get(session) {
+      const lifetime = session.lifetime;
+      return lifetime === null ? "session" : lifetime === undefined ? undefined : lifetime * 1000;
+    },
+    set(session, value) {
+      if (value === "session" || value === null) {
+        session.setLifetime(null);
+        return;
+      }
+      if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+        throw new TypeError(
+          'Invalid ctx.session.maxAge: expected a positive number of milliseconds, or "session"',
+        );
+      }
+      session.setLifetime(value / 1000);
+    },
+  },
+});
 
 /**
  * Session middleware for Koa 2 and 3: `ctx.session` in every later
@@ -37,8 +73,14 @@ declare module "koa" {
  * `ctx.secure`: Koa's `app.proxy` does not change it. Behind a proxy that
  * terminates TLS, set the `trustProxy` session option.
  *
- * `ctx.session` is a `Session` with untyped values; for typed data, cast it:
- * `ctx.session as Session<{ userId: string }>`.
+ * `ctx.session` is a `Session` whose keys are also properties, as with
+ * koa-session: `ctx.session.views = n`, `delete ctx.session.cart` and
+ * `Object.keys(ctx.session)` are `set`, `delete` and `keys` (checked, saved
+ * and merged per key). The session's own methods stay methods; assigning to
+ * one of their names throws a `TypeError` that names the method to use.
+ * `ctx.session.maxAge` is the session's own lifetime in milliseconds, or
+ * `"session"` for a browser-session cookie. For typed data, cast it:
+ * `ctx.session as unknown as Session<{ userId: string }>`.
  *
  * @param options Session options (all optional; see the README's options table).
  * @returns The middleware.
@@ -68,7 +110,7 @@ export function session(options: SessionOptions = {}): Middleware {
       https: () => (ctx.req.socket as { encrypted?: boolean } | undefined)?.encrypted === true,
       forwardedProto: manager.trustProxy ? ctx.get("x-forwarded-proto") : undefined,
     });
-    ctx.session = current;
+    ctx.session = new Proxy(current, KOA_PROPERTIES) as KoaSession;
     try {
       await next();
     } catch (error) {
