@@ -62,6 +62,72 @@ test("construction errors name the option", () => {
   assert.doesNotThrow(() => new SessionManager({ cookie: { name: "__Host-sid" }, secret: SECRET }));
 });
 
+test("unknown option names are refused with the nearest known name, or a hint for names from other libraries", () => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ idleTimout: 60 }, /Unknown session option "idleTimout": did you mean "idleTimeout"\?/],
+    [{ secrets: "x" }, /did you mean "secret"\?/],
+    [
+      { cookie: { maxAge: 1000 } },
+      /Unknown session option "cookie.maxAge": the cookie lives as long as the session/,
+    ],
+    [{ cookie: { samesite: "Lax" } }, /did you mean "cookie.sameSite"\?/],
+    [{ maxAge: 1000 }, /"maxAge": the session lifetime is "idleTimeout"/],
+    [{ zzzzzz: 1 }, /known options are store, secret, cookie/],
+  ];
+  for (const [options, message] of cases) {
+    assert.throws(() => new SessionManager(options as SessionOptions), message);
+  }
+});
+
+test("setLifetime: a session's own lifetime is kept across requests and honoured past the configured timeouts", async () => {
+  let now = Date.UTC(2026, 0, 1);
+  const clock = () => now;
+  const store = new MemoryStore({ now: clock });
+  const manager = new SessionManager({
+    store,
+    secret: SECRET,
+    now: clock,
+    idleTimeout: 3600,
+    absoluteTimeout: 86400,
+  });
+  const first = await manager.load({ cookie: null, https: false });
+  first.set("user", "ada").setLifetime(10 * 86400);
+  assert.equal(first.lifetime, 10 * 86400);
+  const setCookie = (await manager.commit(first))!;
+  assert.match(setCookie, /Max-Age=864000/);
+  const cookie = setCookie.split(";")[0];
+  now += 5 * 86400_000; // past the one-hour idle and one-day absolute timeouts
+  const later = await manager.load({ cookie, https: false });
+  assert.equal(later.get("user"), "ada");
+  assert.equal(later.lifetime, 10 * 86400, "the lifetime came back from the store");
+  await later.regenerate();
+  const regenerated = (await manager.commit(later))!;
+  assert.match(regenerated, /Max-Age=864000/, "regenerate keeps the lifetime");
+  now += 11 * 86400_000; // 11 days after the regenerate (a new record): past its own 10-day deadline
+  assert.equal((await manager.load({ cookie: regenerated.split(";")[0], https: false })).isNew, true);
+
+  const browser = await manager.load({ cookie: null, https: false });
+  browser.set("user", "eve").setLifetime(null);
+  const session = (await manager.commit(browser))!;
+  assert.doesNotMatch(session, /Max-Age/);
+  now += 1800_000;
+  const touched = await manager.load({ cookie: session.split(";")[0], https: false });
+  touched.touch();
+  assert.doesNotMatch((await manager.commit(touched))!, /Max-Age/, "still a browser-session cookie");
+  assert.throws(() => browser.setLifetime(0), /positive number of seconds, or null/);
+  assert.throws(() => browser.setLifetime(Number.NaN), /positive number of seconds, or null/);
+});
+
+test("cookie.persistent: false sends browser-session cookies unless a session chose a lifetime", async () => {
+  const manager = new SessionManager({ secret: SECRET, cookie: { persistent: false } });
+  const plain = await manager.load({ cookie: null, https: false });
+  plain.set("a", 1);
+  assert.doesNotMatch((await manager.commit(plain))!, /Max-Age/);
+  const remembered = await manager.load({ cookie: null, https: false });
+  remembered.set("a", 1).setLifetime(60);
+  assert.match((await manager.commit(remembered))!, /Max-Age=60/);
+});
+
 test("construction errors never contain the secret", () => {
   const secret = "short-but-very-recognisable";
   assert.throws(() => new SessionManager({ secret }), (error: Error) => !error.message.includes(secret));

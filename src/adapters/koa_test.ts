@@ -84,6 +84,46 @@ async function withApp(
 for (const [name, KoaApp] of VERSIONS) {
   const it = (title: string, fn: () => Promise<void>) => test(`${name}: ${title}`, fn);
 
+  it("ctx.session.views = n, as with koa-session: properties are keys, methods stay methods, maxAge is the lifetime", async () => {
+    await withApp(KoaApp, (app) => {
+      app.use((ctx) => {
+        if (ctx.path === "/bad") {
+          try {
+            (ctx.session as unknown as Record<string, unknown>).flash = "x";
+            ctx.body = "accepted";
+          } catch (error) {
+            ctx.body = (error as Error).message;
+          }
+          return;
+        }
+        ctx.session.views = (ctx.session.views ?? 0) + 1;
+        if (ctx.path === "/remember") ctx.session.maxAge = 86_400_000 * 30;
+        if (ctx.path === "/forget") ctx.session.maxAge = "session";
+        delete ctx.session.never;
+        ctx.body = {
+          views: ctx.session.views,
+          keys: Object.keys(ctx.session),
+          maxAge: ctx.session.maxAge ?? null,
+        };
+      });
+    }, async ({ origin }) => {
+      const first = await fetch(origin + "/");
+      const cookie = first.headers.getSetCookie()[0].split(";")[0];
+      assert.deepEqual(await first.json(), { views: 1, keys: ["views"], maxAge: null });
+      const remember = await fetch(origin + "/remember", { headers: { cookie } });
+      assert.deepEqual(await remember.json(), { views: 2, keys: ["views"], maxAge: 2_592_000_000 });
+      assert.match(remember.headers.getSetCookie()[0], /Max-Age=2592000/);
+      const forget = await fetch(origin + "/forget", { headers: { cookie } });
+      assert.deepEqual(await forget.json(), { views: 3, keys: ["views"], maxAge: "session" });
+      assert.doesNotMatch(forget.headers.getSetCookie()[0], /Max-Age/);
+      const bad = await fetch(origin + "/bad", { headers: { cookie } });
+      assert.match(
+        await bad.text(),
+        /Cannot assign session property "flash".*session\.set\("flash", value\)/,
+      );
+    });
+  });
+
   it("a store failure at commit reaches Koa's own error handler: 503, no Set-Cookie, app 'error' event", async () => {
     await withApp(KoaApp, (app) => {
       app.use((ctx) => {

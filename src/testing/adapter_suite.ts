@@ -95,6 +95,13 @@ export async function handleSuiteRoute(session: Session, url: URL): Promise<Suit
       return { status: 302, body: "", redirect: "/after-flash" };
     case "/after-flash":
       return { status: 200, body: JSON.stringify({ notice: session.get("notice") ?? null }) };
+    case "/lifetime": {
+      // A session's own lifetime ("remember me"), or a browser-session cookie with `seconds=null`.
+      const seconds = param("seconds");
+      session.set("user", "ada");
+      session.setLifetime(seconds === "null" ? null : Number(seconds));
+      return { status: 200, body: "ok" };
+    }
     case "/app-cookie":
       session.set("x", 1);
       return { status: 200, body: "ok", appCookie: "theme=dark; Path=/" };
@@ -568,6 +575,24 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
     equal(result.session!.attributes.get("samesite"), "Strict");
     equal(result.session!.attributes.get("domain"), "localhost");
   }, { cookie: { name: "app_session", sameSite: "Strict", domain: "localhost" } });
+
+  run(
+    "a session's own lifetime reaches the cookie and outlives the configured timeouts",
+    async ({ client, clock }) => {
+      const browser = client();
+      const remembered = await browser.request("/lifetime?seconds=864000");
+      equal(remembered.status, 200);
+      equal(remembered.session!.attributes.get("max-age"), "864000");
+      clock.now += 5 * 86_400_000; // past the one-hour idle and one-day absolute timeouts configured
+      const later = await browser.request("/peek");
+      deepEqual(JSON.parse(later.body), { isNew: false, data: { user: "ada" } });
+      const other = client();
+      const session = await other.request("/lifetime?seconds=null");
+      equal(session.session!.attributes.has("max-age"), false, "a browser-session cookie");
+      equal(session.session!.attributes.has("expires"), false);
+    },
+    { idleTimeout: 3600, absoluteTimeout: 86_400 },
+  );
 
   adapterSecuritySuite(test, options);
 }
