@@ -235,18 +235,28 @@ function isLive(record: SessionRecord, now: number): boolean {
  * regenerate) is never written back: the update answers `"gone"`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { DenoKvStore } from "./deno_kv.ts";
  * import { SessionManager } from "../core.ts";
  *
  * // Deno (--unstable-kv): Deno.openKv; Node and Bun: the npm package @deno/kv.
- * const store = new DenoKvStore({ path: "./sessions.kv" });
+ * const store = new DenoKvStore({ path: ":memory:", keyPrefix: ["app", "sessions"] });
  * await store.init(); // optional: otherwise the database opens on first use
- * const sessions = new SessionManager({ store });
+ * const sessions = new SessionManager({ store, secret: "a-secret-of-at-least-32-bytes-long!" });
  * const session = await sessions.load({ cookie: null, https: false });
  * session.set("user", "ada");
- * await sessions.commit(session);
+ * const cookie = (await sessions.commit(session))!.split(";")[0];
+ * console.log((await sessions.load({ cookie, https: false })).get("user")); // "ada"
  * await store.close();
+ * ```
+ *
+ * @example A handle opened by the caller, left open by `close()`
+ * ```ts ignore
+ * import { openKv } from "@deno/kv"; // on Deno: const kv = await Deno.openKv();
+ * import { DenoKvStore } from "./deno_kv.ts";
+ *
+ * const kv = await openKv("https://kv.example/connect", { accessToken: "..." });
+ * const store = new DenoKvStore({ kv, maxAttempts: 40 });
  * ```
  */
 export class DenoKvStore implements Store {
