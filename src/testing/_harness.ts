@@ -96,20 +96,27 @@ export function createRunner(test: TestFunction, options: AdapterSuiteOptions) {
       const backing = suiteStore.store;
       const count = async () => await suiteStore.count();
       const store = new FaultyStore(backing);
-      const sessionOptions: SessionOptions = { store, secret: SECRET, now, ...extra };
-      // `secret: undefined` in `extra` asks for the unsigned mode, which means leaving the option out.
-      if (sessionOptions.secret === undefined) delete sessionOptions.secret;
-      const app = await (framework === undefined
-        ? options.createApp(sessionOptions)
-        : options.createApp(sessionOptions, framework));
       try {
-        await body({ app, store, backing, count, clock, client: () => new Client(app, extra.cookie?.name) });
-      } finally {
+        const sessionOptions: SessionOptions = { store, secret: SECRET, now, ...extra };
+        // `secret: undefined` in `extra` asks for the unsigned mode, which means leaving the option out.
+        if (sessionOptions.secret === undefined) delete sessionOptions.secret;
+        const app = await (framework === undefined
+          ? options.createApp(sessionOptions)
+          : options.createApp(sessionOptions, framework));
         try {
-          await app.close?.();
+          await body({
+            app,
+            store,
+            backing,
+            count,
+            clock,
+            client: () => new Client(app, extra.cookie?.name),
+          });
         } finally {
-          await backing.close?.();
+          await app.close?.();
         }
+      } finally {
+        await backing.close?.();
       }
     });
 }
