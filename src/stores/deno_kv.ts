@@ -363,20 +363,20 @@ export class DenoKvStore implements Store {
     } catch (error) {
       throw new Error(`Deno KV list failed: ${reason(error)}`, { cause: error });
     }
-    const indexes: number[] = [];
-    for (const entry of entries) {
-      const index = entry.key[entry.key.length - 1];
-      if (entry.key.length === this.#prefix.length + 2 && typeof index === "number") indexes.push(index);
-    }
-    const head = entries.find((entry) => entry.key[entry.key.length - 1] === 0);
+    // Entries under [...prefix, key] of the form [...prefix, key, index]: the values of a record.
+    const depth = this.#prefix.length + 2;
+    const indexOf = (entry: DenoKvEntry) => {
+      const index = entry.key[depth - 1];
+      return entry.key.length === depth && typeof index === "number" ? index : undefined;
+    };
+    const indexes = entries.map(indexOf).filter((index) => index !== undefined);
+    const head = entries.find((entry) => indexOf(entry) === 0);
     // No head: nothing stored, or the leftovers of a record KV is expiring piece by piece.
     if (head === undefined) return undefined;
     // The parts of the head's record are the ones its commit wrote: 0, 1, 2... with its versionstamp.
     const parts: Uint8Array[] = [];
     for (const entry of entries) {
-      if (entry.key[entry.key.length - 1] !== parts.length || entry.versionstamp !== head.versionstamp) {
-        continue;
-      }
+      if (indexOf(entry) !== parts.length || entry.versionstamp !== head.versionstamp) continue;
       if (!(entry.value instanceof Uint8Array)) {
         throw new CorruptRecordError("a stored value is not the bytes of a record");
       }

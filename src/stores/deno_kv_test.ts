@@ -269,6 +269,24 @@ test("DenoKvStore: a create replaces a larger record under the same key, leaving
   }
 });
 
+test("DenoKvStore: values without value 0 read as absent; a value 0 that is not bytes is corrupt", async () => {
+  const store = new TempKvStore();
+  try {
+    await withHandle(store.path, async (kv) => {
+      // What a record KV expired piece by piece may leave behind for a while.
+      await kv.atomic().set(["sessions", key(1), 1], new TextEncoder().encode('"rest"}')).commit();
+      await kv.atomic().set(["sessions", key(2), 0], "a string, not bytes").commit();
+    });
+    assert.equal(await store.get(key(1)), undefined);
+    assert.equal(await store.set(key(1), update({ a: 1 })), "gone");
+    assert.equal(await store.set(key(1), create({ fresh: true })), "written");
+    assert.deepEqual((await store.get(key(1)))?.data, { fresh: true }, "the create replaced the leftover");
+    await assert.rejects(store.get(key(2)), { name: "CorruptRecordError" });
+  } finally {
+    await store.close();
+  }
+});
+
 test("DenoKvStore: the refusal of a record over 768 KiB names the size and the limit", async () => {
   const store = new TempKvStore();
   try {
