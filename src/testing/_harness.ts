@@ -1,8 +1,9 @@
 // Shared pieces of the adapter suites: secrets, a cookie-keeping client, and per-test setup.
 
 import type { SessionOptions } from "../core.ts";
+import type { Store } from "../store.ts";
 import { MemoryStore } from "../stores/memory.ts";
-import type { AdapterSuiteOptions, SuiteApp, SuiteFrameworkOptions } from "./adapter_suite.ts";
+import type { AdapterSuiteOptions, SuiteApp, SuiteFrameworkOptions, SuiteStore } from "./adapter_suite.ts";
 import { FaultyStore } from "./faulty_store.ts";
 import type { TestFunction } from "./store_suite.ts";
 
@@ -69,7 +70,10 @@ export class Client {
 export interface Setup {
   app: SuiteApp;
   store: FaultyStore;
-  memory: MemoryStore;
+  /** The store under the fault injector, for a test that reads or writes behind the app. */
+  backing: Store;
+  /** How many unexpired sessions the backing store holds. */
+  count(): Promise<number>;
   clock: { now: number };
   client(): Client;
 }
@@ -88,18 +92,40 @@ export function createRunner(test: TestFunction, options: AdapterSuiteOptions) {
     test(`${options.name}: ${title}`, async () => {
       const clock = { now: Date.now() };
       const now = () => clock.now;
-      const memory = new MemoryStore({ now });
-      const store = new FaultyStore(memory);
-      const sessionOptions: SessionOptions = { store, secret: SECRET, now, ...extra };
-      // `secret: undefined` in `extra` asks for the unsigned mode, which means leaving the option out.
-      if (sessionOptions.secret === undefined) delete sessionOptions.secret;
-      const app = await (framework === undefined
-        ? options.createApp(sessionOptions)
-        : options.createApp(sessionOptions, framework));
+      const suiteStore = await (options.createStore?.(now) ?? memoryStore(now));
+      const backing = suiteStore.store;
+      const count = async () => await suiteStore.count();
+      const store = new FaultyStore(backing);
       try {
-        await body({ app, store, memory, clock, client: () => new Client(app, extra.cookie?.name) });
+        const sessionOptions: SessionOptions = { store, secret: SECRET, now, ...extra };
+        // `secret: undefined` in `extra` asks for the unsigned mode, which means leaving the option out.
+        if (sessionOptions.secret === undefined) delete sessionOptions.secret;
+        const app = await (framework === undefined
+          ? options.createApp(sessionOptions)
+          : options.createApp(sessionOptions, framework));
+        try {
+          await body({
+            app,
+            store,
+            backing,
+            count,
+            clock,
+            client: () => new Client(app, extra.cookie?.name),
+          });
+        } finally {
+          await app.close?.();
+        }
       } finally {
-        await app.close?.();
+        await backing.close?.();
       }
     });
+}
+
+/** The suite's default store: a `MemoryStore` on the suite's clock, counted without its expired entries. */
+function memoryStore(now: () => number): SuiteStore {
+  const memory = new MemoryStore({ now });
+  return {
+    store: memory,
+    count: () => [...memory.keys()].filter((key) => memory.get(key) !== undefined).length,
+  };
 }

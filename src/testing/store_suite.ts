@@ -35,6 +35,15 @@ export interface StoreSuiteOptions {
    * `HGETALL`), for the test that no session id is kept at rest.
    */
   dump: (store: Store) => Promise<string>;
+  /**
+   * Capability switch for an engine that limits the size of a value: the
+   * largest record the store keeps, in bytes of its JSON text in UTF-8
+   * (`DenoKvStore`: 786,432). The large-value test then writes a value that
+   * fits, and another test checks that a write over the limit rejects and
+   * leaves the stored record as it was. Default: no limit (the large-value
+   * test writes 1 MB).
+   */
+  maxRecordBytes?: number;
 }
 
 /** When a built write expires: `lifetimeMs` from now (default one minute), or at `expiresAt`. */
@@ -379,12 +388,33 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     equal(updated.a, 1);
   });
 
-  withStore("a large value (1 MB) round-trips", async (store) => {
+  const limit = options.maxRecordBytes;
+  const bigLength = limit === undefined ? 1024 * 1024 : limit - 1024;
+  withStore(`a large value (${bigLength} bytes) round-trips`, async (store) => {
     const id = generateId();
-    const big = "x".repeat(1024 * 1024 - 3) + "end";
+    const big = "x".repeat(bigLength - 3) + "end";
     await store.set(id, create({ big }));
     equal((await store.get(id))?.data.big, big);
   });
+
+  if (limit !== undefined) {
+    withStore(
+      `a record over the store's limit (${limit} bytes) is refused and nothing is written`,
+      async (store) => {
+        const id = generateId();
+        const over = "é".repeat(Math.ceil(limit / 2)); // two bytes each in UTF-8
+        await rejects(async () => await store.set(id, create({ over })), Error, "a create over the limit");
+        equal(await store.get(id), undefined, "the refused create wrote nothing");
+        await store.set(id, create({ small: 1 }));
+        await rejects(
+          async () => await store.set(id, update({ small: 1 }, { set: { over } })),
+          Error,
+          "an update over the limit",
+        );
+        deepEqual((await store.get(id))?.data, { small: 1 }, "the refused update left the record as it was");
+      },
+    );
+  }
 
   withStore("50 sessions written and read in parallel stay apart", async (store) => {
     const ids = Array.from({ length: 50 }, generateId);
