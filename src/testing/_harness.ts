@@ -2,7 +2,7 @@
 
 import type { SessionOptions } from "../core.ts";
 import { MemoryStore } from "../stores/memory.ts";
-import type { AdapterSuiteOptions, SuiteApp, SuiteFrameworkOptions } from "./adapter_suite.ts";
+import type { AdapterSuiteOptions, SuiteApp, SuiteFrameworkOptions, SuiteStore } from "./adapter_suite.ts";
 import { FaultyStore } from "./faulty_store.ts";
 import type { TestFunction } from "./store_suite.ts";
 
@@ -68,8 +68,10 @@ export class Client {
 /** What each suite test gets: a fresh app on a fresh counted store, and a clock it controls. */
 export interface Setup {
   app: SuiteApp;
+  /** What the app's session middleware was given: `backing`, counted and open to injected faults. */
   store: FaultyStore;
-  memory: MemoryStore;
+  /** The real store behind `store` (a MemoryStore unless the suite's `createStore` says otherwise). */
+  backing: SuiteStore;
   clock: { now: number };
   client(): Client;
 }
@@ -88,18 +90,30 @@ export function createRunner(test: TestFunction, options: AdapterSuiteOptions) {
     test(`${options.name}: ${title}`, async () => {
       const clock = { now: Date.now() };
       const now = () => clock.now;
-      const memory = new MemoryStore({ now });
-      const store = new FaultyStore(memory);
+      const backing: SuiteStore = options.createStore
+        ? await options.createStore(now)
+        : new MemoryStore({ now });
+      const store = new FaultyStore(backing);
       const sessionOptions: SessionOptions = { store, secret: SECRET, now, ...extra };
       // `secret: undefined` in `extra` asks for the unsigned mode, which means leaving the option out.
       if (sessionOptions.secret === undefined) delete sessionOptions.secret;
-      const app = await (framework === undefined
-        ? options.createApp(sessionOptions)
-        : options.createApp(sessionOptions, framework));
       try {
-        await body({ app, store, memory, clock, client: () => new Client(app, extra.cookie?.name) });
+        const app = await (framework === undefined
+          ? options.createApp(sessionOptions)
+          : options.createApp(sessionOptions, framework));
+        try {
+          await body({
+            app,
+            store,
+            backing,
+            clock,
+            client: () => new Client(app, extra.cookie?.name),
+          });
+        } finally {
+          await app.close?.();
+        }
       } finally {
-        await app.close?.();
+        await backing.close?.();
       }
     });
 }

@@ -47,6 +47,15 @@ export interface SuiteFrameworkOptions {
   trustFrameworkProxy?: boolean;
 }
 
+/**
+ * A store the adapter suite can run on: any {@linkcode Store} that also
+ * tells how many live records it holds (a `MemoryStore` does, synchronously).
+ */
+export interface SuiteStore extends Store {
+  /** How many records a read could return now (expired ones may be left out). */
+  readonly size: number | Promise<number>;
+}
+
 /** How to run the suite against one adapter. */
 export interface AdapterSuiteOptions {
   /** The adapter's name, used in test titles. */
@@ -58,6 +67,13 @@ export interface AdapterSuiteOptions {
    * settings of the framework itself (see {@linkcode SuiteFrameworkOptions}).
    */
   createApp(options: SessionOptions, framework?: SuiteFrameworkOptions): SuiteApp | Promise<SuiteApp>;
+  /**
+   * Makes the store each test's requests reach, empty, with the suite's
+   * clock `now` (tests move it by hours). Default: a `MemoryStore`. Pass a
+   * real backend here to run the adapter suite against it; it is closed
+   * after the test.
+   */
+  createStore?(now: () => number): SuiteStore | Promise<SuiteStore>;
 }
 
 /**
@@ -210,7 +226,7 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
 
   run(
     "a tampered or unknown cookie gives a fresh session and leaves the real one untouched",
-    async ({ client, memory }) => {
+    async ({ client, backing }) => {
       const owner = client();
       await owner.request("/set?key=user&value=ada");
       const real = owner.cookie!;
@@ -225,7 +241,7 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
         equal(write.sessionCookies.length, 1);
       }
       deepEqual((await owner.peek()).data, { user: "ada" });
-      equal(memory.size, 4, "the real session plus three fresh ones");
+      equal(await backing.size, 4, "the real session plus three fresh ones");
     },
   );
 
@@ -264,7 +280,7 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
     },
   );
 
-  run("regenerate at login: new id, data kept, old record gone", async ({ client, memory }) => {
+  run("regenerate at login: new id, data kept, old record gone", async ({ client, backing }) => {
     const visitor = client();
     await visitor.request("/count");
     const before = visitor.cookie!;
@@ -272,7 +288,7 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
     equal(login.sessionCookies.length, 1);
     notEqual(visitor.cookie!.split(".")[0], before.split(".")[0]);
     deepEqual((await visitor.peek()).data, { pageCount: 0, user: "ada" });
-    equal(memory.size, 1, "only the new record is stored");
+    equal(await backing.size, 1, "only the new record is stored");
     const replay = client();
     replay.cookie = before;
     deepEqual(await replay.peek(), { isNew: true, data: {} });
@@ -280,7 +296,7 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
 
   run(
     "destroy: record deleted, cookie cleared with the attributes it was set with",
-    async ({ client, memory }) => {
+    async ({ client, backing }) => {
       const visitor = client();
       const first = await visitor.request("/count");
       const before = visitor.cookie!;
@@ -293,7 +309,7 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
       for (const name of ["path", "samesite", "httponly", "domain", "secure"]) {
         equal(cleared.attributes.get(name), first.session!.attributes.get(name), name);
       }
-      equal(memory.size, 0);
+      equal(await backing.size, 0);
       const replay = client();
       replay.cookie = before;
       deepEqual(await replay.peek(), { isNew: true, data: {} });
@@ -400,13 +416,13 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
 
   run(
     "a store failure on write reaches the error handler without a cookie",
-    async ({ client, store, memory }) => {
+    async ({ client, store, backing }) => {
       store.failNext("set", new Error("connection reset"));
       const result = await client().request("/count");
       equal(result.status, 503);
       equal(result.body, "error:SessionStoreError");
       deepEqual(result.sessionCookies, []);
-      equal(memory.size, 0);
+      equal(await backing.size, 0);
     },
   );
 
@@ -429,13 +445,13 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
       ["a handler that returns status 500 saves nothing and sends no session cookie", "/fail500", "failed"],
     ]
   ) {
-    run(title, async ({ client, store, memory }) => {
+    run(title, async ({ client, store, backing }) => {
       const result = await client().request(path);
       equal(result.status, 500);
       equal(result.body, body);
       deepEqual(result.sessionCookies, []);
       equal(store.calls.set, 0);
-      equal(memory.size, 0);
+      equal(await backing.size, 0);
       const visitor = client();
       await visitor.request("/set?key=user&value=ada");
       store.resetCalls();
@@ -460,19 +476,19 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
 
   run(
     "a store answering outside its contract reaches the error handler as a StoreContractError (500)",
-    async ({ client, memory, clock }) => {
+    async ({ client, backing, clock }) => {
       const visitor = client();
       await visitor.request("/set?key=user&value=ada");
       const now = () => clock.now;
       const badWrite: Store = {
-        get: (key) => memory.get(key),
+        get: (key) => backing.get(key),
         set: () => 42 as unknown as WriteResult,
-        delete: (key) => memory.delete(key),
+        delete: (key) => backing.delete(key),
       };
       const badRead: Store = {
         get: () => ({ data: "not an object" }) as unknown as SessionRecord,
-        set: (key, write) => memory.set(key, write),
-        delete: (key) => memory.delete(key),
+        set: (key, write) => backing.set(key, write),
+        delete: (key) => backing.delete(key),
       };
       const writing = await options.createApp({ store: badWrite, now, secret: SECRET });
       const reading = await options.createApp({ store: badRead, now, secret: SECRET });
@@ -506,7 +522,7 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
 
   run(
     "no resurrection: a slow request cannot bring back a logged-out session",
-    async ({ client, memory, store }) => {
+    async ({ client, backing, store }) => {
       const visitor = client();
       await visitor.request("/set?key=user&value=ada");
       const cookie = visitor.cookie;
@@ -521,7 +537,7 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
       equal(late.status, 409);
       equal(late.body, "error:SessionConflictError");
       deepEqual(late.sessionCookies, []);
-      equal(memory.size, 0);
+      equal(await backing.size, 0);
     },
   );
 

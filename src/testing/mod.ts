@@ -23,6 +23,7 @@ export type {
   SuiteApp,
   SuiteFrameworkOptions,
   SuiteRouteResult,
+  SuiteStore,
 } from "./adapter_suite.ts";
 export { FaultyStore } from "./faulty_store.ts";
 export { asTls, serveNodeHandler } from "./node_server.ts";

@@ -150,7 +150,7 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
 
   run(
     "security: every tampered position, and a bare id, give no session; the record is unchanged",
-    async ({ client, store, memory }) => {
+    async ({ client, store, backing }) => {
       const { owner, value } = await victim(client);
       store.resetCalls();
       for (let i = 0; i < value.length; i++) {
@@ -162,26 +162,26 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
       deepEqual(await client().peek({ cookie: `sid=${value.split(".")[0]}` }), EMPTY, "bare id");
       equal(store.calls.get, 0, "a bad signature is caught before the store");
       equal(store.calls.set, 0);
-      equal(memory.size, 1);
+      equal(await backing.size, 1);
       deepEqual((await owner.peek()).data, { user: "ada" });
     },
   );
 
-  run("security: a validly signed id unknown to the store is not adopted", async ({ client, memory }) => {
+  run("security: a validly signed id unknown to the store is not adopted", async ({ client, backing }) => {
     const id = generateId();
     const planted = new SignedToken([SECRET]).write(id);
     const visitor = client();
     visitor.cookie = planted;
     deepEqual(await visitor.peek(), EMPTY);
-    equal(memory.size, 0, "no record for it afterwards");
+    equal(await backing.size, 0, "no record for it afterwards");
     await visitor.request("/set?key=user&value=eve");
     ok(!visitor.cookie!.startsWith(id), "the handler's write gets a fresh id");
-    equal(await memory.get(storageKey(id)), undefined);
+    equal(await backing.get(storageKey(id)), undefined);
   });
 
   run(
     "security: login fixation — a planted cookie is worthless after regenerate at login",
-    async ({ client, memory }) => {
+    async ({ client, backing }) => {
       const attacker = client();
       await attacker.request("/count");
       const planted = attacker.cookie!;
@@ -191,7 +191,7 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
       notEqual(victimClient.cookie!.split(".")[0], planted.split(".")[0]);
       deepEqual(await attacker.peek(), EMPTY, "the attacker's cookie no longer opens anything");
       deepEqual((await victimClient.peek()).data, { pageCount: 0, user: "ada" });
-      equal(memory.size, 1);
+      equal(await backing.size, 1);
     },
   );
 
@@ -215,11 +215,11 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
 
   run(
     "security: an old cookie replayed after expiry gives no session and the record is removed",
-    async ({ client, clock, memory }) => {
+    async ({ client, clock, backing }) => {
       const { value } = await victim(client);
       clock.now += 61_000;
       deepEqual(await client().peek({ cookie: `sid=${value}` }), EMPTY);
-      equal(memory.size, 0);
+      equal(await backing.size, 0);
     },
     { idleTimeout: 60 },
   );
@@ -253,7 +253,7 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
 
   run(
     "security: 10,000 requests with no cookie, random ids or bad signatures create and write nothing",
-    async ({ client, store, memory }) => {
+    async ({ client, store, backing }) => {
       const { value } = await victim(client);
       const signature = value.split(".")[1];
       store.resetCalls();
@@ -269,7 +269,7 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
         }
       });
       equal(store.calls.set, 0);
-      equal(memory.size, 1);
+      equal(await backing.size, 1);
     },
   );
 
