@@ -245,7 +245,7 @@ function pgExecute(pool: PgQueryable): Execute {
  * as a `SessionStoreError` (503).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { PostgresStore } from "./postgres.ts";
  * import { SessionManager } from "../core.ts";
  *
@@ -411,7 +411,7 @@ export class PostgresStore implements Store {
         postgres = (await import("postgres")).default as unknown as typeof postgres;
       } catch (cause) {
         throw new Error(
-          'PostgresStore needs the npm package "postgres" (postgres.js) for "url": install it with `npm install postgres`, or pass a pg Pool as "client"',
+          'PostgresStore needs the npm package "postgres" (postgres.js) for "url": install it with npm install postgres, or pass a pg Pool as "client"',
           { cause },
         );
       }
@@ -421,7 +421,9 @@ export class PostgresStore implements Store {
         // Close idle connections after a minute so a quiet app holds none.
         idle_timeout: 60,
         onnotice: () => {},
-        connection: { application_name: "deno-sessions" },
+        // Overlapping updates rely on READ COMMITTED re-reading the row they waited for (the default;
+        // a database or role set to REPEATABLE READ would make them fail with serialization errors).
+        connection: { application_name: "deno-sessions", default_transaction_isolation: "read committed" },
       });
       if (this.#closed) {
         await sql.end?.({ timeout: 0 });
