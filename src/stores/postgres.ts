@@ -22,15 +22,22 @@ export interface PostgresJsClient {
     query: string,
     parameters?: unknown[],
     options?: { prepare?: boolean },
-  ): PromiseLike<ArrayLike<unknown> & { count: number | null }> & { cancel?(): unknown };
+  ): {
+    /** Rows as arrays of values: column-name transforms of the client (`postgres.camel`) do not apply. */
+    values(): PromiseLike<ArrayLike<unknown> & { count: number | null }>;
+    cancel?(): unknown;
+  };
   /** Closes every connection; used only for a client the store created. */
   end?(options?: { timeout?: number }): PromiseLike<unknown>;
 }
 
 /** The part of a `pg` `Pool` (or `Client`) the store uses. */
 export interface PgQueryable {
-  /** Runs one statement with bound parameters. */
-  query(text: string, values?: unknown[]): PromiseLike<{ rows: unknown[]; rowCount: number | null }>;
+  /** Runs one statement with bound parameters; `rowMode: "array"` gives rows as arrays of values. */
+  query(config: { text: string; values?: unknown[]; rowMode: "array" }): PromiseLike<{
+    rows: unknown[];
+    rowCount: number | null;
+  }>;
 }
 
 /** Options for {@linkcode PostgresStore}: either `url` or `client`. */
@@ -78,21 +85,22 @@ export interface PostgresStoreOptions {
   now?: () => number;
 }
 
-/** A statement's answer: rows and the number of rows written. */
+/** A statement's answer: rows as arrays of values in the SELECT's order, and the number of rows written. */
 interface Answer {
-  rows: ArrayLike<Record<string, unknown>>;
+  rows: ArrayLike<ArrayLike<unknown>>;
   count: number;
 }
 
 type Execute = (text: string, parameters: unknown[]) => { answer: PromiseLike<Answer>; cancel?: () => void };
 
-interface Row {
-  data: string;
-  flash: string | null;
-  created_at: number | string;
-  expires_at: number | string;
-  absolute_expires_at: number | string;
-}
+/** A row of the SELECT: data, flash, created_at, expires_at, absolute_expires_at. */
+type Row = readonly [
+  data: string,
+  flash: string | null,
+  createdAt: unknown,
+  expiresAt: unknown,
+  absolute: unknown,
+];
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,51}$/;
 const SCHEMA = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -162,10 +170,10 @@ function checkMeta(meta: SessionMeta): void {
   }
 }
 
-function decodeRow(row: Row): SessionRecord {
+function decodeRow([storedData, flash, createdAt, expiresAt, absoluteExpiresAt]: Row): SessionRecord {
   let record: SessionRecord;
   try {
-    const stored = JSON.parse(row.data);
+    const stored = JSON.parse(storedData);
     if (typeof stored !== "object" || stored === null || Array.isArray(stored)) {
       throw new Error("the data column is not an object");
     }
@@ -177,13 +185,14 @@ function decodeRow(row: Row): SessionRecord {
     }
     record = {
       data,
+      // Numbers from both drivers' float8 parsers, or strings from a client that changed them.
       meta: {
-        createdAt: Number(row.created_at),
-        expiresAt: Number(row.expires_at),
-        absoluteExpiresAt: Number(row.absolute_expires_at),
+        createdAt: Number(createdAt),
+        expiresAt: Number(expiresAt),
+        absoluteExpiresAt: Number(absoluteExpiresAt),
       },
     };
-    if (row.flash !== null) record.flash = JSON.parse(row.flash);
+    if (flash !== null) record.flash = JSON.parse(flash);
   } catch (error) {
     throw new CorruptRecordError(`the stored row cannot be decoded: ${reason(error)}`, { cause: error });
   }
@@ -194,13 +203,16 @@ function isPostgresJs(client: PostgresJsClient | PgQueryable): client is Postgre
   return typeof (client as PostgresJsClient).unsafe === "function";
 }
 
-/** Runs statements through a postgres.js client, prepared (one round trip each once a connection knows them). */
+/**
+ * Runs statements through a postgres.js client, prepared (one round trip each once a connection knows
+ * them), with rows as arrays so the client's column transforms never rename what the store reads.
+ */
 function postgresJsExecute(sql: PostgresJsClient): Execute {
   return (text, parameters) => {
     const query = sql.unsafe(text, parameters, { prepare: true });
     return {
-      answer: Promise.resolve(query).then((rows) => ({
-        rows: rows as unknown as ArrayLike<Record<string, unknown>>,
+      answer: Promise.resolve(query.values()).then((rows) => ({
+        rows: rows as unknown as ArrayLike<ArrayLike<unknown>>,
         count: rows.count ?? 0,
       })),
       cancel: typeof query.cancel === "function" ? () => query.cancel!() : undefined,
@@ -208,11 +220,11 @@ function postgresJsExecute(sql: PostgresJsClient): Execute {
   };
 }
 
-/** Runs statements through a `pg` pool (the extended protocol in one round trip). */
+/** Runs statements through a `pg` pool (the extended protocol in one round trip), rows as arrays. */
 function pgExecute(pool: PgQueryable): Execute {
   return (text, parameters) => ({
-    answer: Promise.resolve(pool.query(text, parameters)).then((result) => ({
-      rows: result.rows as Record<string, unknown>[],
+    answer: Promise.resolve(pool.query({ text, values: parameters, rowMode: "array" })).then((result) => ({
+      rows: result.rows as ArrayLike<unknown>[],
       count: result.rowCount ?? 0,
     })),
   });
@@ -348,8 +360,8 @@ export class PostgresStore implements Store {
     const t = this.#table;
     const live = "id = $1 AND expires_at > $2 AND absolute_expires_at > $2";
     this.#sql = {
-      select:
-        `SELECT data::text AS data, flash, created_at, expires_at, absolute_expires_at FROM ${t} WHERE ${live}`,
+      // Read by position (decodeRow), never by column name.
+      select: `SELECT data::text, flash, created_at, expires_at, absolute_expires_at FROM ${t} WHERE ${live}`,
       insert: `INSERT INTO ${t} (id, data, flash, created_at, expires_at, absolute_expires_at)
         VALUES ($1, $2::text::jsonb, $3, $4, $5, $6)
         ON CONFLICT (id) DO UPDATE SET data = excluded.data, flash = excluded.flash,
@@ -465,14 +477,16 @@ export class PostgresStore implements Store {
    */
   async #run(execute: Execute, what: string, text: string, parameters: unknown[]): Promise<Answer> {
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const { answer, cancel } = execute(text, parameters);
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        cancel?.();
-        reject(new Error(`no answer within ${this.#timeout} ms`));
-      }, this.#timeout);
-    });
+    let answer: PromiseLike<Answer> | undefined;
     try {
+      const running = execute(text, parameters);
+      answer = running.answer;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          running.cancel?.();
+          reject(new Error(`no answer within ${this.#timeout} ms`));
+        }, this.#timeout);
+      });
       return await Promise.race([answer, deadline]);
     } catch (error) {
       let message = `PostgreSQL ${what} failed: ${reason(error)}`;
@@ -485,7 +499,7 @@ export class PostgresStore implements Store {
     } finally {
       clearTimeout(timer);
       // A statement that lost the race may still reject; that is already reported.
-      Promise.resolve(answer).catch(() => {});
+      if (answer !== undefined) Promise.resolve(answer).catch(() => {});
     }
   }
 

@@ -236,6 +236,36 @@ if ("unavailable" in db) {
     assert.equal((await shared`SELECT 1 AS one`)[0].one, 1, "the postgres.js client is still open");
   });
 
+  test("PostgresStore: a client's own column transforms and type parsers change nothing the store reads", async () => {
+    // postgres.pascal renames every column (data → Data); a pg type parser can hand float8 back as text.
+    const renaming = postgres(db.url, { max: 2, ...quiet, transform: postgres.pascal });
+    const stringly = new pg.Pool({
+      connectionString: db.url,
+      max: 2,
+      types: {
+        getTypeParser: ((oid: number, format?: string) =>
+          oid === 701
+            ? (value: string) =>
+              value
+            : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
+      },
+    });
+    try {
+      for (const client of [renaming, stringly]) {
+        const store = new PostgresStore({ client, tableName: table("transforms") });
+        const id = generateId();
+        const write = create({ user: "ada" }, 60_000, { notice: "hi" });
+        await store.set(id, write);
+        assert.deepEqual(await store.get(id), write.record);
+        assert.equal(await store.set(id, update({ b: 1 })), "written");
+        await store.close();
+      }
+    } finally {
+      await renaming.end();
+      await stringly.end();
+    }
+  });
+
   test("PostgresStore: overlapping updates of one session through two pools each keep their key; a delete racing them stays deleted", async () => {
     const name = table("race");
     const a = open({ tableName: name });
