@@ -23,8 +23,11 @@ export interface PostgresJsClient {
     parameters?: unknown[],
     options?: { prepare?: boolean },
   ): {
-    /** Rows as arrays of values: column-name transforms of the client (`postgres.camel`) do not apply. */
-    values(): PromiseLike<ArrayLike<unknown> & { count: number | null }>;
+    /**
+     * Rows as arrays of the server's bytes: the client's column and value transforms
+     * (`postgres.camel`, ...) and type parsers do not apply.
+     */
+    raw(): PromiseLike<ArrayLike<unknown> & { count: number | null }>;
     cancel?(): unknown;
   };
   /** Closes every connection; used only for a client the store created. */
@@ -33,11 +36,16 @@ export interface PostgresJsClient {
 
 /** The part of a `pg` `Pool` (or `Client`) the store uses. */
 export interface PgQueryable {
-  /** Runs one statement with bound parameters; `rowMode: "array"` gives rows as arrays of values. */
-  query(config: { text: string; values?: unknown[]; rowMode: "array" }): PromiseLike<{
-    rows: unknown[];
-    rowCount: number | null;
-  }>;
+  /**
+   * Runs one statement with bound parameters; `rowMode: "array"` and `types` give rows as arrays of
+   * the server's text, whatever type parsers the pool was given.
+   */
+  query(config: {
+    text: string;
+    values?: unknown[];
+    rowMode: "array";
+    types: { getTypeParser: (...args: never[]) => (text: string) => unknown };
+  }): PromiseLike<{ rows: unknown[]; rowCount: number | null }>;
 }
 
 /** Options for {@linkcode PostgresStore}: either `url` or `client`. */
@@ -93,14 +101,17 @@ interface Answer {
 
 type Execute = (text: string, parameters: unknown[]) => { answer: PromiseLike<Answer>; cancel?: () => void };
 
-/** A row of the SELECT: data, flash, created_at, expires_at, absolute_expires_at. */
-type Row = readonly [
-  data: string,
-  flash: string | null,
-  createdAt: unknown,
-  expiresAt: unknown,
-  absolute: unknown,
-];
+/**
+ * A row of the SELECT (data, flash, created_at, expires_at, absolute_expires_at), each cell the server's
+ * text output: a string (pg) or its UTF-8 bytes (postgres.js), `null` for NULL.
+ */
+type Row = ArrayLike<string | Uint8Array | null>;
+
+const utf8 = new TextDecoder();
+
+function text(cell: string | Uint8Array | null): string | null {
+  return cell === null || typeof cell === "string" ? cell : utf8.decode(cell);
+}
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,51}$/;
 const SCHEMA = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -170,10 +181,10 @@ function checkMeta(meta: SessionMeta): void {
   }
 }
 
-function decodeRow([storedData, flash, createdAt, expiresAt, absoluteExpiresAt]: Row): SessionRecord {
+function decodeRow(row: Row): SessionRecord {
   let record: SessionRecord;
   try {
-    const stored = JSON.parse(storedData);
+    const stored = JSON.parse(text(row[0]) ?? "null");
     if (typeof stored !== "object" || stored === null || Array.isArray(stored)) {
       throw new Error("the data column is not an object");
     }
@@ -185,13 +196,14 @@ function decodeRow([storedData, flash, createdAt, expiresAt, absoluteExpiresAt]:
     }
     record = {
       data,
-      // Numbers from both drivers' float8 parsers, or strings from a client that changed them.
+      // float8's text output is the shortest exact form (PostgreSQL 12+), so Number() gives the same double.
       meta: {
-        createdAt: Number(createdAt),
-        expiresAt: Number(expiresAt),
-        absoluteExpiresAt: Number(absoluteExpiresAt),
+        createdAt: Number(text(row[2])),
+        expiresAt: Number(text(row[3])),
+        absoluteExpiresAt: Number(text(row[4])),
       },
     };
+    const flash = text(row[1]);
     if (flash !== null) record.flash = JSON.parse(flash);
   } catch (error) {
     throw new CorruptRecordError(`the stored row cannot be decoded: ${reason(error)}`, { cause: error });
@@ -205,13 +217,13 @@ function isPostgresJs(client: PostgresJsClient | PgQueryable): client is Postgre
 
 /**
  * Runs statements through a postgres.js client, prepared (one round trip each once a connection knows
- * them), with rows as arrays so the client's column transforms never rename what the store reads.
+ * them), with raw rows: the client's transforms and parsers never change what the store reads.
  */
 function postgresJsExecute(sql: PostgresJsClient): Execute {
-  return (text, parameters) => {
-    const query = sql.unsafe(text, parameters, { prepare: true });
+  return (statement, parameters) => {
+    const query = sql.unsafe(statement, parameters, { prepare: true });
     return {
-      answer: Promise.resolve(query.values()).then((rows) => ({
+      answer: Promise.resolve(query.raw()).then((rows) => ({
         rows: rows as unknown as ArrayLike<ArrayLike<unknown>>,
         count: rows.count ?? 0,
       })),
@@ -220,10 +232,15 @@ function postgresJsExecute(sql: PostgresJsClient): Execute {
   };
 }
 
-/** Runs statements through a `pg` pool (the extended protocol in one round trip), rows as arrays. */
+/** Every column as the server's text, whatever parsers a pool was configured with. */
+const PG_TEXT_TYPES = { getTypeParser: () => (value: string) => value };
+
+/** Runs statements through a `pg` pool (the extended protocol in one round trip), rows as arrays of text. */
 function pgExecute(pool: PgQueryable): Execute {
-  return (text, parameters) => ({
-    answer: Promise.resolve(pool.query({ text, values: parameters, rowMode: "array" })).then((result) => ({
+  return (statement, parameters) => ({
+    answer: Promise.resolve(
+      pool.query({ text: statement, values: parameters, rowMode: "array", types: PG_TEXT_TYPES }),
+    ).then((result) => ({
       rows: result.rows as ArrayLike<unknown>[],
       count: result.rowCount ?? 0,
     })),
@@ -360,7 +377,7 @@ export class PostgresStore implements Store {
     const t = this.#table;
     const live = "id = $1 AND expires_at > $2 AND absolute_expires_at > $2";
     this.#sql = {
-      // Read by position (decodeRow), never by column name.
+      // Read by position and as text (decodeRow), never by column name or through the client's parsers.
       select: `SELECT data::text, flash, created_at, expires_at, absolute_expires_at FROM ${t} WHERE ${live}`,
       insert: `INSERT INTO ${t} (id, data, flash, created_at, expires_at, absolute_expires_at)
         VALUES ($1, $2::text::jsonb, $3, $4, $5, $6)

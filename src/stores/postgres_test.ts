@@ -236,20 +236,25 @@ if ("unavailable" in db) {
     assert.equal((await shared`SELECT 1 AS one`)[0].one, 1, "the postgres.js client is still open");
   });
 
-  test("PostgresStore: a client's own column transforms and type parsers change nothing the store reads", async () => {
-    // postgres.pascal renames every column (data → Data); a pg type parser can hand float8 back as text.
-    const renaming = postgres(db.url, { max: 2, ...quiet, transform: postgres.pascal });
-    const stringly = new pg.Pool({
-      connectionString: db.url,
+  test("PostgresStore: a client's own transforms and type parsers change nothing the store reads", async () => {
+    // A postgres.js client that renames every column (data → Data) and upper-cases every text value read.
+    const renaming = postgres(db.url, {
       max: 2,
-      types: {
-        getTypeParser: ((oid: number, format?: string) =>
-          oid === 701
-            ? (value: string) =>
-              value
-            : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
+      ...quiet,
+      transform: {
+        column: { from: postgres.toPascal },
+        value: { from: (value: unknown) => typeof value === "string" ? value.toUpperCase() : value },
       },
     });
+    // A pg pool whose parsers give float8 back as text and upper-case text.
+    const upper = (value: string) => value.toUpperCase();
+    const getTypeParser = ((oid: number, format?: "text") =>
+      oid === 701
+        ? String
+        : oid === 25
+        ? upper
+        : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser;
+    const stringly = new pg.Pool({ connectionString: db.url, max: 2, types: { getTypeParser } });
     try {
       for (const client of [renaming, stringly]) {
         const store = new PostgresStore({ client, tableName: table("transforms") });
@@ -276,7 +281,8 @@ if ("unavailable" in db) {
       const results = await Promise.all(
         Array.from(
           { length: 50 },
-          (_, i) => (i % 2 ? a : b).set(id, updateWrite({ x: 0 }, { set: { [`k${i}`]: i } })),
+          (_, i) =>
+            (i % 2 ? a : b).set(id, updateWrite({ x: 0 }, { set: { [`k${i}`]: i } })),
         ),
       );
       assert.deepEqual(new Set(results), new Set(["written"]));
