@@ -259,7 +259,8 @@ for (const variant of VARIANTS) {
         }
       };
       const load = users.flatMap((_, u) => [writer(a, "a", u)(), writer(b, "b", u)()]);
-      while (counts.aAcked < 300) await sleep(5);
+      const loadStarted = Date.now();
+      while (counts.aAcked < 300 && Date.now() - loadStarted < 15_000) await sleep(5);
       const killedAt = Date.now();
       killed = true;
       await a.kill("SIGKILL");
@@ -270,6 +271,7 @@ for (const variant of VARIANTS) {
       await Promise.all(load);
 
       assert.equal(a.alive, false, "A is dead");
+      assert.ok(ackedBeforeKill > 0, "A acknowledged writes before it was killed");
       assert.equal(counts.bFailed, 0, `B failed requests: ${failures.slice(0, 5).join("; ")}`);
       assert.ok(counts.bAckedAfterKill >= 200, `B answered ${counts.bAckedAfterKill} writes after the kill`);
       let landedInFlight = 0;

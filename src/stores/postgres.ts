@@ -400,11 +400,11 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Connects (for `url`: loads postgres.js) and, with `createTable`, creates
-   * the table and its index if missing. Optional: the first call does it
-   * otherwise; calling it at startup makes a wrong URL or a missing driver
-   * fail there. Calling it again after success does nothing; after a
-   * failure, it tries again.
+   * Loads postgres.js (for `url`) and, with `createTable`, creates the table
+   * and its index if missing, which also proves the server reachable.
+   * Optional: the first call does it otherwise; calling it at startup makes a
+   * wrong URL, a missing driver or a missing permission fail there. Calling
+   * it again after success does nothing; after a failure, it tries again.
    *
    * @throws {Error} (rejects) When postgres.js is missing, the server cannot
    * be reached, or the table cannot be created.
