@@ -328,12 +328,8 @@ export class PostgresStore implements Store {
       if (!fits) throw invalid("client", "must be a postgres.js sql instance or a pg Pool");
       this.#client = client;
     } else {
-      if (typeof url !== "string" || !/^postgres(ql)?:\/\//.test(url)) {
-        throw invalid("url", 'must be a postgres:// or postgresql:// URL (or pass "client")');
-      }
-      try {
-        new URL(url);
-      } catch {
+      // postgres.js parses the rest, including forms URL cannot (several hosts: postgres://h1,h2/db).
+      if (typeof url !== "string" || !/^postgres(ql)?:\/\/./.test(url)) {
         throw invalid("url", 'must be a postgres:// or postgresql:// URL (or pass "client")');
       }
       this.#url = url;

@@ -143,7 +143,7 @@ if ("unavailable" in db) {
     const cases: Array<[PostgresStoreOptions, RegExp]> = [
       [{}, /"url": must be a postgres:\/\/ or postgresql:\/\/ URL/],
       [{ url: "mysql://localhost/db" }, /"url"/],
-      [{ url: "postgres://[bad" }, /"url"/],
+      [{ url: "postgres://" }, /"url"/],
       [{ url, client: pool }, /pass "url" or "client", not both/],
       [{ client: {} as pg.Pool }, /"client": must be a postgres.js sql instance or a pg Pool/],
       [{ url, tableName: "" }, /"tableName"/],
@@ -164,6 +164,7 @@ if ("unavailable" in db) {
     }
     // Valid forms construct without connecting.
     new PostgresStore({ url: "postgresql://u:p@h:5433/d?sslmode=require", tableName: "auth.web_sessions" });
+    new PostgresStore({ url: "postgres://u@h1:5432,h2:5433/d?target_session_attrs=primary" });
     new PostgresStore({ client: shared, tableName: "x".repeat(52), cleanupIntervalMs: Infinity });
   });
 
