@@ -32,6 +32,7 @@ import { buildForNode, extractRevision, resolveRevision } from "./lib/build.mjs"
 import { PATCHES } from "./lib/experiments.mjs";
 import { analyzeProfile } from "./lib/profile.mjs";
 import { commandStats, monitor, roundTrips, startRedis } from "./lib/redis.mjs";
+import { preparePostgres, statementCount } from "./lib/postgres.mjs";
 import { renderReport } from "./lib/report.mjs";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -361,12 +362,15 @@ async function wrk(ctx, live, scenario, seconds) {
 async function measure(ctx, live, scenario) {
   const redis = live.contender.store === "redis" ? ctx.redis : undefined;
   const statsBefore = redis ? await commandStats(redis.port) : undefined;
+  const pg = live.contender.store === "postgres";
+  const statementsBefore = pg ? await statementCount(live.port) : undefined;
   const ticksBefore = cpuTicks(live.pid);
   const started = performance.now();
   const result = await wrk(ctx, live, scenario, ctx.opts.duration);
   const wallS = (performance.now() - started) / 1000;
   const ticks = cpuTicks(live.pid) - ticksBefore;
   const statsAfter = redis ? await commandStats(redis.port) : undefined;
+  const statementsAfter = pg ? await statementCount(live.port) : undefined;
   const errors = Object.values(result.errors).reduce((a, b) => a + b, 0);
   const requests = result.requests;
   return {
@@ -381,6 +385,7 @@ async function measure(ctx, live, scenario) {
     cpuShare: ticks / CLK_TCK / wallS,
     rssMB: rssBytes(live.pid) / 2 ** 20,
     redisPerRequest: redis ? roundTrips(statsBefore, statsAfter, requests).total : undefined,
+    pgPerRequest: pg ? (statementsAfter - statementsBefore) / Math.max(1, requests) : undefined,
   };
 }
 
@@ -413,6 +418,27 @@ async function redisProbe(ctx, live, count = 100) {
   return out;
 }
 
+/**
+ * PostgreSQL statements per request: 100 sequential requests per scenario between two reads of the
+ * server's own count of the statements its client sent (each is one round trip once prepared).
+ */
+async function postgresProbe(ctx, live, count = 100) {
+  const base = `http://127.0.0.1:${live.port}`;
+  const out = {};
+  for (const scenario of ctx.opts.scenarios) {
+    const before = await statementCount(live.port);
+    for (let i = 0; i < count; i++) {
+      const cookie = scenario === "read" || scenario === "write"
+        ? live.pool[i % live.pool.length]
+        : undefined;
+      const r = await request(base, `/${scenario}`, cookie);
+      if (r.status !== 200) throw new Error(`${scenario} probe answered ${r.status}`);
+    }
+    out[scenario] = { total: (await statementCount(live.port) - before) / count };
+  }
+  return out;
+}
+
 function rotate(list, by) {
   const k = by % list.length;
   return [...list.slice(k), ...list.slice(0, k)];
@@ -423,6 +449,10 @@ async function startContender(ctx, group, contender, extraNodeFlags) {
   const { command, args } = serverCommand(ctx, group, contender, extraNodeFlags);
   const env = { BENCH_CONTENDER: contender.runs ?? contender.name, BENCH_PORT: String(port), NO_COLOR: "1" };
   if (ctx.redis) env.BENCH_REDIS_PORT = String(ctx.redis.port);
+  if (ctx.postgres) {
+    env.BENCH_POSTGRES_URL = ctx.postgres.url;
+    env.BENCH_POSTGRES_SCHEMA = ctx.postgres.schema;
+  }
   // Deno finds deno.json and node_modules from its working directory: the snapshot's root.
   const cwd = treeOf(ctx, contender).root;
   const started = await startServer({ command, args, env, cwd, prefix: ctx.pin.server });
@@ -474,6 +504,10 @@ async function httpPhase(ctx) {
         skip("no redis-server available");
         continue;
       }
+      if (contender.store === "postgres" && !ctx.postgres) {
+        skip(ctx.postgresUnavailable ?? "no PostgreSQL available");
+        continue;
+      }
       const started = await startContender(ctx, group, contender);
       if (!started.ok) {
         skip(`${started.reason}${started.stderr ? `: ${String(started.stderr).trim().slice(-400)}` : ""}`);
@@ -515,6 +549,13 @@ async function httpPhase(ctx) {
         l.entry.redisProbe = await redisProbe(ctx, l);
       } catch (error) {
         l.entry.redisProbe = { error: String(error) };
+      }
+    }
+    for (const l of live.filter((l) => l.contender.store === "postgres")) {
+      try {
+        l.entry.postgresProbe = await postgresProbe(ctx, l);
+      } catch (error) {
+        l.entry.postgresProbe = { error: String(error) };
       }
     }
 
@@ -569,6 +610,9 @@ async function httpPhase(ctx) {
           errors: rounds.reduce((a, r) => a + r.errors, 0),
           redisPerRequest: l.contender.store === "redis"
             ? median(rounds.map((r) => r.redisPerRequest))
+            : undefined,
+          pgPerRequest: l.contender.store === "postgres"
+            ? median(rounds.map((r) => r.pgPerRequest))
             : undefined,
           minRps: Math.min(...rounds.map((r) => r.rps)),
           maxRps: Math.max(...rounds.map((r) => r.rps)),
@@ -718,6 +762,7 @@ async function main() {
     baseline: undefined,
     children: new Set(),
     redis: undefined,
+    postgres: undefined,
     results: {
       startedAt: new Date().toISOString(),
       options: { ...opts, partial },
@@ -736,6 +781,7 @@ async function main() {
   const cleanup = async () => {
     for (const child of ctx.children) await stop(child, 3000);
     await ctx.redis?.stop();
+    await ctx.postgres?.stop();
     rmSync(ctx.tmp, { recursive: true, force: true });
     for (const { root } of ctx.builds.values()) {
       // The tree holds a symlink to the repo's node_modules: unlink it first so nothing can follow it.
@@ -759,6 +805,19 @@ async function main() {
     if (needsRedis && tools.redisServer) {
       ctx.redis = await startRedis({ binary: tools.redisServer, prefix: pin.client });
       log(`redis-server ${ctx.redis.version} on port ${ctx.redis.port}`);
+    }
+    const needsPostgres = opts.phases.includes("http") &&
+      select(opts.only, opts.skip, opts.experiments).some(({ contender }) => contender.store === "postgres");
+    if (needsPostgres) {
+      const prepared = await preparePostgres();
+      if (prepared.unavailable) {
+        ctx.postgresUnavailable = prepared.unavailable;
+        log(prepared.unavailable);
+      } else {
+        ctx.postgres = prepared;
+        ctx.results.machine.postgres = prepared.version;
+        log(`${prepared.version} at ${new URL(prepared.url).host}, schema ${prepared.schema}`);
+      }
     }
     const started = performance.now();
     for (const phase of PHASES) {

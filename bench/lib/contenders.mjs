@@ -57,6 +57,19 @@ export const GROUPS = [
         store: "redis",
         label: "express-session + connect-redis",
       },
+      {
+        name: "ours-postgres",
+        kind: "ours",
+        store: "postgres",
+        label: "ours + PostgresStore",
+        requires: "src/stores/postgres.ts",
+      },
+      {
+        name: "express-session-postgres",
+        kind: "peer",
+        store: "postgres",
+        label: "express-session + connect-pg-simple",
+      },
     ],
     peers: [
       { ours: "ours-memory", peer: "express-session-memory", min: 1.5 },

@@ -118,6 +118,7 @@ function machineSection(results) {
     `| Deno | ${m.deno} |`,
     `| Load generator | ${m.wrk} |`,
     `| Redis | ${m.redis} |`,
+    ...(m.postgres ? [`| PostgreSQL | ${m.postgres} (the machine's server, not pinned) |`] : []),
     `| Load average (1/5/15 min) at start → end | ${m.loadAverage} → ${m.loadAverageEnd ?? "?"} |`,
     `| Source | commit ${m.commit}; snapshot of src/ taken at start, fingerprint \`${m.source}\`${
       m.sourceAfter
@@ -209,6 +210,35 @@ function headlineSection(results) {
       "| Framework | Scenario | ours + Redis req/s | ÷ floor | ÷ peer |",
       "| --- | --- | ---: | ---: | ---: |",
       ...redisRows,
+    );
+  }
+  // PostgreSQL-backed: informational, no target (issue 14 asks for the comparison, not a ratio).
+  const postgresRows = [];
+  for (const group of GROUPS) {
+    const g = results.http?.[group.id];
+    if (!g?.contenders?.["ours-postgres"]) continue;
+    for (const scenario of SCENARIOS) {
+      const ours = scenarioOf(g, "ours-postgres", scenario);
+      const peerScenario = scenarioOf(g, "express-session-postgres", scenario);
+      const floor = pairedRatio(ours, scenarioOf(g, "noop", scenario));
+      const peer = judgedRatio(ours, peerScenario);
+      postgresRows.push(
+        `| ${group.label} | ${scenario} | ${fmtInt(ours?.median?.rps)} | ${
+          fmtInt(peerScenario?.median?.rps)
+        } | ${fmt(floor)} | ${Number.isFinite(peer.rps) ? `${fmt(peer.rps)}×` : "–"} | ${
+          Number.isFinite(peer.cpu) ? `${fmt(peer.cpu)}×` : "–"
+        } |`,
+      );
+    }
+  }
+  if (postgresRows.length) {
+    lines.push(
+      "",
+      "PostgreSQL-backed (same server and database; peer = express-session + connect-pg-simple; no target):",
+      "",
+      "| Framework | Scenario | ours + PostgreSQL req/s | peer req/s | ours ÷ floor | ours ÷ peer (req/s) | ours ÷ peer (CPU capacity) |",
+      "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+      ...postgresRows,
     );
   }
   const missed = rows.filter((r) => Number.isFinite(r.value) && r.value < r.min);
@@ -455,6 +485,47 @@ function redisSection(results) {
   ].join("\n");
 }
 
+function postgresSection(results) {
+  const lines = [];
+  for (const group of GROUPS) {
+    const g = results.http?.[group.id];
+    if (!g) continue;
+    for (const contender of contendersOf(group, g)) {
+      const c = g.contenders[contender.name];
+      if (!c?.postgresProbe) continue;
+      if (c.postgresProbe.error) {
+        lines.push(`| ${group.label} | ${contender.label} | probe failed: ${c.postgresProbe.error} | | | |`);
+        continue;
+      }
+      const cell = (scenario) => {
+        const r = c.postgresProbe[scenario];
+        if (!r) return "–";
+        const underLoad = c.scenarios?.[scenario]?.median?.pgPerRequest;
+        return `**${fmt(r.total)}**${Number.isFinite(underLoad) ? ` (under load ${fmt(underLoad)})` : ""}`;
+      };
+      lines.push(
+        `| ${group.label} | ${contender.label} | ${cell("bare")} | ${cell("read")} | ${cell("write")} | ${
+          cell("new")
+        } |`,
+      );
+    }
+  }
+  if (lines.length === 0) return "";
+  return [
+    "## PostgreSQL statements per request",
+    "",
+    "In bold: statements the server's PostgreSQL client sent during 100 sequential requests per scenario ÷ 100,",
+    "counted by the client itself (postgres.js's `debug` hook for ours, a wrapped `pg` `Pool.query` for",
+    "connect-pg-simple) and read from the server's `/__pg_statements`; under load: the same count over the timed",
+    "wrk runs ÷ completed requests. Every statement is one round trip once its connection has prepared it.",
+    "",
+    "| Framework | Contender | bare | read | write | new |",
+    "| --- | --- | --- | --- | --- | --- |",
+    ...lines,
+    "",
+  ].join("\n");
+}
+
 function microSection(results) {
   if (!results.micro?.length) return "";
   const runtimes = results.micro.filter((m) => m.results);
@@ -624,6 +695,7 @@ export function renderReport(results) {
   parts.push(
     experimentSection(results),
     redisSection(results),
+    postgresSection(results),
     profileSection(results),
     microSection(results),
     scaleSection(results),

@@ -15,6 +15,8 @@ export interface BenchConfig {
   contender: string;
   port: number;
   redisPort: number | undefined;
+  /** The harness's PostgreSQL and the run's schema in it (bench/lib/postgres.mjs). */
+  postgres: { url: string; schema: string } | undefined;
 }
 
 export function readConfig(): BenchConfig {
@@ -22,7 +24,21 @@ export function readConfig(): BenchConfig {
   const port = Number(process.env.BENCH_PORT ?? "0");
   const redis = process.env.BENCH_REDIS_PORT;
   if (!contender) throw new Error("BENCH_CONTENDER is not set");
-  return { contender, port, redisPort: redis ? Number(redis) : undefined };
+  const pgUrl = process.env.BENCH_POSTGRES_URL;
+  const pgSchema = process.env.BENCH_POSTGRES_SCHEMA;
+  return {
+    contender,
+    port,
+    redisPort: redis ? Number(redis) : undefined,
+    postgres: pgUrl && pgSchema ? { url: pgUrl, schema: pgSchema } : undefined,
+  };
+}
+
+export function requirePostgres(config: BenchConfig): { url: string; schema: string } {
+  if (config.postgres === undefined) {
+    throw new Error(`${config.contender} needs BENCH_POSTGRES_URL and BENCH_POSTGRES_SCHEMA`);
+  }
+  return config.postgres;
 }
 
 export function requireRedis(config: BenchConfig): number {

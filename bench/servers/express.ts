@@ -1,10 +1,14 @@
-// Express 5: bare, a no-op middleware, our adapter (when src/adapters/express.ts exists), and
-// express-session with its MemoryStore and with connect-redis. Contender from BENCH_CONTENDER.
+// Express 5: bare, a no-op middleware, our adapter (when src/adapters/express.ts exists) with a
+// MemoryStore, a RedisStore and a PostgresStore, and express-session with its MemoryStore, connect-redis
+// and connect-pg-simple. Contender from BENCH_CONTENDER.
 import process from "node:process";
 import express from "express";
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 import expressSessionModule from "express-session";
 import { RedisStore as ConnectRedisStore } from "connect-redis";
+import connectPgSimpleModule from "connect-pg-simple";
+import pg from "pg";
+import postgres from "postgres";
 import { createClient } from "redis";
 import { MemoryStore } from "../../src/stores/memory.ts";
 import { RedisStore } from "../../src/stores/redis.ts";
@@ -18,6 +22,7 @@ import {
   IDLE_SECONDS,
   importOptional,
   readConfig,
+  requirePostgres,
   requireRedis,
   SECRET,
 } from "./_common.ts";
@@ -27,6 +32,19 @@ type ExpressSessionStore = unknown;
 const expressSession = expressSessionModule as unknown as (
   options: Record<string, unknown>,
 ) => RequestHandler;
+// Nor does connect-pg-simple: it takes express-session and answers the store class.
+const connectPgSimple = connectPgSimpleModule as unknown as (
+  session: unknown,
+) => new (options: Record<string, unknown>) => ExpressSessionStore;
+
+/**
+ * Statements the server's PostgreSQL client sent, counted by the client itself (postgres.js's `debug`
+ * hook, a wrapped `pg` `Pool.query`) and served at /__pg_statements for the harness's probe.
+ */
+let pgStatements = 0;
+function countStatements(app: express.Express): void {
+  app.get("/__pg_statements", (_req, res) => res.type("text/plain").send(String(pgStatements)));
+}
 
 interface CounterAccess {
   create(req: Request): void;
@@ -114,7 +132,8 @@ async function build(config: BenchConfig): Promise<{ app: express.Express; close
       routes(app, undefined);
       break;
     case "ours-memory":
-    case "ours-redis": {
+    case "ours-redis":
+    case "ours-postgres": {
       const adapter = await importOptional("src/adapters/express.ts");
       if (adapter?.session === undefined) {
         console.log("SKIP src/adapters/express.ts is missing or exports no session()");
@@ -130,6 +149,23 @@ async function build(config: BenchConfig): Promise<{ app: express.Express; close
         await redis.init();
         close = () => redis.close();
         store = redis;
+      } else if (config.contender === "ours-postgres") {
+        const { url, schema } = requirePostgres(config);
+        const { PostgresStore } = await importOptional("src/stores/postgres.ts") ?? {};
+        if (PostgresStore === undefined) {
+          console.log("SKIP src/stores/postgres.ts is missing");
+          process.exit(3);
+        }
+        // A pool of 10, as pg's default for the peer; the hook counts statements for the probe.
+        const sql = postgres(url, { max: 10, onnotice: () => {}, debug: () => pgStatements++ });
+        const pgStore = new PostgresStore({ client: sql, tableName: `${schema}.ours_${process.pid}` });
+        await pgStore.init();
+        countStatements(app);
+        close = async () => {
+          await pgStore.close();
+          await sql.end({ timeout: 5 });
+        };
+        store = pgStore;
       } else {
         store = new MemoryStore();
       }
@@ -147,6 +183,28 @@ async function build(config: BenchConfig): Promise<{ app: express.Express; close
       await client.connect();
       close = () => client.close();
       const store = new ConnectRedisStore({ client, prefix: `bench:express-session:${process.pid}:` });
+      app.use(expressSession(expressSessionOptions(store)));
+      routes(app, classic);
+      break;
+    }
+    case "express-session-postgres": {
+      const { url, schema } = requirePostgres(config);
+      const pool = new pg.Pool({ connectionString: url, max: 10 });
+      pool.on("error", () => {});
+      const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
+      (pool as unknown as { query: typeof query }).query = (...args) => {
+        pgStatements++;
+        return query(...args);
+      };
+      countStatements(app);
+      const PgSessionStore = connectPgSimple(expressSessionModule);
+      const store = new PgSessionStore({
+        pool,
+        schemaName: schema,
+        tableName: `peer_${process.pid}`,
+        createTableIfMissing: true,
+      });
+      close = () => pool.end();
       app.use(expressSession(expressSessionOptions(store)));
       routes(app, classic);
       break;
