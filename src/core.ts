@@ -671,14 +671,14 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       ? loaded.expiresAt
       : Math.min(now + this.#idleMs, loaded.absoluteExpiresAt);
     const touch = this.#idleMs !== null && slid - loaded.expiresAt >= this.#idleMs / 2;
-    const id = state.id!;
     if (!changed && !touch) {
       return state.rotated
         ? this.#written(state, { data: toObject(state.data), meta: loaded }, now, true)
         : undefined;
     }
     // The deadline moves only with a touch, on writes as on reads: the browser's copy of the cookie
-    // expires when the record does, so a write that keeps the deadline needs no Set-Cookie.
+    // expires when the record does, so a write that keeps the deadline needs no Set-Cookie (unless the
+    // cookie carries the record itself: #written decides, as chosen in the constructor).
     const meta: SessionMeta = {
       createdAt: loaded.createdAt,
       expiresAt: touch ? slid : loaded.expiresAt,
