@@ -258,9 +258,10 @@ function failed(response: ResponseFacts | undefined): boolean {
  * `load` before the handler and `commit` after it, for every request.
  *
  * The manager owns the session cookie: what it carries (the id, signed with
- * the first secret), its 4096-byte budget, and every policy: what a failed
- * request is, when to write, when to send a cookie. Stores only see storage
- * keys derived from ids (see {@linkcode Store}).
+ * the first secret; or, with a `CookieStore`, the whole record sealed with
+ * AES-256-GCM, chosen once here), its 4096-byte budget, and every policy:
+ * what a failed request is, when to write, when to send a cookie. Stores only
+ * see storage keys derived from ids (see {@linkcode Store}).
  *
  * @typeParam T The session data type.
  *
@@ -458,6 +459,8 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
    * deleted the session this one is updating (it is not recreated).
    * @throws {StoreContractError} (rejects) when the store answers outside its contract.
    * @throws {TypeError} (rejects) when a value was changed in place into something that is not JSON data.
+   * @throws {SessionTooLargeError} (rejects) when a session sealed into its cookie (`CookieStore`) would
+   * make a `Set-Cookie` value over 4096 bytes (RFC 6265, section 6.1); nothing is sent.
    */
   commit(session: Session<T>, response?: ResponseFacts): Promise<string | undefined> {
     return settled(() => this.#commit(session, response));
