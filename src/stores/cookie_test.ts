@@ -513,3 +513,11 @@ test("CookieStore: Sealer.open never rejects, whatever the value", async () => {
   }
   assert.ok(await sealer.seal(id(), createWrite({ a: 1 }).record));
 });
+
+test("CookieStore: with both timeouts turned off a session stays open (the cookie lives the 400 days browsers allow)", async () => {
+  const { manager, clock } = setup({ idleTimeout: null, absoluteTimeout: null });
+  const { setCookie, cookie } = await sealedSession(manager);
+  assert.match(setCookie, /Max-Age=34560000;/);
+  clock.now += 10 * 365 * 86_400_000;
+  assert.equal((await manager.load(http(cookie))).get("user"), "ada");
+});
