@@ -204,7 +204,10 @@ export class Sealer {
     let current = this.#sealing;
     if (current === undefined || current.left === 0) {
       const salt = randomBytes(SALT_BYTES).slice();
-      current = this.#sealing = { salt, key: this.#derive(0, salt), left: MESSAGES_PER_KEY };
+      const fresh: SealingKey = { salt, key: this.#derive(0, salt), left: MESSAGES_PER_KEY };
+      // Should deriving ever fail, the next message draws a new salt rather than reuse a failed key.
+      fresh.key.catch(() => this.#sealing === fresh && (this.#sealing = undefined));
+      current = this.#sealing = fresh;
     }
     current.left--;
     return current;
