@@ -4,7 +4,8 @@
  *
  * This entry keeps the original `sessions` module's names working as a
  * drop-in (`OakSession`, `OpineSession`, `MemoryStore`, `SqliteStore`, `RedisStore`,
- * `WebdisStore`) and exports the framework-independent core. Each framework
+ * `WebdisStore`), exports `CookieStore` (sessions sealed into the cookie) and
+ * the framework-independent core. Each framework
  * has its own entry exporting the same `session()` middleware name:
  * `src/adapters/hono.ts`, `src/adapters/oak.ts`, `src/adapters/fetch.ts`,
  * `src/adapters/express.ts`, `src/adapters/koa.ts`, `src/adapters/opine.ts`,
@@ -40,6 +41,8 @@ export { RedisStore } from "./src/stores/redis.ts";
 export type { RedisStoreOptions } from "./src/stores/redis.ts";
 export { WebdisStore } from "./src/stores/webdis.ts";
 export type { WebdisStoreOptions } from "./src/stores/webdis.ts";
+export { CookieStore } from "./src/stores/cookie.ts";
+export type { CookieStoreOptions, RevocationCheck, RevocationHook } from "./src/stores/cookie.ts";
 
 export { SessionManager } from "./src/core.ts";
 export type {
@@ -57,6 +60,7 @@ export {
   CorruptRecordError,
   SessionConflictError,
   SessionStoreError,
+  SessionTooLargeError,
   StoreContractError,
 } from "./src/errors.ts";
 export type { StoreOperation } from "./src/errors.ts";

@@ -12,6 +12,8 @@ import { generateId, SignedToken, storageKey } from "../src/_crypto.ts";
 import { readCookieValues } from "../src/_cookie.ts";
 import { SessionManager } from "../src/core.ts";
 import { MemoryStore } from "../src/stores/memory.ts";
+import { CookieStore } from "../src/stores/cookie.ts";
+import { Sealer, SEALING } from "../src/_seal.ts";
 import type { SessionRecord } from "../src/store.ts";
 
 const SECRET = "bench-secret-0123456789abcdef-0123456789abcdef-xx";
@@ -154,6 +156,93 @@ core("write: load(cookie) + increment + commit", async () => {
   s.set("n", (s.get("n") ?? 0) + 1);
   do_not_optimize(await manager.commit(s));
 });
+
+// The sealed cookie (CookieStore): Web Crypto AES-256-GCM under HKDF-SHA-256 keys. "remembered" is a value
+// opened before (its plaintext is kept: a JSON parse); "cold" values were sealed by 2,000 other processes
+// (sealers), so each open derives its salt's key and decrypts; "same salt" values share the key this process
+// seals under, so an open is one decrypt.
+// deno-lint-ignore no-explicit-any
+const cookieManager = new SessionManager<any>({ store: new CookieStore({ keys: [SECRET] }) });
+const cookieSeeded = await cookieManager.load({ cookie: null, https: false });
+cookieSeeded.set("n", 1);
+cookieSeeded.set("user", "u-1234567");
+const cookieSetCookie = await cookieManager.commit(cookieSeeded);
+const sealedCookie = cookieSetCookie!.slice(0, cookieSetCookie!.indexOf(";"));
+const sealerKeys = [new TextEncoder().encode(SECRET)];
+const sealer = new Sealer(sealerKeys, "sid");
+const sealedRecord: SessionRecord = { data: { n: 1, user: "u-1234567" }, meta: record.meta };
+const sealedValue = await sealer.seal(id, sealedRecord);
+const OTHER_PROCESSES = 2000; // more than the 1,023 values a sealer remembers, and its 128 derived keys
+const coldSealed: string[] = [];
+for (let i = 0; i < OTHER_PROCESSES; i++) {
+  coldSealed.push(await new Sealer(sealerKeys, "sid").seal(generateId(), sealedRecord));
+}
+const sameSalt: string[] = [];
+for (let i = 0; i < COLD; i++) sameSalt.push(await sealer.seal(generateId(), sealedRecord));
+let coldOpen = 0;
+let sameSaltOpen = 0;
+const openingSealer = new Sealer(sealerKeys, "sid");
+const opener = new Sealer(sealerKeys, "sid");
+for (const value of sameSalt.slice(0, 1)) await opener.open(value);
+const hkdfBase = await globalThis.crypto.subtle.importKey("raw", sealerKeys[0], "HKDF", false, ["deriveKey"]);
+const plaintext = new TextEncoder().encode(JSON.stringify([id, sealedRecord]));
+const sealing = add("sealed cookie (CookieStore: Web Crypto AES-256-GCM, HKDF-SHA-256 keys)");
+sealing(
+  "Sealer.seal (one AES-GCM encrypt)",
+  async () => do_not_optimize(await sealer.seal(id, sealedRecord)),
+);
+sealing(
+  "Sealer.open, remembered value (JSON parse)",
+  async () => do_not_optimize(await sealer.open(sealedValue)),
+);
+sealing(
+  "Sealer.open, cold, this process's salt (one decrypt)",
+  async () => do_not_optimize(await opener.open(sameSalt[sameSaltOpen++ % COLD])),
+);
+sealing(
+  "Sealer.open, cold, 2,000 other salts (derive + decrypt)",
+  async () => do_not_optimize(await openingSealer.open(coldSealed[coldOpen++ % OTHER_PROCESSES])),
+);
+sealing("alt: a key per message (deriveKey + encrypt)", async () => {
+  const key = await globalThis.crypto.subtle.deriveKey(
+    {
+      name: "HKDF",
+      hash: "SHA-256",
+      salt: globalThis.crypto.getRandomValues(new Uint8Array(16)),
+      info: plaintext,
+    },
+    hkdfBase,
+    { name: "AES-GCM", length: 256 },
+    false,
+    ["encrypt"],
+  );
+  do_not_optimize(
+    await globalThis.crypto.subtle.encrypt(
+      { name: "AES-GCM", iv: globalThis.crypto.getRandomValues(new Uint8Array(12)) },
+      key,
+      plaintext,
+    ),
+  );
+});
+
+const cookieCore = add("SessionManager load + commit, CookieStore");
+cookieCore("new: load(no cookie) + set + commit (seal)", async () => {
+  const s = await cookieManager.load({ cookie: null, https: false });
+  s.set("n", 1);
+  do_not_optimize(await cookieManager.commit(s));
+});
+cookieCore("read: load(cookie) + get + commit (remembered, no seal)", async () => {
+  const s = await cookieManager.load({ cookie: sealedCookie, https: false });
+  do_not_optimize(s.get("n"));
+  do_not_optimize(await cookieManager.commit(s));
+});
+cookieCore("write: load(cookie) + increment + commit (seal)", async () => {
+  const s = await cookieManager.load({ cookie: sealedCookie, https: false });
+  s.set("n", (s.get("n") ?? 0) + 1);
+  do_not_optimize(await cookieManager.commit(s));
+});
+if (typeof (await openingSealer.open(coldSealed[0])) === "string") throw new Error("sealer fixture is wrong");
+if (SEALING in new CookieStore({ keys: [SECRET] }) === false) throw new Error("not a sealing store");
 
 const stores = add("store and store-call overhead");
 const seededKey = storageKey(seeded.id);

@@ -253,7 +253,8 @@ function serverCommand(ctx, group, contender, extraNodeFlags = []) {
 async function request(base, path, cookie) {
   const response = await fetch(base + path, { headers: cookie ? { cookie } : {} });
   const text = await response.text();
-  const setCookie = response.headers.getSetCookie().find((value) => value.startsWith("sid="));
+  // The last one, as a browser keeps it: hono-sessions' CookieStore sends an empty session first, then the real one.
+  const setCookie = response.headers.getSetCookie().findLast((value) => value.startsWith("sid="));
   const pair = setCookie?.slice(0, setCookie.indexOf(";") < 0 ? undefined : setCookie.indexOf(";"));
   return { status: response.status, text, setCookie, cookie: pair && pair !== "sid=" ? pair : undefined };
 }

@@ -9,12 +9,14 @@ const MAX_VALUES = 8;
  * Returns the values of every cookie called `name` in a `Cookie` header, in
  * order, without decoding them. One pass over the header, no regular
  * expressions, no object keyed by cookie name (so `__proto__` is just a name).
- * Values longer than `maxLength` are skipped without being copied.
+ * Values longer than `maxLength` are skipped without being copied;
+ * `onOversized` is told of each.
  */
 export function readCookieValues(
   header: string | null | undefined,
   name: string,
   maxLength: number,
+  onOversized?: () => void,
 ): string[] {
   const values: string[] = [];
   if (!header) return values;
@@ -44,9 +46,8 @@ export function readCookieValues(
           valueStart++;
           valueEnd--;
         }
-        if (valueEnd > valueStart && valueEnd - valueStart <= maxLength) {
-          values.push(header.slice(valueStart, valueEnd));
-        }
+        if (valueEnd - valueStart > maxLength) onOversized?.();
+        else if (valueEnd > valueStart) values.push(header.slice(valueStart, valueEnd));
       }
     }
     start = end + 1;

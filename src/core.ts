@@ -11,11 +11,19 @@
 import { CookieWriter } from "./_cookie.ts";
 import type { CookieOptions } from "./_cookie.ts";
 import { readCookieValues } from "./_cookie.ts";
-import { maxCookieValueLength, SignedToken, storageKey, UnsignedToken } from "./_crypto.ts";
+import { COOKIE_BUDGET, maxCookieValueLength, SignedToken, storageKey, UnsignedToken } from "./_crypto.ts";
 import { isPromiseLike, registerCommitNow } from "./_lifecycle.ts";
 import { rejectUnknownOptions } from "./_options.ts";
 import type { CookieToken, Presented } from "./_crypto.ts";
-import { CorruptRecordError, SessionConflictError, SessionStoreError, StoreContractError } from "./errors.ts";
+import { SEALING } from "./_seal.ts";
+import type { Opened, Sealer, SealingStore } from "./_seal.ts";
+import {
+  CorruptRecordError,
+  SessionConflictError,
+  SessionStoreError,
+  SessionTooLargeError,
+  StoreContractError,
+} from "./errors.ts";
 import type { StoreOperation } from "./errors.ts";
 import { isAllowedKey, newSession, Session, sessionInternals, settleChanges } from "./session.ts";
 import type { SessionData, SessionHost, SessionInternals } from "./session.ts";
@@ -38,7 +46,11 @@ export type SecurityEventType =
   /** A stored record that cannot be parsed (the store threw `CorruptRecordError`): deleted. */
   | "corrupt-record"
   /** A stored record carrying a reserved key (`__proto__`, ...): the key was dropped. */
-  | "forbidden-key";
+  | "forbidden-key"
+  /** A cookie value longer than the 4096-byte budget: dropped without being read. */
+  | "oversized-cookie"
+  /** A sealed cookie (`CookieStore`) that the store's `isRevoked` check refused. */
+  | "revoked-session";
 
 /** A security-relevant event. Carries the session's storage key, never its id. */
 export interface SecurityEvent {
@@ -58,7 +70,8 @@ export interface SecurityEvent {
 export interface SessionOptions {
   /**
    * Where records live. Default: a {@linkcode MemoryStore} (one process only;
-   * use a persistent store in production).
+   * use a persistent store in production). A `CookieStore` keeps each record
+   * sealed in the session cookie instead, with no `secret`.
    */
   store?: Store;
   /**
@@ -210,6 +223,20 @@ const storeGet: StoreCall<SessionRecord | undefined> = (store, key) => store.get
 const storeSet: StoreCall<WriteResult> = (store, key, write) => store.set(key, write!);
 const storeDelete: StoreCall<void> = (store, key) => store.delete(key);
 
+/**
+ * The records of sessions sealed into the cookie (a `CookieStore`): nothing on
+ * the server. Writes succeed at once and deletes have nothing to delete; the
+ * cookie itself is written (or cleared) by the core.
+ */
+const SEALED_RECORDS: Store = {
+  get: () => undefined,
+  set: () => "written",
+  delete: () => {},
+};
+
+/** Whether the request was https: a boolean, or the adapter's function that tells. */
+type Https = boolean | (() => boolean);
+
 /** What the core makes of a read that threw {@linkcode CorruptRecordError}. */
 const CORRUPT: unique symbol = Symbol("corrupt record");
 type ReadAnswer = SessionRecord | undefined | null | typeof CORRUPT;
@@ -256,9 +283,10 @@ function failed(response: ResponseFacts | undefined): boolean {
  * `load` before the handler and `commit` after it, for every request.
  *
  * The manager owns the session cookie: what it carries (the id, signed with
- * the first secret), its 4096-byte budget, and every policy: what a failed
- * request is, when to write, when to send a cookie. Stores only see storage
- * keys derived from ids (see {@linkcode Store}).
+ * the first secret; or, with a `CookieStore`, the whole record sealed with
+ * AES-256-GCM, chosen once here), its 4096-byte budget, and every policy:
+ * what a failed request is, when to write, when to send a cookie. Stores only
+ * see storage keys derived from ids (see {@linkcode Store}).
  *
  * @typeParam T The session data type.
  *
@@ -299,7 +327,22 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
   /** The store sessions are kept in. */
   readonly store: Store;
   #cookie: CookieWriter;
-  #token: CookieToken;
+  /** How the cookie carries an id: signed or not. Unused when records are sealed into the cookie. */
+  #token: CookieToken | undefined;
+  /** Where the core reads and writes records: `store`, or nothing at all when they are sealed into the cookie. */
+  #records: Store;
+  // The two steps that differ when the record travels sealed in the cookie (a `CookieStore`): chosen once in
+  // the constructor, so no request asks which kind of store it has.
+  /** Finds the session the cookie values present. */
+  #find: (values: string[], https: Https) => MaybePromise<Session<T>>;
+  /** The `Set-Cookie` value after a write; `resend`: the cookie's deadline moved or its key rotated. */
+  #written: (
+    state: SessionInternals,
+    record: SessionRecord,
+    now: number,
+    resend: boolean,
+  ) => MaybePromise<string | undefined>;
+  #reportOversized: () => void;
   #maxValueLength: number;
   #idleMs: number | null;
   #absoluteMs: number | null;
@@ -350,16 +393,34 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     this.store = store;
     this.#trustProxy = options.trustProxy ?? false;
     this.#onSecurityEvent = options.onSecurityEvent;
-    // The token is chosen here, once: no request asks which kind it has.
-    this.#token = secrets ? new SignedToken(secrets) : new UnsignedToken();
     this.#maxValueLength = maxCookieValueLength(this.#cookie.name);
-    if (this.#token.maxLength > this.#maxValueLength) {
-      throw optionError(
-        "cookie.name",
-        `is too long: a cookie's name and value must fit in 4096 bytes (RFC 6265bis, section 5.6)`,
-      );
+    this.#reportOversized = () => this.#report("oversized-cookie");
+    // The kind of cookie is chosen here, once: no request asks which kind it has.
+    const sealing = (store as Partial<SealingStore>)[SEALING];
+    if (typeof sealing === "function") {
+      if (secrets) {
+        throw optionError("secret", "is not used with a CookieStore: its keys seal the cookie; leave it out");
+      }
+      const sealer = sealing.call(store, this.#cookie.name);
+      this.#records = SEALED_RECORDS;
+      this.#find = (values, https) =>
+        values.length === 0 ? this.#fresh(https) : this.#openSealed(sealer, values, https);
+      this.#written = (state, record, now) => this.#sealed(sealer, state, record, now);
+    } else {
+      const token = secrets ? new SignedToken(secrets) : new UnsignedToken();
+      if (token.maxLength > this.#maxValueLength) {
+        throw optionError(
+          "cookie.name",
+          `is too long: a cookie's name and value must fit in 4096 bytes (RFC 6265bis, section 5.6)`,
+        );
+      }
+      this.#token = token;
+      this.#records = store;
+      this.#find = (values, https) => this.#loadFrom(values, 0, https);
+      this.#written = (state, record, now, resend) =>
+        resend ? this.#setCookie(token.write(state.id!), record.meta, now, isHttps(state)) : undefined;
     }
-    if (!secrets && !warnedUnsigned) {
+    if (!secrets && !warnedUnsigned && this.#token !== undefined) {
       warnedUnsigned = true;
       console.warn(
         'Session ids are not signed: pass a "secret" option (32+ random bytes) to sign the session cookie',
@@ -371,7 +432,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     };
   }
 
-  /** Whether the session cookie is signed (a `secret` was given). */
+  /** Whether the session cookie is signed (a `secret` was given; not with a `CookieStore`, which seals it). */
   get signed(): boolean {
     return this.#token instanceof SignedToken;
   }
@@ -425,6 +486,8 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
    * deleted the session this one is updating (it is not recreated).
    * @throws {StoreContractError} (rejects) when the store answers outside its contract.
    * @throws {TypeError} (rejects) when a value was changed in place into something that is not JSON data.
+   * @throws {SessionTooLargeError} (rejects) when a session sealed into its cookie (`CookieStore`) would
+   * make a `Set-Cookie` value over 4096 bytes (RFC 6265, section 6.1); nothing is sent.
    */
   commit(session: Session<T>, response?: ResponseFacts): Promise<string | undefined> {
     return settled(() => this.#commit(session, response));
@@ -439,8 +502,13 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     if (this.#trustProxy && request.forwardedProto) {
       https = request.forwardedProto.split(",", 1)[0].trim().toLowerCase() === "https";
     }
-    const values = readCookieValues(request.cookie, this.#cookie.name, this.#maxValueLength);
-    return this.#loadFrom(values, 0, https);
+    const values = readCookieValues(
+      request.cookie,
+      this.#cookie.name,
+      this.#maxValueLength,
+      this.#reportOversized,
+    );
+    return this.#find(values, https);
   }
 
   /** Tries the cookie values from `index` on; a fresh session when none opens. */
@@ -485,7 +553,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
 
   /** The cookie value's id and storage key, if it is well formed (and its signature verifies). */
   #read(value: string): Presented | undefined {
-    const presented = this.#token.read(value);
+    const presented = this.#token!.read(value);
     if (typeof presented !== "string") return presented;
     this.#report(presented === "malformed" ? "malformed-cookie" : "bad-signature");
     return undefined;
@@ -512,8 +580,6 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     if (!isSessionRecord(answer)) {
       throw new StoreContractError("read", `answered ${shape(answer)}, not a session record or undefined`);
     }
-    const now = this.#now();
-    const { meta } = answer;
     if (this.#expired(answer.meta, this.#now())) {
       this.#report("expired-session", key);
       return this.#deleteStale(key);
@@ -677,7 +743,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
           result === "gone" ? 'a create was answered "gone"' : `answered ${shape(result)}, not "written"`,
         );
       }
-      return this.#setCookie(id, meta, now, isHttps(state));
+      return this.#written(state, record, now, true);
     };
     return isPromiseLike(answer) ? answer.then(created) : created(answer);
   }
@@ -697,7 +763,6 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     // window has passed, so a busy session is not rewritten on every request.
     const touch = state.lifetimeChanged || state.touched ||
       (idleMs !== null && slid - loaded.expiresAt >= idleMs / 2);
-    const id = state.id!;
     const meta: SessionMeta = {
       createdAt: loaded.createdAt,
       expiresAt: touch ? slid : loaded.expiresAt,
@@ -705,10 +770,13 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     };
     if (lifetime !== undefined) meta.lifetimeMs = lifetime;
     if (!changed && !touch) {
-      return state.rotated ? this.#setCookie(id, meta, now, isHttps(state)) : undefined;
+      return state.rotated
+        ? this.#written(state, { data: toObject(state.data), meta }, now, true)
+        : undefined;
     }
     // The deadline moves only with a touch, on writes as on reads: the browser's copy of the cookie
-    // expires when the record does, so a write that keeps the deadline needs no Set-Cookie.
+    // expires when the record does, so a write that keeps the deadline needs no Set-Cookie (unless the
+    // cookie carries the record itself: #written decides, as chosen in the constructor).
     const record: SessionRecord = { data: toObject(state.data), meta };
     if (state.outgoingFlash?.size) record.flash = toObject(state.outgoingFlash);
     const set = Object.create(null);
@@ -726,7 +794,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       if (result !== "written") {
         throw new StoreContractError("write", `answered ${shape(result)}, not "written" or "gone"`);
       }
-      return touch || state.rotated ? this.#setCookie(id, meta, now, isHttps(state)) : undefined;
+      return this.#written(state, record, now, touch || state.rotated);
     };
     return isPromiseLike(answer) ? answer.then(updated) : updated(answer);
   }
@@ -736,16 +804,74 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
   }
 
   /**
-   * The cookie of a record: it expires when the record does, or with the
-   * browser session (`lifetimeMs: null`, or `cookie.persistent: false` for a
-   * session without a lifetime of its own).
+   * The cookie carrying `value` for a record: it expires when the record
+   * does, or with the browser session (`lifetimeMs: null`, or
+   * `cookie.persistent: false` for a session without a lifetime of its own).
    */
-  #setCookie(id: string, meta: SessionMeta, now: number, https: boolean): string {
+  #setCookie(value: string, meta: SessionMeta, now: number, https: boolean): string {
     const persistent = meta.lifetimeMs === undefined ? this.#cookie.persistent : meta.lifetimeMs !== null;
     const maxAge = !persistent
       ? undefined
       : Math.max(0, Math.min(MAX_COOKIE_AGE, Math.floor((meta.expiresAt - now) / 1000)));
-    return this.#cookie.set(this.#token.write(id), maxAge, https);
+    return this.#cookie.set(value, maxAge, https);
+  }
+
+  /**
+   * Opens sealed cookie values in order (a `CookieStore`): the session of the
+   * first that opens, is not revoked and has not expired, else a fresh one.
+   */
+  async #openSealed(sealer: Sealer, values: string[], https: Https): Promise<Session<T>> {
+    for (const value of values) {
+      const opened = await sealer.open(value);
+      if (typeof opened === "string") {
+        this.#report(
+          opened === "malformed"
+            ? "malformed-cookie"
+            : opened === "corrupt"
+            ? "corrupt-record"
+            : "bad-signature",
+        );
+        continue;
+      }
+      if (sealer.isRevoked !== undefined && await this.#revoked(sealer, opened)) {
+        this.#report("revoked-session", opened.key);
+        continue;
+      }
+      // Deadlines, reserved keys and flash values as for a stored record; an expired one is reported.
+      const session = this.#open(opened, opened.record, https);
+      if (session instanceof Session) return session;
+      await session;
+    }
+    return this.#fresh(https);
+  }
+
+  /** Asks the app's revocation check, as a store read: its failures and slowness are `SessionStoreError`s. */
+  #revoked(sealer: Sealer, opened: Opened): MaybePromise<boolean> {
+    const { id, record } = opened;
+    return this.#call(
+      "read",
+      () => sealer.isRevoked!({ id, createdAt: record.meta.createdAt, data: record.data }),
+      "",
+    );
+  }
+
+  /**
+   * Seals `record` into the cookie (a `CookieStore`): every write sends it.
+   * The whole `Set-Cookie` value is measured against the cookie budget first.
+   *
+   * @throws {SessionTooLargeError} (rejects) when it would not fit.
+   */
+  async #sealed(
+    sealer: Sealer,
+    state: SessionInternals,
+    record: SessionRecord,
+    now: number,
+  ): Promise<string> {
+    const https = isHttps(state);
+    const value = await sealer.seal(state.id!, record);
+    const setCookie = this.#setCookie(value, record.meta, now, https);
+    if (setCookie.length > COOKIE_BUDGET) throw new SessionTooLargeError(setCookie.length, COOKIE_BUDGET);
+    return setCookie;
   }
 
   /**
@@ -758,7 +884,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
   #call<R>(operation: StoreOperation, run: StoreCall<R>, key: string, write?: StoreWrite): MaybePromise<R> {
     let result: MaybePromise<R>;
     try {
-      result = run(this.store, key, write);
+      result = run(this.#records, key, write);
     } catch (error) {
       throw storeFailure(operation, error);
     }

@@ -563,3 +563,37 @@ test("a store that throws synchronously fails with a SessionStoreError, never a 
   session.set("a", 1);
   await assert.rejects(manager.commit(session), (error: unknown) => error instanceof SessionStoreError);
 });
+
+test("the kind of cookie (signed id or sealed record) is chosen once: requests never look at the store's kind", async () => {
+  const { SEALING } = await import("./_seal.ts");
+  const { CookieStore } = await import("./stores/cookie.ts");
+  for (const inner of [new MemoryStore(), new CookieStore({ keys: [SECRET] })]) {
+    const reads: PropertyKey[] = [];
+    const store = new Proxy(inner, {
+      get(target, property) {
+        reads.push(property);
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const sealed = inner instanceof CookieStore;
+    const manager = new SessionManager({ store, ...(sealed ? {} : { secret: SECRET }) });
+    assert.equal(reads.filter((property) => property === SEALING).length, 1, "looked at once, when built");
+    reads.length = 0;
+    for (let i = 0; i < 5; i++) {
+      const session = await manager.load(http());
+      session.set("n", i);
+      const cookie = cookieOf(await manager.commit(session));
+      const next = await manager.load(http(cookie));
+      assert.equal(next.get("n"), i);
+      next.set("n", i + 1);
+      await manager.commit(next);
+    }
+    assert.equal(reads.includes(SEALING), false, "no request asks");
+    assert.deepEqual(
+      [...new Set(reads)].sort(),
+      sealed ? [] : ["get", "set"],
+      sealed ? "a CookieStore is never called" : "a store of records is called for its records only",
+    );
+  }
+});

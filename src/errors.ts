@@ -127,3 +127,48 @@ export class CorruptRecordError extends Error {
     this.name = "CorruptRecordError";
   }
 }
+
+/**
+ * A session sealed into its cookie (`CookieStore`) would not fit in one
+ * cookie: the whole `Set-Cookie` value (name, sealed value and attributes)
+ * is longer than {@linkcode SessionTooLargeError.limit} bytes, the size every
+ * browser must store (RFC 6265, section 6.1; RFC 6265bis, section 5.6, limits
+ * name and value alone to the same 4096 bytes). A browser would drop such a
+ * cookie silently, so the core refuses it at commit, before any header is
+ * sent: the request fails with this error, nothing is sent and the client's
+ * cookie stays as it was. Keeping that much in a session is a programming
+ * error, so its `status` is 500; keep less, or use a server-side store.
+ *
+ * The message gives the sizes, never the session's content.
+ *
+ * @example
+ * ```ts
+ * import { SessionTooLargeError } from "./errors.ts";
+ *
+ * const error = new SessionTooLargeError(5210, 4096);
+ * console.log(error.status, error.size, error.limit); // 500 5210 4096
+ * console.log(error.message.startsWith("Cannot send the session cookie: 5210 bytes")); // true
+ * ```
+ */
+export class SessionTooLargeError extends Error {
+  /** HTTP status a framework should answer with: a server bug. */
+  readonly status = 500;
+  /** Bytes the `Set-Cookie` value would have had. */
+  readonly size: number;
+  /** Bytes it may have: 4096. */
+  readonly limit: number;
+
+  /**
+   * @param size Bytes the `Set-Cookie` value would have had.
+   * @param limit Bytes it may have.
+   */
+  constructor(size: number, limit: number) {
+    super(
+      `Cannot send the session cookie: ${size} bytes of Set-Cookie, over the ${limit}-byte limit of one ` +
+        "cookie (RFC 6265, section 6.1). Keep less in the session, or keep it in a server-side store",
+    );
+    this.name = "SessionTooLargeError";
+    this.size = size;
+    this.limit = limit;
+  }
+}

@@ -204,8 +204,8 @@ test("the 4096-byte budget: a cookie value filling it is looked at, one byte mor
     await manager.load({ cookie: `${name}=${"a".repeat(limit + 1)}`, https: true });
     assert.deepEqual(
       events,
-      ["malformed-cookie"],
-      `${name}: a value of ${limit + 1} bytes is dropped unread`,
+      ["malformed-cookie", "oversized-cookie"],
+      `${name}: a value of ${limit + 1} bytes is dropped unread, and reported`,
     );
   }
   // A name too long to leave room for a signed id is refused when the manager is built.

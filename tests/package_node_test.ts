@@ -33,7 +33,13 @@ test("package: every export builds to ESM with types and loads under Node", asyn
     ) {
       assert.equal(typeof module.session, "function", `${subpath} exports session()`);
       for (
-        const name of ["SessionManager", "SessionStoreError", "SessionConflictError", "StoreContractError"]
+        const name of [
+          "SessionManager",
+          "SessionStoreError",
+          "SessionConflictError",
+          "StoreContractError",
+          "SessionTooLargeError",
+        ]
       ) {
         assert.equal(typeof module[name], "function", `${subpath} exports ${name}`);
       }
@@ -41,7 +47,16 @@ test("package: every export builds to ESM with types and loads under Node", asyn
   }
   const root_ = await import(`${root}dist/mod.js`);
   for (
-    const name of ["OakSession", "MemoryStore", "SqliteStore", "RedisStore", "WebdisStore", "SessionManager"]
+    const name of [
+      "OakSession",
+      "MemoryStore",
+      "SqliteStore",
+      "RedisStore",
+      "WebdisStore",
+      "CookieStore",
+      "SessionManager",
+      "SessionTooLargeError",
+    ]
   ) {
     assert.equal(typeof root_[name], "function", name);
   }

@@ -11,6 +11,13 @@ const none = { name: "none", kind: "none", label: "no middleware" };
 const noop = { name: "noop", kind: "floor", label: "no-op middleware (floor)" };
 const oursMemory = { name: "ours-memory", kind: "ours", store: "memory", label: "ours + MemoryStore" };
 const oursRedis = { name: "ours-redis", kind: "ours", store: "redis", label: "ours + RedisStore" };
+const oursCookie = {
+  name: "ours-cookie",
+  kind: "ours",
+  store: "cookie",
+  label: "ours + CookieStore (sealed cookie)",
+  requires: "src/stores/cookie.ts",
+};
 // Experiments: our contender on a patched snapshot of src/ (bench/lib/experiments.mjs), opt-in with
 // --experiments; "runs" is the server-side contender the patched tree serves.
 const inPlaceCookie = {
@@ -28,9 +35,22 @@ const HONO_PEERS = [
   { name: "hono-sessions-memory", kind: "peer", store: "memory", label: "hono-sessions + MemoryStore" },
   { name: "hono-session-memory", kind: "peer", store: "memory", label: "@hono/session + Map storage" },
 ];
+/** The same libraries keeping the whole session in the cookie: the contenders of our CookieStore. */
+const HONO_COOKIE_PEERS = [
+  {
+    name: "hono-sessions-cookie",
+    kind: "peer",
+    store: "cookie",
+    label: "hono-sessions + CookieStore (iron)",
+  },
+  { name: "hono-session-cookie", kind: "peer", store: "cookie", label: "@hono/session, stateless (JWE)" },
+];
 const HONO_PEER_TARGETS = [
   { ours: "ours-memory", peer: "hono-sessions-memory", min: 5 },
   { ours: "ours-memory", peer: "hono-session-memory", min: 5 },
+  // Issue 16: the sealed cookie at least 3x @hono/session's JWE on read and write.
+  { ours: "ours-cookie", peer: "hono-session-cookie", min: 3, scenarios: ["read", "write"] },
+  { ours: "ours-cookie", peer: "hono-sessions-cookie", min: 3, scenarios: ["read", "write"] },
 ];
 
 export const GROUPS = [
@@ -88,6 +108,8 @@ export const GROUPS = [
       oursMemory,
       oursRedis,
       ...HONO_PEERS,
+      oursCookie,
+      ...HONO_COOKIE_PEERS,
       inPlaceCookie,
     ],
     peers: HONO_PEER_TARGETS,
@@ -104,6 +126,8 @@ export const GROUPS = [
       oursMemory,
       { ...oursRedis, optional: true },
       ...HONO_PEERS,
+      oursCookie,
+      ...HONO_COOKIE_PEERS,
       inPlaceCookie,
     ],
     peers: HONO_PEER_TARGETS,

@@ -84,7 +84,7 @@ export function evaluateTargets(results) {
       rows.push({ group, scenario, kind: "floor", what: "ours (MemoryStore) ÷ no-op floor", min, ...r });
     }
     for (const pair of group.peers) {
-      for (const scenario of SCENARIOS) {
+      for (const scenario of pair.scenarios ?? SCENARIOS) {
         const r = judgedRatio(scenarioOf(g, pair.ours, scenario), scenarioOf(g, pair.peer, scenario));
         rows.push({
           group,

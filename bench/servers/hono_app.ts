@@ -3,7 +3,11 @@
 import process from "node:process";
 import { Hono } from "hono";
 import type { Context, MiddlewareHandler } from "hono";
-import { MemoryStore as HonoSessionsMemoryStore, sessionMiddleware } from "hono-sessions";
+import {
+  CookieStore as HonoSessionsCookieStore,
+  MemoryStore as HonoSessionsMemoryStore,
+  sessionMiddleware,
+} from "hono-sessions";
 import { useSession, useSessionStorage } from "@hono/session";
 import { session } from "../../src/adapters/hono.ts";
 import { MemoryStore } from "../../src/stores/memory.ts";
@@ -16,6 +20,7 @@ import {
   COOKIE_NAME,
   HEX_SECRET,
   IDLE_SECONDS,
+  importOptional,
   requireRedis,
   SECRET,
 } from "./_common.ts";
@@ -133,6 +138,32 @@ export async function buildHonoApp(config: BenchConfig): Promise<HonoContender> 
       routes(app, ours);
       break;
     }
+    case "ours-cookie": {
+      // Loaded by path: a --baseline revision without src/stores/cookie.ts skips this twin instead of failing.
+      const { CookieStore } = await importOptional("src/stores/cookie.ts");
+      app.use(session({ store: new CookieStore({ keys: [SECRET] }) }));
+      routes(app, ours);
+      break;
+    }
+    case "hono-sessions-cookie":
+      // hono-sessions' CookieStore: the whole session sealed with iron (iron-webcrypto) in the cookie.
+      app.use(sessionMiddleware({
+        store: new HonoSessionsCookieStore(),
+        encryptionKey: SECRET,
+        expireAfterSeconds: IDLE_SECONDS,
+        sessionCookieName: COOKIE_NAME,
+        cookieOptions: { path: "/", httpOnly: true, sameSite: "Lax", maxAge: IDLE_SECONDS },
+      }));
+      routes(app, honoSessions);
+      break;
+    case "hono-session-cookie":
+      // @hono/session without a storage hook: the whole session in its JWE cookie (dir + A256GCM, jose).
+      app.use(useSession({
+        secret: HEX_SECRET,
+        duration: { absolute: ABSOLUTE_SECONDS, inactivity: IDLE_SECONDS },
+      }));
+      routes(app, honoSession);
+      break;
     case "hono-sessions-memory":
       app.use(sessionMiddleware({
         store: new HonoSessionsMemoryStore(),

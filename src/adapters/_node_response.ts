@@ -165,12 +165,17 @@ export function hookExpressResponse(
   while (app !== undefined && isExpressApp(app.parent)) app = app.parent;
   const proto = app?.response;
   const shared = proto === undefined ? undefined : wrappedPrototypes.get(proto);
-  if (shared !== undefined && !hooksByRequest.has(req) && proto!.isPrototypeOf(res)) {
+  if (shared !== undefined && !hooksByRequest.has(req) && isPrototypeOf(proto!, res)) {
     hooksByRequest.set(req, newHook(res, commit, next, shared));
     return;
   }
   hookResponse(res, commit, next);
-  if (proto !== undefined && shared === undefined && proto.isPrototypeOf(res)) wrapPrototype(proto);
+  if (proto !== undefined && shared === undefined && isPrototypeOf(proto, res)) wrapPrototype(proto);
+}
+
+/** Whether `proto` is on the prototype chain of `object`. */
+export function isPrototypeOf(proto: object, object: object): boolean {
+  return Object.prototype.isPrototypeOf.call(proto, object);
 }
 
 function isExpressApp(value: unknown): value is NonNullable<ExpressRequest["app"]> {

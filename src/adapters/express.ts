@@ -16,14 +16,19 @@ import { Session } from "../session.ts";
 import type { Store } from "../store.ts";
 import { connectSession } from "./_connect.ts";
 import type { ConnectHook } from "./_connect.ts";
-import { hookExpressResponse } from "./_node_response.ts";
+import { hookExpressResponse, isPrototypeOf } from "./_node_response.ts";
 import type { NodeResponse } from "./_node_response.ts";
 
 export { SessionManager } from "../core.ts";
 export type { RequestFacts, ResponseFacts, SecurityEvent, SessionOptions } from "../core.ts";
 export { Session } from "../session.ts";
 export type { SessionData } from "../session.ts";
-export { SessionConflictError, SessionStoreError, StoreContractError } from "../errors.ts";
+export {
+  SessionConflictError,
+  SessionStoreError,
+  SessionTooLargeError,
+  StoreContractError,
+} from "../errors.ts";
 export { MemoryStore } from "../stores/memory.ts";
 
 declare global {
@@ -398,7 +403,7 @@ const withSessionId = new WeakSet<object>();
 function defineSessionId(req: ExpressRequest): void {
   let app = req.app;
   while (app !== undefined && typeof app.parent === "function") app = app.parent as ExpressRequest["app"];
-  const target = app?.request !== undefined && app.request.isPrototypeOf(req) ? app.request : req;
+  const target = app?.request !== undefined && isPrototypeOf(app.request, req) ? app.request : req;
   if (withSessionId.has(target)) return;
   withSessionId.add(target);
   Object.defineProperty(target, "sessionID", {

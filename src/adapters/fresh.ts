@@ -13,7 +13,12 @@ export { SessionManager } from "../core.ts";
 export type { RequestFacts, ResponseFacts, SecurityEvent, SessionOptions } from "../core.ts";
 export { Session } from "../session.ts";
 export type { SessionData } from "../session.ts";
-export { SessionConflictError, SessionStoreError, StoreContractError } from "../errors.ts";
+export {
+  SessionConflictError,
+  SessionStoreError,
+  SessionTooLargeError,
+  StoreContractError,
+} from "../errors.ts";
 export { MemoryStore } from "../stores/memory.ts";
 
 /** The state the middleware adds to `ctx.state`: make it part of your app's `State`. */

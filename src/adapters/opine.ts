@@ -17,7 +17,12 @@ export { SessionManager } from "../core.ts";
 export type { RequestFacts, ResponseFacts, SecurityEvent, SessionOptions } from "../core.ts";
 export { Session } from "../session.ts";
 export type { SessionData } from "../session.ts";
-export { SessionConflictError, SessionStoreError, StoreContractError } from "../errors.ts";
+export {
+  SessionConflictError,
+  SessionStoreError,
+  SessionTooLargeError,
+  StoreContractError,
+} from "../errors.ts";
 export { MemoryStore } from "../stores/memory.ts";
 export type { ConnectMiddleware } from "./_connect.ts";
 

@@ -13,6 +13,8 @@ import type { SessionOptions } from "../core.ts";
 import type { Session } from "../session.ts";
 import type { SessionRecord, Store, WriteResult } from "../store.ts";
 import { Client, createRunner, OTHER_SECRET, SECRET, sleep } from "./_harness.ts";
+import type { Runner } from "./_harness.ts";
+import { cookieStoreSuite } from "./cookie_suite.ts";
 import { adapterSecuritySuite } from "./security_suite.ts";
 import type { TestFunction } from "./store_suite.ts";
 
@@ -178,15 +180,26 @@ export function suiteErrorResponse(error: unknown): { status: number; body: stri
  * ```
  */
 export function adapterConformanceSuite(test: TestFunction, options: AdapterSuiteOptions): void {
-  const run = createRunner(test, options);
+  for (const kind of ["memory", "cookie"] as const) {
+    const run = createRunner(test, options, kind);
+    conformanceCases(run, options);
+    adapterSecuritySuite(test, options, kind);
+  }
+  cookieStoreSuite(test, options);
+}
 
-  run("a read-only first visit sets no cookie and touches no store", async ({ client, store }) => {
-    const result = await client().request("/peek");
-    equal(result.status, 200);
-    deepEqual(JSON.parse(result.body), { isNew: true, data: {} });
-    deepEqual(result.sessionCookies, []);
-    deepEqual(store.calls, { get: 0, set: 0, delete: 0 });
-  });
+/** The cases every adapter passes, on either store (those a store cannot pass declare what they need). */
+function conformanceCases(run: Runner, options: AdapterSuiteOptions): void {
+  run.needs("serverRecords")(
+    "a read-only first visit sets no cookie and touches no store",
+    async ({ client, store }) => {
+      const result = await client().request("/peek");
+      equal(result.status, 200);
+      deepEqual(JSON.parse(result.body), { isNew: true, data: {} });
+      deepEqual(result.sessionCookies, []);
+      deepEqual(store.calls, { get: 0, set: 0, delete: 0 });
+    },
+  );
 
   run("the original page counter counts 0, 1, 2 with secure cookie defaults", async ({ client }) => {
     const visitor = client();
@@ -203,15 +216,18 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
     equal((await visitor.request("/count")).body, "2");
   });
 
-  run("a read-only visit with a session does one store read and no write", async ({ client, store }) => {
-    const visitor = client();
-    await visitor.request("/count");
-    store.resetCalls();
-    const result = await visitor.request("/peek");
-    deepEqual(JSON.parse(result.body), { isNew: false, data: { pageCount: 0 } });
-    deepEqual(result.sessionCookies, []);
-    deepEqual(store.calls, { get: 1, set: 0, delete: 0 });
-  });
+  run.needs("serverRecords")(
+    "a read-only visit with a session does one store read and no write",
+    async ({ client, store }) => {
+      const visitor = client();
+      await visitor.request("/count");
+      store.resetCalls();
+      const result = await visitor.request("/peek");
+      deepEqual(JSON.parse(result.body), { isNew: false, data: { pageCount: 0 } });
+      deepEqual(result.sessionCookies, []);
+      deepEqual(store.calls, { get: 1, set: 0, delete: 0 });
+    },
+  );
 
   run("two clients keep separate sessions", async ({ client }) => {
     const a = client();
@@ -232,7 +248,7 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
     results.forEach((result, i) => deepEqual(JSON.parse(result.body).data, { user: `u${i}` }));
   });
 
-  run(
+  run.needs("signedIds")(
     "a tampered or unknown cookie gives a fresh session and leaves the real one untouched",
     async ({ client, count }) => {
       const owner = client();
@@ -253,7 +269,7 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
     },
   );
 
-  run(
+  run.needs("signedIds")(
     "secrets rotate: an old-signed cookie loads and is re-signed; a dropped secret ends it",
     async ({ store, clock }) => {
       const now = () => clock.now;
@@ -288,21 +304,24 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
     },
   );
 
-  run("regenerate at login: new id, data kept, old record gone", async ({ client, count }) => {
-    const visitor = client();
-    await visitor.request("/count");
-    const before = visitor.cookie!;
-    const login = await visitor.request("/login?user=ada");
-    equal(login.sessionCookies.length, 1);
-    notEqual(visitor.cookie!.split(".")[0], before.split(".")[0]);
-    deepEqual((await visitor.peek()).data, { pageCount: 0, user: "ada" });
-    equal(await count(), 1, "only the new record is stored");
-    const replay = client();
-    replay.cookie = before;
-    deepEqual(await replay.peek(), { isNew: true, data: {} });
-  });
+  run.needs("revocation")(
+    "regenerate at login: new id, data kept, old record gone",
+    async ({ client, count }) => {
+      const visitor = client();
+      await visitor.request("/count");
+      const before = visitor.cookie!;
+      const login = await visitor.request("/login?user=ada");
+      equal(login.sessionCookies.length, 1);
+      notEqual(visitor.cookie!.split(".")[0], before.split(".")[0]);
+      deepEqual((await visitor.peek()).data, { pageCount: 0, user: "ada" });
+      equal(await count(), 1, "only the new record is stored");
+      const replay = client();
+      replay.cookie = before;
+      deepEqual(await replay.peek(), { isNew: true, data: {} });
+    },
+  );
 
-  run(
+  run.needs("revocation")(
     "destroy: record deleted, cookie cleared with the attributes it was set with",
     async ({ client, count }) => {
       const visitor = client();
@@ -354,7 +373,7 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
     equal((await visitor.request("/count")).body, "0", "a new session starts over");
   }, { idleTimeout: 60, absoluteTimeout: 300 });
 
-  run(
+  run.needs("serverRecords")(
     "an unchanged session is touched once per half idle window, and its cookie slides",
     async ({ client, clock, store }) => {
       const visitor = client();
@@ -374,7 +393,7 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
     { idleTimeout: 60, absoluteTimeout: 3600 },
   );
 
-  run(
+  run.needs("serverRecords")(
     "a write sends no cookie until its deadline moves, also once per half idle window",
     async ({ client, clock }) => {
       const visitor = client();
@@ -406,7 +425,7 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
     equal(result.sessionCookies.length, 1);
   });
 
-  run(
+  run.needs("serverRecords")(
     "a store failure on read reaches the error handler: no cookie, nothing written",
     async ({ client, store }) => {
       const visitor = client();
@@ -422,7 +441,7 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
     },
   );
 
-  run(
+  run.needs("serverRecords")(
     "a store failure on write reaches the error handler without a cookie",
     async ({ client, store, count }) => {
       store.failNext("set", new Error("connection reset"));
@@ -434,7 +453,7 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
     },
   );
 
-  run(
+  run.needs("serverRecords")(
     "a store failure on logout reaches the error handler and keeps the cookie",
     async ({ client, store }) => {
       const visitor = client();
@@ -453,7 +472,7 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
       ["a handler that returns status 500 saves nothing and sends no session cookie", "/fail500", "failed"],
     ]
   ) {
-    run(title, async ({ client, store, count }) => {
+    run.needs("serverRecords")(title, async ({ client, store, count }) => {
       const result = await client().request(path);
       equal(result.status, 500);
       equal(result.body, body);
@@ -482,7 +501,7 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
     }
   });
 
-  run(
+  run.needs("serverRecords")(
     "a store answering outside its contract reaches the error handler as a StoreContractError (500)",
     async ({ client, backing, clock }) => {
       const visitor = client();
@@ -519,16 +538,19 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
     },
   );
 
-  run("no lost update: two overlapping requests of one user both persist", async ({ client }) => {
-    const visitor = client();
-    await visitor.request("/set?key=start&value=1");
-    const slow = visitor.request("/set?key=a&value=1&delay=60");
-    const fast = visitor.request("/set?key=b&value=2");
-    await Promise.all([slow, fast]);
-    deepEqual((await visitor.peek()).data, { start: "1", a: "1", b: "2" });
-  });
+  run.needs("merge")(
+    "no lost update: two overlapping requests of one user both persist",
+    async ({ client }) => {
+      const visitor = client();
+      await visitor.request("/set?key=start&value=1");
+      const slow = visitor.request("/set?key=a&value=1&delay=60");
+      const fast = visitor.request("/set?key=b&value=2");
+      await Promise.all([slow, fast]);
+      deepEqual((await visitor.peek()).data, { start: "1", a: "1", b: "2" });
+    },
+  );
 
-  run(
+  run.needs("revocation")(
     "no resurrection: a slow request cannot bring back a logged-out session",
     async ({ client, count, store }) => {
       const visitor = client();
@@ -610,6 +632,4 @@ export function adapterConformanceSuite(test: TestFunction, options: AdapterSuit
     },
     { idleTimeout: 3600, absoluteTimeout: 86_400 },
   );
-
-  adapterSecuritySuite(test, options);
 }

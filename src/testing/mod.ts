@@ -16,7 +16,8 @@
  */
 
 export { createWrite, HOSTILE_CHARACTERS, storeConformanceSuite, updateWrite } from "./store_suite.ts";
-export type { StoreSuiteOptions, TestFunction, WriteTiming } from "./store_suite.ts";
+export type { StoreCapability, StoreSuiteOptions, TestFunction, WriteTiming } from "./store_suite.ts";
+export { cookieStoreSuite } from "./cookie_suite.ts";
 export { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "./adapter_suite.ts";
 export type {
   AdapterSuiteOptions,

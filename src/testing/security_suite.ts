@@ -13,7 +13,7 @@ import { generateId, SignedToken, storageKey } from "../_crypto.ts";
 import type { SecurityEvent } from "../core.ts";
 import type { AdapterSuiteOptions } from "./adapter_suite.ts";
 import { createRunner, SECRET, sleep } from "./_harness.ts";
-import type { Client } from "./_harness.ts";
+import type { Client, SuiteStoreKind } from "./_harness.ts";
 import type { TestFunction } from "./store_suite.ts";
 
 const EMPTY = { isNew: true, data: {} };
@@ -36,8 +36,12 @@ async function inBatches(count: number, width: number, task: (i: number) => Prom
  * adapterSecuritySuite(test, { name: "my-adapter", createApp });
  * ```
  */
-export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOptions): void {
-  const run = createRunner(test, options);
+export function adapterSecuritySuite(
+  test: TestFunction,
+  options: AdapterSuiteOptions,
+  kind: SuiteStoreKind = "memory",
+): void {
+  const run = createRunner(test, options, kind);
 
   /** A stored session with `{ user: "ada" }`, and its cookie value. */
   async function victim(client: () => Client): Promise<{ owner: Client; value: string }> {
@@ -46,7 +50,7 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
     return { owner, value: owner.cookie! };
   }
 
-  run(
+  run.needs("serverRecords")(
     "security: empty and malformed Cookie headers give no session and no store read",
     async ({ client, store }) => {
       for (
@@ -61,7 +65,7 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
     },
   );
 
-  run(
+  run.needs("serverRecords")(
     "security: a 10 KB session cookie is dropped by its length, before any store call",
     async ({ client, store }) => {
       const { value } = await victim(client);
@@ -74,7 +78,7 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
   );
 
   for (const signed of [true, false]) {
-    run(
+    run.needs("signedIds")(
       `security: ids that fail the format check never reach the store (${signed ? "signed" : "unsigned"})`,
       async ({ client, store }) => {
         const { value } = await victim(client);
@@ -107,7 +111,7 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
     );
   }
 
-  run(
+  run.needs("signedIds")(
     "security: with duplicate cookie names the first value that verifies and exists wins",
     async ({ client }) => {
       const { value } = await victim(client);
@@ -148,7 +152,7 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
     equal(typeof ({}).toString, "function");
   });
 
-  run(
+  run.needs("signedIds")(
     "security: every tampered position, and a bare id, give no session; the record is unchanged",
     async ({ client, store, count }) => {
       const { owner, value } = await victim(client);
@@ -167,7 +171,7 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
     },
   );
 
-  run(
+  run.needs("signedIds")(
     "security: a validly signed id unknown to the store is not adopted",
     async ({ client, backing, count }) => {
       const id = generateId();
@@ -182,7 +186,7 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
     },
   );
 
-  run(
+  run.needs("revocation")(
     "security: login fixation — a planted cookie is worthless after regenerate at login",
     async ({ client, count }) => {
       const attacker = client();
@@ -198,7 +202,7 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
     },
   );
 
-  run(
+  run.needs("revocation")(
     "security: destroy clears the cookie with the same Path, Domain, Secure and SameSite",
     async ({ client }) => {
       const visitor = client();
@@ -216,7 +220,7 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
     { trustProxy: true, cookie: { domain: "localhost", path: "/", sameSite: "Strict" } },
   );
 
-  run(
+  run.needs("serverRecords")(
     "security: an old cookie replayed after expiry gives no session and the record is removed",
     async ({ client, clock, count }) => {
       const { value } = await victim(client);
@@ -227,20 +231,24 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
     { idleTimeout: 60 },
   );
 
-  run("security: a hanging store times out into the error handler", async ({ client, store }) => {
-    const { value } = await victim(client);
-    const release = store.hold("get");
-    try {
-      const started = Date.now();
-      const result = await client().request("/peek", { cookie: `sid=${value}` });
-      equal(result.status, 503);
-      equal(result.body, "error:SessionStoreError");
-      deepEqual(result.sessionCookies, []);
-      ok(Date.now() - started < 3000);
-    } finally {
-      release();
-    }
-  }, { storeTimeout: 0.2 });
+  run.needs("serverRecords")(
+    "security: a hanging store times out into the error handler",
+    async ({ client, store }) => {
+      const { value } = await victim(client);
+      const release = store.hold("get");
+      try {
+        const started = Date.now();
+        const result = await client().request("/peek", { cookie: `sid=${value}` });
+        equal(result.status, 503);
+        equal(result.body, "error:SessionStoreError");
+        deepEqual(result.sessionCookies, []);
+        ok(Date.now() - started < 3000);
+      } finally {
+        release();
+      }
+    },
+    { storeTimeout: 0.2 },
+  );
 
   run(
     "security: 100 overlapping requests with 100 cookies and random delays each see their own data",
@@ -254,7 +262,7 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
     },
   );
 
-  run(
+  run.needs("signedIds")(
     "security: 10,000 requests with no cookie, random ids or bad signatures create and write nothing",
     async ({ client, store, count }) => {
       const { value } = await victim(client);
@@ -277,7 +285,7 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
   );
 
   const events: SecurityEvent[] = [];
-  run(
+  run.needs("signedIds")(
     "security: bad cookies raise security events carrying the storage key, never the id",
     async ({ client }) => {
       events.length = 0;
@@ -302,7 +310,7 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
   );
 
   const budgetEvents: SecurityEvent[] = [];
-  run(
+  run.needs("serverRecords")(
     "security: the 4096-byte cookie budget: a value filling it is read, one byte more is dropped unread",
     async ({ client, store }) => {
       // RFC 6265bis section 5.6: name and value together at most 4096 bytes; "sid" leaves 4093.
@@ -320,7 +328,11 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
       const over = await client().peek({ cookie: `sid=${"a".repeat(limit + 1)}` });
       equal(over.isNew, true);
       await sleep(10);
-      deepEqual(budgetEvents, [], "one byte over the budget is dropped before it is looked at");
+      deepEqual(
+        budgetEvents,
+        [{ type: "oversized-cookie" }],
+        "one byte over the budget is dropped before it is looked at, and reported",
+      );
       equal(store.calls.get, 0, "neither reached the store");
     },
     { onSecurityEvent: (event) => budgetEvents.push(event) },

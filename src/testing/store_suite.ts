@@ -8,12 +8,24 @@
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { generateId, SignedToken, storageKey } from "../_crypto.ts";
 import { SessionManager } from "../core.ts";
-import type { SecurityEvent } from "../core.ts";
+import type { SecurityEvent, SessionOptions } from "../core.ts";
 import { CorruptRecordError, NEVER } from "../store.ts";
 import type { SessionMeta, SessionRecord, Store, StoreWrite } from "../store.ts";
 
 /** A test registration function: `node:test`'s `test`, `Deno.test`, Bun's `test`... */
 export type TestFunction = (name: string, fn: () => Promise<void>) => unknown;
+
+/**
+ * What a store may lack, unstorage-style: the cases that need it are
+ * registered as skipped, with the reason the store gives, instead of failing
+ * or disappearing.
+ *
+ * - `serverRecords`: keeping records on a server under the storage keys the
+ *   core gives (`get`, `set` and `delete` by key, a dump of what is kept). A
+ *   `CookieStore` lacks it: each record travels sealed in its cookie. The
+ *   cases through the core run for every store.
+ */
+export type StoreCapability = "serverRecords";
 
 /** How to run the suite against one store. */
 export interface StoreSuiteOptions {
@@ -44,6 +56,14 @@ export interface StoreSuiteOptions {
    * test writes 1 MB).
    */
   maxRecordBytes?: number;
+  /**
+   * The secret the suite's session managers sign cookies with; `null` for a
+   * store that protects the cookie itself and refuses one (`CookieStore`).
+   * Default: a fixed test secret.
+   */
+  secret?: string | null;
+  /** Capabilities the store lacks, each with the reason (see {@linkcode StoreCapability}). */
+  lacks?: Partial<Record<StoreCapability, string>>;
 }
 
 /** When a built write expires: `lifetimeMs` from now (default one minute), or at `expiresAt`. */
@@ -168,8 +188,13 @@ export const HOSTILE_CHARACTERS = [
  */
 export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOptions): void {
   const shortLifetime = options.shortLifetime ?? 300;
-  const withStore = (title: string, body: (store: Store) => Promise<void>) =>
-    test(`${options.name}: ${title}`, async () => {
+  const secret = options.secret === undefined ? "store-suite-secret-0123456789abcdefgh" : options.secret;
+  const signing: SessionOptions = secret === null ? {} : { secret };
+  const skip = skipper(test);
+  const withStore = (title: string, body: (store: Store) => Promise<void>, needs?: StoreCapability) => {
+    const reason = needs === undefined ? undefined : options.lacks?.[needs];
+    if (reason !== undefined) return skip(`${options.name}: ${title}`, reason);
+    return test(`${options.name}: ${title}`, async () => {
       const store = await options.createStore();
       try {
         await body(store);
@@ -177,19 +202,23 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
         await store.close?.();
       }
     });
+  };
+  /** A case of the store contract itself: the store's own get, set and delete under storage keys. */
+  const withRecords = (title: string, body: (store: Store) => Promise<void>) =>
+    withStore(title, body, "serverRecords");
 
-  withStore("an unknown id reads as undefined", async (store) => {
+  withRecords("an unknown id reads as undefined", async (store) => {
     equal(await store.get(generateId()), undefined);
   });
 
-  withStore('create answers "written" and the record reads back exactly', async (store) => {
+  withRecords('create answers "written" and the record reads back exactly', async (store) => {
     const id = generateId();
     const write = create({ n: 1, s: "x" }, { notice: "hi" });
     equal(await store.set(id, write), "written");
     deepEqual(await store.get(id), write.record);
   });
 
-  withStore("nested JSON, unicode and empty values round-trip", async (store) => {
+  withRecords("nested JSON, unicode and empty values round-trip", async (store) => {
     const id = generateId();
     const data = {
       nested: { list: [1, -2.5, 1e21, true, false, null, { deep: [[], {}] }], empty: {} },
@@ -210,7 +239,7 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     deepEqual((await store.get(id))?.data, data);
   });
 
-  withStore("records read back as fresh copies", async (store) => {
+  withRecords("records read back as fresh copies", async (store) => {
     const id = generateId();
     await store.set(id, create({ list: [1] }));
     const first = await store.get(id);
@@ -219,7 +248,7 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     deepEqual((await store.get(id))?.data, { list: [1] });
   });
 
-  withStore("an update sets, deletes and keeps keys, and replaces meta", async (store) => {
+  withRecords("an update sets, deletes and keeps keys, and replaces meta", async (store) => {
     const id = generateId();
     await store.set(id, create({ keep: 1, drop: 2, change: 3 }));
     const write = update({ keep: 1, drop: 2, change: 3 }, {
@@ -232,7 +261,7 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     deepEqual(record?.meta, write.record.meta);
   });
 
-  withStore(
+  withRecords(
     "a session's own lifetime (meta.lifetimeMs: a number or null) is kept by creates and updates",
     async (store) => {
       const id = generateId();
@@ -252,14 +281,14 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     },
   );
 
-  withStore("an update with cleared removes every key first", async (store) => {
+  withRecords("an update with cleared removes every key first", async (store) => {
     const id = generateId();
     await store.set(id, create({ a: 1, b: 2 }));
     await store.set(id, update({ a: 1, b: 2 }, { cleared: true, set: { c: 3 } }));
     deepEqual((await store.get(id))?.data, { c: 3 });
   });
 
-  withStore("flash values are kept, replaced or removed as the write says", async (store) => {
+  withRecords("flash values are kept, replaced or removed as the write says", async (store) => {
     const id = generateId();
     await store.set(id, create({ a: 1 }, { notice: "saved" }));
     await store.set(id, update({ a: 1 }, { set: { b: 2 } }));
@@ -270,13 +299,13 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     equal((await store.get(id))?.flash, undefined, "consumed flash is gone");
   });
 
-  withStore('an update of an unknown key answers "gone" and creates nothing', async (store) => {
+  withRecords('an update of an unknown key answers "gone" and creates nothing', async (store) => {
     const id = generateId();
     equal(await store.set(id, update({}, { set: { a: 1 } })), "gone");
     equal(await store.get(id), undefined);
   });
 
-  withStore("delete removes a record; deleting an unknown id is fine", async (store) => {
+  withRecords("delete removes a record; deleting an unknown id is fine", async (store) => {
     const id = generateId();
     await store.set(id, create({ a: 1 }));
     await store.delete(id);
@@ -284,7 +313,7 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     await store.delete(generateId());
   });
 
-  withStore(
+  withRecords(
     "no lost updates: overlapping writes of different keys both persist, in either order",
     async (store) => {
       for (const order of ["a-first", "b-first"]) {
@@ -305,7 +334,7 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     },
   );
 
-  withStore("a key deleted by one request stays deleted when another commits later", async (store) => {
+  withRecords("a key deleted by one request stays deleted when another commits later", async (store) => {
     const id = generateId();
     await store.set(id, create({ x: 1, y: 2 }));
     const view = { x: 1, y: 2 };
@@ -314,7 +343,7 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     deepEqual((await store.get(id))?.data, { y: 2, z: 3 });
   });
 
-  withStore('no resurrection: an update after delete (logout) answers "gone"', async (store) => {
+  withRecords('no resurrection: an update after delete (logout) answers "gone"', async (store) => {
     const id = generateId();
     await store.set(id, create({ user: "ada" }));
     await store.delete(id);
@@ -322,7 +351,7 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     equal(await store.get(id), undefined);
   });
 
-  withStore("no resurrection: the old id of a regenerated session stays gone", async (store) => {
+  withRecords("no resurrection: the old id of a regenerated session stays gone", async (store) => {
     const oldId = generateId();
     const newId = generateId();
     await store.set(oldId, create({ user: "ada" }));
@@ -333,7 +362,7 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     deepEqual((await store.get(newId))?.data, { user: "ada", role: "admin" });
   });
 
-  withStore("a record past its expiry is never returned nor updated", async (store) => {
+  withRecords("a record past its expiry is never returned nor updated", async (store) => {
     const id = generateId();
     await store.set(id, create({ a: 1 }, undefined, shortLifetime));
     deepEqual((await store.get(id))?.data, { a: 1 });
@@ -343,7 +372,7 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     equal(await store.get(id), undefined);
   });
 
-  withStore("a session with expiry turned off (NEVER) is kept", async (store) => {
+  withRecords("a session with expiry turned off (NEVER) is kept", async (store) => {
     const id = generateId();
     const now = Date.now();
     const write = create({ a: 1 });
@@ -352,7 +381,7 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     deepEqual((await store.get(id))?.meta, write.record.meta);
   });
 
-  withStore("hostile ids and values round-trip and never reach another key", async (store) => {
+  withRecords("hostile ids and values round-trip and never reach another key", async (store) => {
     const base = generateId();
     await store.set(base, create({ who: "base" }));
     const ids = HOSTILE_CHARACTERS.map((chars, i) => `${base}${chars}${i}`);
@@ -373,7 +402,7 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     deepEqual((await store.get(base))?.data, { who: "base" }, "deleting hostile ids left the plain one");
   });
 
-  withStore("a user key named __proto__ is an ordinary key, on create and on update", async (store) => {
+  withRecords("a user key named __proto__ is an ordinary key, on create and on update", async (store) => {
     const id = generateId();
     // JSON.parse makes "__proto__" an own key, as a store reading stored JSON would.
     await store.set(id, create(JSON.parse('{"__proto__": {"admin": true}, "a": 1}')));
@@ -390,7 +419,7 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
 
   const limit = options.maxRecordBytes;
   const bigLength = limit === undefined ? 1024 * 1024 : limit - 1024;
-  withStore(`a large value (${bigLength} bytes) round-trips`, async (store) => {
+  withRecords(`a large value (${bigLength} bytes) round-trips`, async (store) => {
     const id = generateId();
     const big = "x".repeat(bigLength - 3) + "end";
     await store.set(id, create({ big }));
@@ -398,7 +427,7 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
   });
 
   if (limit !== undefined) {
-    withStore(
+    withRecords(
       `a record over the store's limit (${limit} bytes) is refused and nothing is written`,
       async (store) => {
         const id = generateId();
@@ -416,17 +445,16 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     );
   }
 
-  withStore("50 sessions written and read in parallel stay apart", async (store) => {
+  withRecords("50 sessions written and read in parallel stay apart", async (store) => {
     const ids = Array.from({ length: 50 }, generateId);
     await Promise.all(ids.map((id, i) => store.set(id, create({ owner: i }))));
     const records = await Promise.all(ids.map((id) => store.get(id)));
     records.forEach((record, i) => equal(record?.data.owner, i));
   });
 
-  const secret = "store-suite-secret-0123456789abcdefgh";
   const cookieOf = (setCookie: string | undefined) => setCookie?.split(";")[0];
 
-  withStore("through the core, unsigned: a session is created, read back and updated", async (store) => {
+  withRecords("through the core, unsigned: a session is created, read back and updated", async (store) => {
     const manager = new SessionManager({ store });
     const first = await manager.load({ cookie: null, https: false });
     first.set("user", "ada");
@@ -440,8 +468,8 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     deepEqual({ ...(await manager.load({ cookie, https: false })).toJSON() }, { user: "ada", n: 1 });
   });
 
-  withStore("no session id is kept at rest: only storage keys derived from ids", async (store) => {
-    const manager = new SessionManager({ store, secret });
+  withRecords("no session id is kept at rest: only storage keys derived from ids", async (store) => {
+    const manager = new SessionManager({ store, ...signing });
     const ids: string[] = [];
     // A run of requests: create, update, flash, regenerate (login), and a second user who logs out.
     const ada = await manager.load({ cookie: null, https: false });
@@ -481,9 +509,106 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     }
   });
 
+  // Through the core: what every store, whatever it keeps where, gives an app.
+  const http = (cookie?: string) => ({ cookie, https: false });
+
+  withStore(
+    "through the core: set, delete, clear and flash values persist from request to request",
+    async (store) => {
+      const manager = new SessionManager({ store, ...signing });
+      const first = await manager.load(http());
+      first.set("keep", 1).set("drop", 2).set("list", [1]);
+      first.flash("notice", "saved");
+      let cookie = cookieOf(await manager.commit(first));
+      const second = await manager.load(http(cookie));
+      equal(second.isNew, false);
+      equal(second.get("notice"), "saved");
+      second.delete("drop");
+      (second.get("list") as number[]).push(2);
+      cookie = cookieOf(await manager.commit(second)) ?? cookie;
+      const third = await manager.load(http(cookie));
+      deepEqual({ ...third.toJSON() }, { keep: 1, list: [1, 2] }, "the flash value was read once");
+      third.clear();
+      third.set("after", true);
+      cookie = cookieOf(await manager.commit(third)) ?? cookie;
+      deepEqual({ ...(await manager.load(http(cookie))).toJSON() }, { after: true });
+    },
+  );
+
+  withStore("through the core: nested JSON, unicode and hostile text round-trip", async (store) => {
+    const manager = new SessionManager({ store, ...signing });
+    const data = {
+      nested: { list: [1, -2.5, 1e21, true, false, null, { deep: [[], {}] }], empty: {} },
+      emoji: "👩‍🚀🚀",
+      separators: "line\u2028para\u2029end",
+      nul: "a\u0000b",
+      hostile: HOSTILE_CHARACTERS.join(""),
+      "": "empty key",
+      "d:x": "looks like a store-internal field",
+      meta: "a user key named meta",
+    };
+    const session = await manager.load(http());
+    for (const [key, value] of Object.entries(data)) session.set(key as never, value as never);
+    const cookie = cookieOf(await manager.commit(session));
+    deepEqual({ ...(await manager.load(http(cookie))).toJSON() }, data);
+  });
+
+  withStore("through the core: a session past its deadline opens as a fresh one", async (store) => {
+    const clock = { now: Date.now() };
+    const events: SecurityEvent[] = [];
+    const manager = new SessionManager({
+      store,
+      ...signing,
+      idleTimeout: 60,
+      now: () => clock.now,
+      onSecurityEvent: (event) => events.push(event),
+    });
+    const session = await manager.load(http());
+    session.set("user", "ada");
+    const cookie = cookieOf(await manager.commit(session));
+    clock.now += 59_000;
+    equal((await manager.load(http(cookie))).get("user"), "ada");
+    clock.now += 2_000;
+    equal((await manager.load(http(cookie))).isNew, true);
+    deepEqual(events, [{ type: "expired-session", idHash: storageKey(session.id) }]);
+  });
+
+  withStore(
+    "through the core: regenerate keeps the data under a new cookie; destroy clears it",
+    async (store) => {
+      const manager = new SessionManager({ store, ...signing });
+      const first = await manager.load(http());
+      first.set("user", "ada");
+      const before = cookieOf(await manager.commit(first));
+      const login = await manager.load(http(before));
+      const oldId = login.id;
+      await login.regenerate();
+      const after = cookieOf(await manager.commit(login));
+      ok(after !== undefined && after !== before, "a new cookie");
+      const loaded = await manager.load(http(after));
+      ok(loaded.id !== oldId, "a new id");
+      equal(loaded.get("user"), "ada");
+      await loaded.destroy();
+      ok((await manager.commit(loaded))?.startsWith("sid=; Max-Age=0"), "the cookie is cleared");
+    },
+  );
+
+  withStore("through the core: 50 sessions written and read in parallel stay apart", async (store) => {
+    const manager = new SessionManager({ store, ...signing });
+    const cookies = await Promise.all(Array.from({ length: 50 }, async (_, i) => {
+      const session = await manager.load(http());
+      session.set("owner", i);
+      return cookieOf(await manager.commit(session));
+    }));
+    const owners = await Promise.all(
+      cookies.map(async (cookie) => (await manager.load(http(cookie))).get("owner")),
+    );
+    deepEqual(owners, Array.from({ length: 50 }, (_, i) => i));
+  });
+
   const plantCorrupt = options.plantCorrupt;
   if (plantCorrupt) {
-    withStore(
+    withRecords(
       "an unparsable record makes get throw CorruptRecordError; the core deletes it and starts afresh",
       async (store) => {
         const id = generateId();
@@ -491,8 +616,12 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
         await plantCorrupt(store, key);
         await rejects(async () => await store.get(key), CorruptRecordError);
         const events: SecurityEvent[] = [];
-        const manager = new SessionManager({ store, secret, onSecurityEvent: (event) => events.push(event) });
-        const cookie = `sid=${new SignedToken([secret]).write(id)}`;
+        const manager = new SessionManager({
+          store,
+          ...signing,
+          onSecurityEvent: (event) => events.push(event),
+        });
+        const cookie = `sid=${secret === null ? id : new SignedToken([secret]).write(id)}`;
         const session = await manager.load({ cookie, https: false });
         equal(session.isNew, true);
         deepEqual(events, [{ type: "corrupt-record", idHash: key }]);
@@ -500,4 +629,19 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
       },
     );
   }
+}
+
+/**
+ * Registers a test as skipped with its reason where the runner can
+ * (`node:test` and Bun's `test.skip`, `Deno.test.ignore`); elsewhere it says
+ * so on the console. Never silently.
+ */
+export function skipper(test: TestFunction): (title: string, reason: string) => unknown {
+  const runner = test as TestFunction & { skip?: TestFunction; ignore?: TestFunction };
+  const skip = runner.skip ?? runner.ignore;
+  return (title, reason) => {
+    const name = `${title} (not applicable: ${reason})`;
+    if (skip) return skip.call(runner, name, () => Promise.resolve());
+    console.log(`skipped: ${name}`);
+  };
 }
