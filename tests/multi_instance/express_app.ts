@@ -14,7 +14,8 @@ app.use((req, res, next) => {
   if (control) res.status(control.status).type("text").send(control.body);
   else next();
 });
-app.use(session({ store, secret: SECRET }));
+// The Express drop-in defaults to express-session's cookie (connect.sid, browser-session); share Hono's.
+app.use(session({ store, secret: SECRET, name: "sid", cookie: { persistent: true } }));
 app.use((req, res, next) => {
   handle(req.session, new URL(req.originalUrl, "http://localhost")).then(
     ({ status, body }) => res.status(status).type("text").send(body),
