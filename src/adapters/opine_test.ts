@@ -192,10 +192,12 @@ adapterConformanceSuite(test, {
       if (result.redirect) await res.redirect(result.redirect);
       else await res.setStatus(result.status).send(result.body);
     });
-    app.use((error: unknown, _req: OpineDoubleRequest, res: OpineDoubleResponse, _next: Next) => {
-      const { status, body } = suiteErrorResponse(error);
-      return res.setStatus(status).send(body);
-    });
+    if (!framework?.defaultErrorHandling) {
+      app.use((error: unknown, _req: OpineDoubleRequest, res: OpineDoubleResponse, _next: Next) => {
+        const { status, body } = suiteErrorResponse(error);
+        return res.setStatus(status).send(body);
+      });
+    }
     return { fetch: (request) => app.handle(request) };
   },
 });
@@ -218,7 +220,8 @@ adapterConformanceSuite(test, {
         else res.status(result.status).type("text").send(result.body);
       }, next);
     });
-    app.use(expressErrorHandler);
+    if (framework?.defaultErrorHandling) app.set("env", "test");
+    else app.use(expressErrorHandler);
     return serveNodeHandler(app);
   },
 });

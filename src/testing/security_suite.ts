@@ -11,6 +11,7 @@
 import { deepEqual, equal, notEqual, ok } from "node:assert/strict";
 import { generateId, SignedToken, storageKey } from "../_crypto.ts";
 import type { SecurityEvent } from "../core.ts";
+import { sessionErrorBody } from "./adapter_suite.ts";
 import type { AdapterSuiteOptions } from "./adapter_suite.ts";
 import { COOKIE_SHAPES } from "./_cookie_shapes.ts";
 import { createRunner, SECRET, sleep } from "./_harness.ts";
@@ -277,7 +278,7 @@ export function adapterSecuritySuite(test: TestFunction, options: AdapterSuiteOp
       const started = Date.now();
       const result = await client().request("/peek", { cookie: `sid=${value}` });
       equal(result.status, 503);
-      equal(result.body, "error:SessionStoreError");
+      equal(result.body, sessionErrorBody(options, "SessionStoreError"));
       deepEqual(result.sessionCookies, []);
       ok(Date.now() - started < 3000);
     } finally {
