@@ -28,11 +28,15 @@ export const DATA_FIELD_PREFIX = "d:";
 const SERVER_MS = "tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)";
 
 /**
- * The key a script touched, as it sends it back: its bytes in hex, so no byte
- * of a hostile key (a NUL, which Webdis cuts JSON strings at; invalid UTF-8)
- * can make the echo differ from what the client compares it with.
+ * Lua that sets `echo` to the key a script touched, as it sends it back: the
+ * key itself, or its bytes in hex when it holds a NUL byte, which Webdis cuts
+ * JSON strings at (see {@linkcode keyEcho}). The hex form costs a Lua call per
+ * byte, so it is kept for the keys that need it.
  */
-const KEY_ECHO = "(KEYS[1]:gsub('.', function(c) return string.format('%02x', string.byte(c)) end))";
+const KEY_ECHO = `local echo = KEYS[1]
+if string.find(echo, '%z') then
+  echo = echo:gsub('.', function(c) return string.format('%02x', string.byte(c)) end)
+end`;
 
 /**
  * Reads one session hash. Read-only (`no-writes`, Redis 7+), so it runs while
@@ -42,13 +46,14 @@ const KEY_ECHO = "(KEYS[1]:gsub('.', function(c) return string.format('%02x', st
  *
  * KEYS[1]: the session hash. ARGV[1]: the request's tag.
  *
- * Answers the tag, the key (in hex), the server's time in ms, then the hash's
- * fields and values: the first two prove which request and which record the
- * reply belongs to.
+ * Answers the tag, the key (see {@linkcode keyEcho}), the server's time in
+ * ms, then the hash's fields and values: the first two prove which request and
+ * which record the reply belongs to.
  */
 export const READ_SCRIPT = `#!lua flags=no-writes
+${KEY_ECHO}
 local time = redis.call('TIME')
-local reply = {ARGV[1], ${KEY_ECHO}, ${SERVER_MS}}
+local reply = {ARGV[1], echo, ${SERVER_MS}}
 for _, item in ipairs(redis.call('HGETALL', KEYS[1])) do reply[#reply + 1] = item end
 return reply
 `;
@@ -67,15 +72,17 @@ export const READ_SCRIPT_PLAIN = READ_SCRIPT.slice(READ_SCRIPT.indexOf("\n") + 1
  * JSON ("" unless "set"), cleared ("1" | "0"), the number n of deleted fields,
  * n deleted fields, then field/value pairs to set.
  *
- * Answers the tag, the key (in hex), a status and the server's time in ms. Status 1:
+ * Answers the tag, the key (see {@linkcode keyEcho}), a status and the
+ * server's time in ms. Status 1:
  * written; 0: an update found no live record (nothing written); -1: the
  * deadline had passed when the script ran (nothing written): the client has
  * answered 503 by then, and a write it gave up on must not land later.
  */
 export const WRITE_SCRIPT = `local key = KEYS[1]
+${KEY_ECHO}
 local time = redis.call('TIME')
 local serverNow = ${SERVER_MS}
-local function answer(status) return {ARGV[1], ${KEY_ECHO}, status, serverNow} end
+local function answer(status) return {ARGV[1], echo, status, serverNow} end
 if ARGV[2] ~= '' and serverNow > tonumber(ARGV[2]) then return answer(-1) end
 if ARGV[3] == 'create' then
   redis.call('DEL', key)
@@ -110,10 +117,11 @@ return answer(1)
 
 /**
  * Deletes one session hash. KEYS[1]: the hash; ARGV[1]: the request's tag.
- * Answers the tag and the key (in hex).
+ * Answers the tag and the key (see {@linkcode keyEcho}).
  */
-export const DELETE_SCRIPT = `redis.call('DEL', KEYS[1])
-return {ARGV[1], ${KEY_ECHO}}
+export const DELETE_SCRIPT = `${KEY_ECHO}
+redis.call('DEL', KEYS[1])
+return {ARGV[1], echo}
 `;
 
 /** A Lua script and its SHA-1, for `EVALSHA`. */
@@ -233,16 +241,28 @@ function mixedUp(): Error {
 const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
 const encoder = new TextEncoder();
 
-/** The UTF-8 bytes of `text` in hex, as the scripts echo a key. */
+/** The UTF-8 bytes of `text` in hex. */
 export function hexOf(text: string): string {
   let hex = "";
   for (const byte of encoder.encode(text)) hex += HEX[byte];
   return hex;
 }
 
-/** The reply as an array that starts with the request's tag and key (in hex), or a thrown error. */
+/**
+ * The key as the scripts send it back, for comparing: as it is, but in hex
+ * when it holds a NUL character (Webdis 0.1.9 cuts JSON strings at NUL), and
+ * with any lone surrogate as U+FFFD, as the key travelled (UTF-8 cannot carry
+ * lone surrogates). Storage keys from the core are plain ASCII: the fast path.
+ */
+export function keyEcho(key: string): string {
+  if (key.includes("\0")) return hexOf(key);
+  const wellFormed = (key as { toWellFormed?: () => string }).toWellFormed;
+  return wellFormed ? wellFormed.call(key) : key;
+}
+
+/** The reply as an array that starts with the request's tag and key, or a thrown error. */
 function verified(reply: unknown, tag: string, key: string, length: number): unknown[] {
-  if (!Array.isArray(reply) || reply.length < length || reply[0] !== tag || reply[1] !== hexOf(key)) {
+  if (!Array.isArray(reply) || reply.length < length || reply[0] !== tag || reply[1] !== keyEcho(key)) {
     throw mixedUp();
   }
   return reply;

@@ -17,6 +17,8 @@ import {
 } from "./_test_servers.ts";
 import { createWrite, storeConformanceSuite, updateWrite } from "../testing/store_suite.ts";
 import { generateId } from "../_crypto.ts";
+import { NEVER } from "../store.ts";
+import { keyEcho } from "./_redis_scripts.ts";
 
 const create = (data: Record<string, unknown>, lifetimeMs?: number) => createWrite(data, { lifetimeMs });
 const update = (set: Record<string, unknown>) => updateWrite({}, { set });
@@ -260,6 +262,58 @@ if (servers.unavailable !== undefined) {
       }
       answer = [200, '{"EVALSHA":[false,"ERR boom"]}'];
       await allReject(store, /^Redis EVALSHA failed: ERR boom$/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("WebdisStore: a server before Redis 7 (no script flags) gets the read script without its flag, once", async () => {
+    // What Redis 6 answers behind Webdis: an empty script cache, and a compile error for the `#!lua` line.
+    const cached = new Set<string>();
+    const sent: string[] = [];
+    const sha1 = async (text: string) =>
+      Array.from(
+        new Uint8Array(await crypto.subtle.digest("SHA-1", new TextEncoder().encode(text))),
+        (byte) => byte.toString(16).padStart(2, "0"),
+      ).join("");
+    const server = await faultServer((request, response) => {
+      let body = "";
+      request.on("data", (chunk) => (body += chunk));
+      request.on("end", async () => {
+        const [command, first, , key, tag] = body.split("/").map(decodeURIComponent);
+        const reply = (value: unknown) => response.end(JSON.stringify({ [command]: value }));
+        sent.push(
+          `${command} ${command === "EVAL" ? (first.startsWith("#!") ? "flagged" : "plain") : ""}`.trim(),
+        );
+        if (command === "EVALSHA" && !cached.has(first)) {
+          return reply([false, "NOSCRIPT No matching script."]);
+        }
+        if (command === "EVAL" && first.startsWith("#!")) {
+          return reply([
+            false,
+            "ERR Error compiling script (new function): user_script:1: unexpected symbol near '#'",
+          ]);
+        }
+        if (command === "EVAL") cached.add(await sha1(first));
+        reply([
+          tag,
+          keyEcho(key),
+          Date.now(),
+          "meta",
+          JSON.stringify({ createdAt: 1, expiresAt: NEVER, absoluteExpiresAt: NEVER }),
+        ]);
+      });
+    });
+    try {
+      const store = open({ url: server.url, keyPrefix: "" });
+      assert.deepEqual(await store.get("s1_a"), {
+        data: {},
+        meta: { createdAt: 1, expiresAt: NEVER, absoluteExpiresAt: NEVER },
+      });
+      assert.deepEqual(sent, ["EVALSHA", "EVAL flagged", "EVALSHA", "EVAL plain"]);
+      sent.length = 0;
+      assert.ok(await store.get("s1_b"));
+      assert.deepEqual(sent, ["EVALSHA"], "from then on the plain script, from the cache");
     } finally {
       await server.close();
     }
