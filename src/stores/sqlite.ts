@@ -50,7 +50,9 @@ export interface SqliteStoreOptions {
   /**
    * A connection opened by the caller instead of `path`: a `node:sqlite`
    * `DatabaseSync` or a `better-sqlite3` `Database`. The store leaves its
-   * journal mode alone and never closes it.
+   * journal mode alone and never closes it, but sets `PRAGMA busy_timeout = 0`
+   * on it: a wait inside the driver would freeze the event loop (see
+   * `busyTimeoutMs`).
    */
   database?: SqliteDatabase;
   /**
@@ -474,9 +476,10 @@ export class SqliteStore implements Store {
    * ```
    */
   deleteExpired(): Promise<number> {
+    // Outside the body: a retry after a lock goes on counting the batches already removed.
+    let total = 0;
     return this.#promised(() => {
       const now = this.#now();
-      let total = 0;
       for (;;) {
         const removed = Number(this.#deleteExpired.run(now, CLEANUP_BATCH).changes);
         total += removed;
