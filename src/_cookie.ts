@@ -7,10 +7,15 @@ const MAX_VALUES = 8;
 
 /**
  * Returns the values of every cookie called `name` in a `Cookie` header, in
- * order, without decoding them. One pass over the header, no regular
- * expressions, no object keyed by cookie name (so `__proto__` is just a name).
- * Values longer than `maxLength` are skipped without being copied;
- * `onOversized` is told of each.
+ * order, without decoding them. No regular expressions, no object keyed by
+ * cookie name (so `__proto__` is just a name). Values longer than `maxLength`
+ * are skipped without being copied; `onOversized` is told of each.
+ *
+ * Linear in the header's length whatever its shape: every character is looked
+ * at a bounded number of times. The next `;` and the next `=` are each found
+ * by a search that starts past the previous one, never again from the start
+ * of every segment (a search for `=` from each segment of `;;;;…` or
+ * `a;a;a;…` would scan the rest of the header every time: quadratic).
  */
 export function readCookieValues(
   header: string | null | undefined,
@@ -22,10 +27,15 @@ export function readCookieValues(
   if (!header) return values;
   const length = header.length;
   let start = 0;
+  // The first "=" at or after `start`, or `length` when there is none: searched again only once passed.
+  let eq = -1;
   while (start < length && values.length < MAX_VALUES) {
     let end = header.indexOf(";", start);
     if (end < 0) end = length;
-    const eq = header.indexOf("=", start);
+    if (eq < start) {
+      eq = header.indexOf("=", start);
+      if (eq < 0) eq = length;
+    }
     if (eq > start && eq < end) {
       let keyStart = start;
       let keyEnd = eq;

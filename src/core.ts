@@ -102,7 +102,14 @@ export interface SessionOptions {
    * `trust proxy`, Koa's `app.proxy`, Oak's `proxy`) does not change it.
    */
   trustProxy?: boolean;
-  /** Seconds a store call may take before it fails with a `SessionStoreError`. Default 5. */
+  /**
+   * Seconds a store call may take before it fails with a `SessionStoreError`
+   * (503). Default 5. Each write carries the moment it runs out
+   * (`StoreWrite.deadline`): stores that support it (`RedisStore`,
+   * `WebdisStore`, `SqliteStore`) make their backend refuse the write after
+   * it, so a write answered 503 is not applied later; with any other store
+   * the outcome of a timed-out write is unknown, and its error says so.
+   */
   storeTimeout?: number;
   /** The clock, in milliseconds since the epoch. Default `Date.now`. Inject one in tests. */
   now?: () => number;
@@ -348,6 +355,8 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
   #absoluteMs: number | null;
   #trustProxy: boolean;
   #timeoutMs: number;
+  /** What a timed-out write's error says about its outcome, from the store's `refusesLateWrites`. */
+  #lateWriteOutcome: string;
   #now: () => number;
   #onSecurityEvent: ((event: SecurityEvent) => void) | undefined;
   #host: SessionHost;
@@ -383,7 +392,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       throw optionError("now", "must be a function returning milliseconds since the epoch");
     }
     this.#now = options.now ?? Date.now;
-    const store = options.store ?? new MemoryStore({ now: this.#now });
+    const store: Store = options.store ?? new MemoryStore({ now: this.#now });
     if (
       typeof store !== "object" || store === null || typeof store.get !== "function" ||
       typeof store.set !== "function" || typeof store.delete !== "function"
@@ -391,6 +400,9 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       throw optionError("store", "must implement get, set and delete (see docs/stores.md)");
     }
     this.store = store;
+    this.#lateWriteOutcome = store.refusesLateWrites === true
+      ? "the store refuses the write once this deadline has passed: it is not applied later"
+      : "the write's outcome is unknown: the store may still apply it later";
     this.#trustProxy = options.trustProxy ?? false;
     this.#onSecurityEvent = options.onSecurityEvent;
     this.#maxValueLength = maxCookieValueLength(this.#cookie.name);
@@ -735,6 +747,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       deleted: [],
       cleared: false,
       flashChanged: record.flash !== undefined,
+      deadline: Date.now() + this.#timeoutMs,
     });
     const created = (result: WriteResult) => {
       if (result !== "written") {
@@ -788,6 +801,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       deleted: state.deleted ? [...state.deleted] : [],
       cleared: state.cleared,
       flashChanged,
+      deadline: Date.now() + this.#timeoutMs,
     });
     const updated = (result: WriteResult) => {
       if (result === "gone") throw new SessionConflictError();
@@ -903,10 +917,10 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     try {
       if (done) return await result;
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`no answer within ${this.#timeoutMs / 1000} s`)),
-          this.#timeoutMs,
-        );
+        timer = setTimeout(() => {
+          const late = `no answer within ${this.#timeoutMs / 1000} s`;
+          reject(new Error(operation === "write" ? `${late} (${this.#lateWriteOutcome})` : late));
+        }, this.#timeoutMs);
       });
       return await Promise.race([result, timeout]);
     } catch (error) {

@@ -421,7 +421,10 @@ test("a hanging store call times out with a SessionStoreError", async () => {
   session.set("a", 1);
   await assert.rejects(manager.commit(session), (error: Error) => {
     assert.ok(error instanceof SessionStoreError);
-    assert.match(error.message, /^Cannot write session to store: no answer within 0.05 s$/);
+    assert.match(
+      error.message,
+      /^Cannot write session to store: no answer within 0.05 s \(the write.s outcome is unknown/,
+    );
     return true;
   });
   assert.ok(Date.now() - started < 1000);
@@ -596,4 +599,55 @@ test("the kind of cookie (signed id or sealed record) is chosen once: requests n
       sealed ? "a CookieStore is never called" : "a store of records is called for its records only",
     );
   }
+});
+
+test("every write carries the core's deadline, and a timed-out write's error says whether it may still land", async () => {
+  const memory = new MemoryStore();
+  const deadlines: (number | undefined)[] = [];
+  /** Holds every write for 300 ms, then applies it: a backend answering too late. */
+  const late = (refusesLateWrites: boolean): Store => ({
+    refusesLateWrites,
+    get: (key) => memory.get(key),
+    set: async (key, write) => {
+      deadlines.push(write.deadline);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return memory.set(key, write);
+    },
+    delete: (key) => memory.delete(key),
+  });
+  for (
+    const [refuses, outcome] of [
+      [true, /\(the store refuses the write once this deadline has passed: it is not applied later\)$/],
+      [false, /\(the write's outcome is unknown: the store may still apply it later\)$/],
+    ] as const
+  ) {
+    const manager = new SessionManager({ store: late(refuses), secret: SECRET, storeTimeout: 0.05 });
+    const session = await manager.load(http());
+    session.set("n", 1);
+    const before = Date.now();
+    await assert.rejects(manager.commit(session), (error: unknown) => {
+      assert.ok(error instanceof SessionStoreError);
+      assert.equal(error.operation, "write");
+      assert.match(error.message, /^Cannot write session to store: no answer within 0\.05 s /);
+      assert.match(error.message, outcome);
+      return true;
+    });
+    const deadline = deadlines.at(-1)!;
+    assert.ok(
+      deadline >= before + 50 && deadline <= Date.now() + 50,
+      `deadline ${deadline - before} ms ahead`,
+    );
+  }
+  // A read that times out says nothing about writes.
+  const holding = new FaultyStore(memory);
+  const manager = new SessionManager({ store: holding, secret: SECRET, storeTimeout: 0.05 });
+  const seed = await manager.load(http());
+  seed.set("n", 1);
+  const cookie = cookieOf(await manager.commit(seed));
+  const release = holding.hold("get");
+  await assert.rejects(manager.load(http(cookie)), {
+    name: "SessionStoreError",
+    message: "Cannot read session from store: no answer within 0.05 s",
+  });
+  release();
 });

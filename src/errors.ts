@@ -8,11 +8,25 @@
 /** What the core was doing with the store when it failed. */
 export type StoreOperation = "read" | "write" | "delete";
 
+/** A plain-text response: what a framework's default error handling sends for these errors. */
+function textResponse(status: number, body: string): Response {
+  return new Response(body, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
+}
+
 /**
  * A store call failed or timed out. It reaches the framework's error handler;
  * the request gets no session cookie and nothing is written.
  *
- * The message never contains a session id or a secret.
+ * Every framework's default error handling answers it with 503 Service
+ * Unavailable, without a handler of the app's own: Express, Opine, Koa and Oak
+ * read `status` (and `expose`, which is `false`: the body is the status text,
+ * never the backend's message), Hono calls `getResponse()`, and the fetch and
+ * Fresh adapters answer it with `getResponse()` themselves, because
+ * `Deno.serve` and Fresh answer any error they do not know with 500.
+ *
+ * The message never contains a session id or a secret. For a write that timed
+ * out it says whether the write may still be applied (see docs/stores.md,
+ * "Timed-out writes").
  *
  * @example
  * ```ts
@@ -21,6 +35,8 @@ export type StoreOperation = "read" | "write" | "delete";
  * const error = new SessionStoreError("read", new Error("connection refused"));
  * console.log(error.message); // "Cannot read session from store: connection refused"
  * console.log(error.status); // 503
+ * const response = error.getResponse();
+ * console.log(response.status, await response.text()); // 503 "Service Unavailable"
  * ```
  */
 export class SessionStoreError extends Error {
@@ -28,6 +44,13 @@ export class SessionStoreError extends Error {
   readonly operation: StoreOperation;
   /** HTTP status a framework should answer with: the service is unavailable. */
   readonly status = 503;
+  /** The same status under the name some Node frameworks read (Express's final handler, Koa). */
+  readonly statusCode = 503;
+  /**
+   * Whether a framework may show the message to the client (Koa, Oak, the
+   * `http-errors` convention): no, it names the backend's failure.
+   */
+  readonly expose = false;
 
   /**
    * @param operation What the core was doing.
@@ -44,6 +67,16 @@ export class SessionStoreError extends Error {
     this.name = "SessionStoreError";
     this.operation = operation;
   }
+
+  /**
+   * The response to send: 503 with the status text as a plain-text body (not
+   * the message). Hono's default error handler sends what this returns.
+   *
+   * @returns A new `Response` on every call.
+   */
+  getResponse(): Response {
+    return textResponse(503, "Service Unavailable");
+  }
 }
 
 /**
@@ -51,22 +84,41 @@ export class SessionStoreError extends Error {
  * (logout, `destroy()`, `regenerate()`) or that expired meanwhile. The record is
  * not recreated: a logged-out session stays logged out.
  *
+ * Every framework's default error handling answers it with 409 Conflict and
+ * the message, as for {@linkcode SessionStoreError}.
+ *
  * @example
  * ```ts
  * import { SessionConflictError } from "./errors.ts";
  *
- * console.log(new SessionConflictError().status); // 409
+ * const error = new SessionConflictError();
+ * console.log(error.status, error.expose); // 409 true
+ * console.log(error.getResponse().status); // 409
  * ```
  */
 export class SessionConflictError extends Error {
   /** HTTP status a framework should answer with. */
   readonly status = 409;
+  /** The same status under the name some Node frameworks read (Express's final handler, Koa). */
+  readonly statusCode = 409;
+  /** Whether a framework may show the message to the client: yes, it names nothing internal. */
+  readonly expose = true;
 
   constructor() {
     super(
       "Cannot save session: it was destroyed or expired by another request while this one ran",
     );
     this.name = "SessionConflictError";
+  }
+
+  /**
+   * The response to send: 409 with the message as a plain-text body. Hono's
+   * default error handler sends what this returns.
+   *
+   * @returns A new `Response` on every call.
+   */
+  getResponse(): Response {
+    return textResponse(409, this.message);
   }
 }
 

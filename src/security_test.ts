@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import fc from "fast-check";
 import { readCookieValues } from "./_cookie.ts";
+import { COOKIE_SHAPES } from "./testing/_cookie_shapes.ts";
 import { generateId, maxCookieValueLength, SignedToken, storageKey } from "./_crypto.ts";
 import { SessionManager } from "./core.ts";
 import { MemoryStore } from "./stores/memory.ts";
@@ -79,6 +80,42 @@ test("security: cookie parsing time is linear in the header size", () => {
     `10x the input took ${(largeTime / smallTime).toFixed(1)}x`,
   );
   assert.deepEqual(readCookieValues(small, "sid", MAX_COOKIE_VALUE_LENGTH), ["x"]);
+});
+
+test("security: cookie parsing is linear for every header shape (16 KB to 256 KB: 16x the size, < 64x the time)", () => {
+  /** Milliseconds per parse: the fastest of 5 samples of `repeat` parses each (the least disturbed by load). */
+  const perParse = (header: string, repeat: number) => {
+    let best = Infinity;
+    for (let sample = 0; sample < 5; sample++) {
+      const started = performance.now();
+      for (let i = 0; i < repeat; i++) readCookieValues(header, "sid", MAX_COOKIE_VALUE_LENGTH);
+      best = Math.min(best, (performance.now() - started) / repeat);
+    }
+    return best;
+  };
+  const failures: string[] = [];
+  for (const shape of COOKIE_SHAPES) {
+    const small = shape.build(16 * 1024);
+    const large = shape.build(256 * 1024);
+    assert.ok(small.length <= 16 * 1024 && small.length > 15 * 1024, shape.name);
+    assert.deepEqual(
+      readCookieValues(large, "sid", MAX_COOKIE_VALUE_LENGTH).at(-1),
+      shape.findsSession ? "x" : "y",
+      shape.name,
+    );
+    perParse(large, 1); // warm up
+    const smallTime = perParse(small, 16);
+    const largeTime = perParse(large, 1);
+    // A linear parser takes about 16x as long for 16x the input, a quadratic one about 256x. Below 0.05 ms
+    // per 16 KB the clock's resolution decides, so that is the floor of the comparison.
+    const ratio = largeTime / Math.max(smallTime, 0.05);
+    if (ratio >= 64 || largeTime > 50) {
+      failures.push(
+        `${shape.name}: 16 KB in ${smallTime.toFixed(3)} ms, 256 KB in ${largeTime.toFixed(3)} ms`,
+      );
+    }
+  }
+  assert.deepEqual(failures, [], "every shape is parsed in linear time");
 });
 
 test("fuzz: cookie parsing never throws and returns only bounded values", () => {

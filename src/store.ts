@@ -86,6 +86,16 @@ export interface StoreWrite {
   cleared: boolean;
   /** Whether the request replaced or consumed the flash values. */
   flashChanged: boolean;
+  /**
+   * When the core stops waiting for this write and answers the request with
+   * a `SessionStoreError` (503), in milliseconds since the epoch by the real
+   * clock (`Date.now()`, whatever `now` option the app injected). A store that
+   * can should make its backend refuse the write once this time has passed,
+   * so a write answered 503 is never applied later (see
+   * {@linkcode Store.refusesLateWrites}). Absent when nobody waits with a
+   * deadline (a store used on its own).
+   */
+  deadline?: number;
 }
 
 /** A value, or a promise of it. */
@@ -152,6 +162,15 @@ export interface Store {
   delete(key: string): MaybePromise<void>;
   /** Releases connections or handles, if the store holds any. */
   close?(): Promise<void>;
+  /**
+   * `true` when the store makes its backend refuse a write once
+   * `write.deadline` has passed (the Redis stores compare the server's clock
+   * in their write script; `SqliteStore` stops retrying a locked database).
+   * The core reads it once, when it is built: the error of a write that timed
+   * out then says the write is not applied later; otherwise it says the
+   * outcome is unknown.
+   */
+  readonly refusesLateWrites?: boolean;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

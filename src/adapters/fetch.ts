@@ -8,6 +8,7 @@
 import { SessionManager } from "../core.ts";
 import type { SessionOptions } from "../core.ts";
 import type { Session, SessionData } from "../session.ts";
+import { SessionConflictError, SessionStoreError } from "../errors.ts";
 import { requestFacts, withSetCookie } from "./_response.ts";
 
 export { SessionManager } from "../core.ts";
@@ -34,8 +35,14 @@ export type SessionHandler<T extends SessionData, A extends unknown[]> = (
  * cookie to the response it returns. The store write completes before the
  * response is returned. A failed request (the handler throws, or returns a
  * 5xx response) saves nothing and gets no session cookie; the handler's error
- * propagates to the server's error handling (`Deno.serve`'s `onError`), as
- * store failures do (`SessionStoreError`, status 503).
+ * propagates to the server's error handling (`Deno.serve`'s `onError`).
+ *
+ * The session's own failures are answered here, with their `getResponse()`: a
+ * store outage (`SessionStoreError`) with 503, a write to a session another
+ * request deleted (`SessionConflictError`) with 409. `Deno.serve`, `Bun.serve`
+ * and Fresh answer every error they do not know with 500, so leaving these to
+ * them would turn an outage into a server error. A store that breaks its
+ * contract (`StoreContractError`, a bug) propagates like the handler's errors.
  *
  * @param options Session options (all optional; see the README's options table).
  * @returns A function that wraps a {@linkcode SessionHandler} into a plain fetch handler.
@@ -55,6 +62,12 @@ export type SessionHandler<T extends SessionData, A extends unknown[]> = (
  * console.log(await response.text()); // "visit 1"
  * ```
  */
+/** The response of a store outage or a conflict; any other error is thrown on. */
+function sessionErrorResponse(error: unknown): Response {
+  if (error instanceof SessionStoreError || error instanceof SessionConflictError) return error.getResponse();
+  throw error;
+}
+
 // deno-lint-ignore no-explicit-any
 export function session<T extends SessionData = Record<string, any>>(
   options: SessionOptions = {},
@@ -64,7 +77,12 @@ export function session<T extends SessionData = Record<string, any>>(
   const manager = new SessionManager<T>(options);
   return function withSession<A extends unknown[]>(handler: SessionHandler<T, A>) {
     return async function handleWithSession(request: Request, ...rest: A): Promise<Response> {
-      const current = await manager.load(requestFacts(request, manager.trustProxy));
+      let current: Session<T>;
+      try {
+        current = await manager.load(requestFacts(request, manager.trustProxy));
+      } catch (error) {
+        return sessionErrorResponse(error);
+      }
       let response: Response;
       try {
         response = await handler(request, current, ...rest);
@@ -72,7 +90,12 @@ export function session<T extends SessionData = Record<string, any>>(
         await manager.commit(current, { threw: true }); // a failed request: saves nothing
         throw error;
       }
-      const setCookie = await manager.commit(current, { status: response.status });
+      let setCookie: string | undefined;
+      try {
+        setCookie = await manager.commit(current, { status: response.status });
+      } catch (error) {
+        return sessionErrorResponse(error);
+      }
       return setCookie ? withSetCookie(response, setCookie) : response;
     };
   };

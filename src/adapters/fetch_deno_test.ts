@@ -4,8 +4,9 @@ import assert from "node:assert/strict";
 import { session } from "./fetch.ts";
 import type { SessionOptions } from "../core.ts";
 import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
+import type { SuiteFrameworkOptions } from "../testing/adapter_suite.ts";
 
-function createApp(options: SessionOptions) {
+function createApp(options: SessionOptions, framework?: SuiteFrameworkOptions) {
   const handler = session(options)(async (request, current) => {
     const result = await handleSuiteRoute(current, new URL(request.url));
     const headers = new Headers();
@@ -16,14 +17,16 @@ function createApp(options: SessionOptions) {
     }
     return new Response(result.body, { status: result.status, headers });
   });
+  const onError = (error: unknown) => {
+    const { status, body } = suiteErrorResponse(error);
+    return new Response(body, { status });
+  };
   const server = Deno.serve({
     hostname: "127.0.0.1",
     port: 0,
     onListen() {},
-    onError(error) {
-      const { status, body } = suiteErrorResponse(error);
-      return new Response(body, { status });
-    },
+    // Without onError, Deno.serve's default: it logs the error and answers 500.
+    ...(framework?.defaultErrorHandling ? {} : { onError }),
   }, handler);
   const origin = `http://127.0.0.1:${server.addr.port}`;
   return {
@@ -35,7 +38,7 @@ function createApp(options: SessionOptions) {
   };
 }
 
-adapterConformanceSuite(test, { name: "Deno.serve", createApp });
+adapterConformanceSuite(test, { name: "Deno.serve", createApp, answersSessionErrors: true });
 
 test("Deno.serve: the handler gets Deno's ServeHandlerInfo", async () => {
   const server = Deno.serve(

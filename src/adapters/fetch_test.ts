@@ -3,8 +3,9 @@ import assert from "node:assert/strict";
 import { session } from "./fetch.ts";
 import type { SessionOptions } from "../core.ts";
 import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
+import type { SuiteFrameworkOptions } from "../testing/adapter_suite.ts";
 
-function createApp(options: SessionOptions) {
+function createApp(options: SessionOptions, framework?: SuiteFrameworkOptions) {
   const handler = session(options)(async (request, current) => {
     const result = await handleSuiteRoute(current, new URL(request.url));
     const response = result.redirect
@@ -18,11 +19,13 @@ function createApp(options: SessionOptions) {
     return response;
   });
   return {
-    // What Deno.serve's onError does: the server's error handler.
+    // What Deno.serve does with what the handler throws: the app's onError, or without one its default
+    // (a 500 "Internal Server Error" for any error).
     fetch: async (request: Request) => {
       try {
         return await handler(request);
       } catch (error) {
+        if (framework?.defaultErrorHandling) return new Response("Internal Server Error", { status: 500 });
         const { status, body } = suiteErrorResponse(error);
         return new Response(body, { status });
       }
@@ -30,7 +33,7 @@ function createApp(options: SessionOptions) {
   };
 }
 
-adapterConformanceSuite(test, { name: "fetch", createApp });
+adapterConformanceSuite(test, { name: "fetch", createApp, answersSessionErrors: true });
 
 test("fetch: extra handler arguments pass through", async () => {
   const handler = session()((_request, current, info: { remote: string }) => {

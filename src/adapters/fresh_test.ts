@@ -42,7 +42,8 @@ function freshChain<S>(...chain: Middleware<S>[]): (req: Request) => Promise<Res
 
 adapterConformanceSuite(test, {
   name: "fresh",
-  createApp(options) {
+  answersSessionErrors: true,
+  createApp(options, framework) {
     const handler = freshChain<SessionState>(session(options), async (ctx) => {
       const result = await handleSuiteRoute(ctx.state.session, ctx.url);
       // Response.redirect() has immutable headers, as in many Fresh handlers.
@@ -55,11 +56,17 @@ adapterConformanceSuite(test, {
       return withCookie;
     });
     return {
-      // What Fresh's error handling (app.onError) does with what the chain throws.
+      // What Fresh does with what the chain throws: the app's onError, or without one its default
+      // handler, which answers its own HttpError with that status and anything else with 500.
       async fetch(request) {
         try {
           return await handler(request);
         } catch (error) {
+          if (framework?.defaultErrorHandling) {
+            return error instanceof HttpError
+              ? new Response(error.message, { status: error.status })
+              : new Response("Internal server error", { status: 500 });
+          }
           const { status, body } = suiteErrorResponse(error);
           return new Response(body, { status });
         }
@@ -89,14 +96,17 @@ test("fresh: an HttpError thrown by ctx.next() propagates and nothing is saved",
   assert.equal(store.calls.set, 0);
 });
 
-test("fresh: a store failure at commit propagates as a SessionStoreError", async () => {
+test("fresh: a store failure is answered 503 by the middleware, not left to Fresh's 500", async () => {
   const { store, middleware } = harness();
   const handler = freshChain<SessionState>(middleware, (ctx) => {
     ctx.state.session.set("x", 1);
     return new Response("ok");
   });
   store.failNext("set", new Error("connection reset"));
-  await assert.rejects(handler(new Request("http://localhost/")), { name: "SessionStoreError", status: 503 });
+  const response = await handler(new Request("http://localhost/"));
+  assert.equal(response.status, 503);
+  assert.equal(await response.text(), "Service Unavailable", "not the backend's message");
+  assert.deepEqual(response.headers.getSetCookie(), []);
 });
 
 test("fresh: the response from ctx.next() is returned as is when it needs no cookie", async () => {

@@ -35,7 +35,10 @@ declare module "hono" {
  * The store write and the cookie complete before the response is returned.
  * A failed request (a handler threw, Hono's `c.error`, or the response is a
  * 5xx) saves nothing and gets no session cookie. Store failures reach
- * `app.onError` as a `SessionStoreError` (its `status` is 503).
+ * `app.onError` as a `SessionStoreError` (its `status` is 503), a write to a
+ * session another request deleted as a `SessionConflictError` (409). Without
+ * an `app.onError`, Hono's default handler answers both with their
+ * `getResponse()`: 503 and 409, not 500.
  *
  * @param options Session options (all optional; see the README's options table).
  * @returns The middleware.

@@ -4,14 +4,17 @@ import { Hono } from "hono";
 import { session } from "./hono.ts";
 import type { SessionOptions } from "../core.ts";
 import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
+import type { SuiteFrameworkOptions } from "../testing/adapter_suite.ts";
 
-function createApp(options: SessionOptions) {
+function createApp(options: SessionOptions, framework?: SuiteFrameworkOptions) {
   const app = new Hono();
   app.use(session(options));
-  app.onError((error, c) => {
-    const { status, body } = suiteErrorResponse(error);
-    return c.text(body, status as 500);
-  });
+  if (!framework?.defaultErrorHandling) {
+    app.onError((error, c) => {
+      const { status, body } = suiteErrorResponse(error);
+      return c.text(body, status as 500);
+    });
+  }
   app.all("*", async (c) => {
     const result = await handleSuiteRoute(c.get("session"), new URL(c.req.url));
     if (result.appCookie) c.header("set-cookie", result.appCookie, { append: true });

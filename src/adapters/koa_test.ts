@@ -33,7 +33,12 @@ const suiteErrors: Middleware = async (ctx, next) => {
 function suiteApp(KoaApp: typeof Koa, options: SessionOptions, framework?: SuiteFrameworkOptions) {
   const app = new KoaApp();
   if (framework?.trustFrameworkProxy) app.proxy = true;
-  app.use(suiteErrors);
+  if (framework?.defaultErrorHandling) {
+    // Koa's own ctx.onerror answers; `silent` only keeps it from logging the errors the suite causes.
+    app.silent = true;
+  } else {
+    app.use(suiteErrors);
+  }
   app.use(session(options));
   app.use(async (ctx) => {
     const result = await handleSuiteRoute(ctx.session, new URL(ctx.originalUrl, "http://localhost"));

@@ -27,16 +27,22 @@ async function handle(app: Application, request: Request): Promise<Response> {
 }
 
 function createApp(options: SessionOptions, framework?: SuiteFrameworkOptions) {
-  const app = new Application({ proxy: framework?.trustFrameworkProxy === true });
-  app.use(async (ctx, next) => {
-    try {
-      await next();
-    } catch (error) {
-      const { status, body } = suiteErrorResponse(error);
-      ctx.response.status = status;
-      ctx.response.body = body;
-    }
+  const app = new Application({
+    proxy: framework?.trustFrameworkProxy === true,
+    // Oak's own error handling answers; `logErrors: false` only keeps it from logging the suite's errors.
+    ...(framework?.defaultErrorHandling ? { logErrors: false } : {}),
   });
+  if (!framework?.defaultErrorHandling) {
+    app.use(async (ctx, next) => {
+      try {
+        await next();
+      } catch (error) {
+        const { status, body } = suiteErrorResponse(error);
+        ctx.response.status = status;
+        ctx.response.body = body;
+      }
+    });
+  }
   app.use(session(options));
   app.use(async (ctx) => {
     const result = await handleSuiteRoute(ctx.state.session, ctx.request.url);

@@ -185,10 +185,12 @@ adapterConformanceSuite(test, {
       if (result.redirect) await res.redirect(result.redirect);
       else await res.setStatus(result.status).send(result.body);
     });
-    app.use((error: unknown, _req: OpineDoubleRequest, res: OpineDoubleResponse, _next: Next) => {
-      const { status, body } = suiteErrorResponse(error);
-      return res.setStatus(status).send(body);
-    });
+    if (!framework?.defaultErrorHandling) {
+      app.use((error: unknown, _req: OpineDoubleRequest, res: OpineDoubleResponse, _next: Next) => {
+        const { status, body } = suiteErrorResponse(error);
+        return res.setStatus(status).send(body);
+      });
+    }
     return { fetch: (request) => app.handle(request) };
   },
 });

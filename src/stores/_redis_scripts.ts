@@ -1,8 +1,11 @@
 /**
- * The Redis layout shared by `RedisStore` and `WebdisStore`:
- * one hash per session, the Lua script that writes it, and the codec between
- * hash fields and {@linkcode SessionRecord}s. Runtime-neutral (Web Crypto only),
- * so the fetch-only Webdis store can import it.
+ * The Redis layout and protocol shared by `RedisStore` and `WebdisStore`:
+ * one hash per session, the Lua scripts that read, write and delete it, the
+ * check that every reply belongs to the request that asked, the write
+ * deadline the server enforces, and the codec between hash fields and
+ * {@linkcode SessionRecord}s. The stores differ only in how a command travels
+ * ({@linkcode RedisSend}). Runtime-neutral (Web Crypto only), so the
+ * fetch-only Webdis store can import it.
  *
  * Hash fields:
  * - `d:<key>` for each user key, the value as JSON. The key is written as the
@@ -16,63 +19,387 @@
  */
 
 import { CorruptRecordError, NEVER, setOwn, storedRecord } from "../store.ts";
-import type { SessionMeta, SessionRecord, StoreWrite } from "../store.ts";
+import type { SessionMeta, SessionRecord, StoreWrite, WriteResult } from "../store.ts";
 
 /** Prefix of the hash fields that hold user keys. */
 export const DATA_FIELD_PREFIX = "d:";
 
+/** The server's clock in whole milliseconds, as a Lua expression over a `TIME` reply in `time`. */
+const SERVER_MS = "tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)";
+
 /**
- * Writes one session hash atomically: a create, or an update applied per key.
+ * Lua that sets `echo` to the key a script touched, as it sends it back: the
+ * key itself, or its bytes in hex when it holds a NUL byte, which Webdis cuts
+ * JSON strings at (see {@linkcode keyEcho}). The hex form costs a Lua call per
+ * byte, so it is kept for the keys that need it.
+ */
+const KEY_ECHO = `local echo = KEYS[1]
+if string.find(echo, '%z') then
+  echo = echo:gsub('.', function(c) return string.format('%02x', string.byte(c)) end)
+end`;
+
+/**
+ * Reads one session hash. Read-only (`no-writes`, Redis 7+), so it runs while
+ * writes are paused (`CLIENT PAUSE … WRITE` during a failover), as `HGETALL`
+ * does; {@linkcode READ_SCRIPT_PLAIN} is the same without the flag, for older
+ * servers.
+ *
+ * KEYS[1]: the session hash. ARGV[1]: the request's tag.
+ *
+ * Answers the tag, the key (see {@linkcode keyEcho}), the server's time in
+ * ms, then the hash's fields and values: the first two prove which request and
+ * which record the reply belongs to.
+ */
+export const READ_SCRIPT = `#!lua flags=no-writes
+${KEY_ECHO}
+local time = redis.call('TIME')
+local reply = {ARGV[1], echo, ${SERVER_MS}}
+for _, item in ipairs(redis.call('HGETALL', KEYS[1])) do reply[#reply + 1] = item end
+return reply
+`;
+
+/** {@linkcode READ_SCRIPT} without its `no-writes` flag, which servers before Redis 7 cannot compile. */
+export const READ_SCRIPT_PLAIN = READ_SCRIPT.slice(READ_SCRIPT.indexOf("\n") + 1);
+
+/**
+ * Writes one session hash atomically: a create, or an update applied per key,
+ * unless the request's deadline has passed by the server's clock.
  *
  * KEYS[1]: the session hash.
- * ARGV: mode ("create" | "update"), now (ms), PEXPIREAT deadline (ms), meta
- * JSON, flash action ("keep" | "drop" | "set"), flash JSON ("" unless "set"),
- * cleared ("1" | "0"), the number n of deleted fields, n deleted fields, then
- * field/value pairs to set.
+ * ARGV: the request's tag, the deadline (server ms, "" for none), mode
+ * ("create" | "update"), now (ms, the app's clock, for expiry), PEXPIREAT
+ * deadline (ms), meta JSON, flash action ("keep" | "drop" | "set"), flash
+ * JSON ("" unless "set"), cleared ("1" | "0"), the number n of deleted fields,
+ * n deleted fields, then field/value pairs to set.
  *
- * Answers 1 when written, 0 when an update found no live record. Integers
- * rather than nil, so a reply is never confused with a missing one.
+ * Answers the tag, the key (see {@linkcode keyEcho}), a status and the
+ * server's time in ms. Status 1:
+ * written; 0: an update found no live record (nothing written); -1: the
+ * deadline had passed when the script ran (nothing written): the client has
+ * answered 503 by then, and a write it gave up on must not land later.
  */
 export const WRITE_SCRIPT = `local key = KEYS[1]
-if ARGV[1] == 'create' then
+${KEY_ECHO}
+local time = redis.call('TIME')
+local serverNow = ${SERVER_MS}
+local function answer(status) return {ARGV[1], echo, status, serverNow} end
+if ARGV[2] ~= '' and serverNow > tonumber(ARGV[2]) then return answer(-1) end
+if ARGV[3] == 'create' then
   redis.call('DEL', key)
 else
   local stored = redis.call('HGET', key, 'meta')
-  if not stored then return 0 end
+  if not stored then return answer(0) end
   -- Redis evicts lazily and by its own clock: an expired record must not be revived by a late update.
-  local now = tonumber(ARGV[2])
+  local now = tonumber(ARGV[4])
   local meta = cjson.decode(stored)
   local expiresAt = tonumber(meta.expiresAt)
   local absoluteExpiresAt = tonumber(meta.absoluteExpiresAt)
-  if expiresAt == nil or expiresAt <= now then return 0 end
-  if absoluteExpiresAt ~= nil and absoluteExpiresAt <= now then return 0 end
-  if ARGV[7] == '1' then
+  if expiresAt == nil or expiresAt <= now then return answer(0) end
+  if absoluteExpiresAt ~= nil and absoluteExpiresAt <= now then return answer(0) end
+  if ARGV[9] == '1' then
     for _, field in ipairs(redis.call('HKEYS', key)) do
       if string.sub(field, 1, 2) == 'd:' then redis.call('HDEL', key, field) end
     end
   end
 end
-local deleted = tonumber(ARGV[8])
-for i = 9, 8 + deleted do redis.call('HDEL', key, ARGV[i]) end
-for i = 9 + deleted, #ARGV, 2 do redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
-if ARGV[5] == 'set' then
-  redis.call('HSET', key, 'flash', ARGV[6])
-elseif ARGV[5] == 'drop' then
+local deleted = tonumber(ARGV[10])
+for i = 11, 10 + deleted do redis.call('HDEL', key, ARGV[i]) end
+for i = 11 + deleted, #ARGV, 2 do redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
+if ARGV[7] == 'set' then
+  redis.call('HSET', key, 'flash', ARGV[8])
+elseif ARGV[7] == 'drop' then
   redis.call('HDEL', key, 'flash')
 end
-redis.call('HSET', key, 'meta', ARGV[4])
-redis.call('PEXPIREAT', key, ARGV[3])
-return 1
+redis.call('HSET', key, 'meta', ARGV[6])
+redis.call('PEXPIREAT', key, ARGV[5])
+return answer(1)
 `;
 
-let writeScriptSha: Promise<string> | undefined;
+/**
+ * Deletes one session hash. KEYS[1]: the hash; ARGV[1]: the request's tag.
+ * Answers the tag and the key (see {@linkcode keyEcho}).
+ */
+export const DELETE_SCRIPT = `${KEY_ECHO}
+redis.call('DEL', KEYS[1])
+return {ARGV[1], echo}
+`;
+
+/** A Lua script and its SHA-1, for `EVALSHA`. */
+export class RedisScript {
+  /** The script's source, for `EVAL`. */
+  readonly source: string;
+  #sha1: Promise<string> | undefined;
+
+  /** @param source The Lua source. */
+  constructor(source: string) {
+    this.source = source;
+  }
+
+  /** The SHA-1 of the source in hex, as `EVALSHA` wants it. */
+  sha1(): Promise<string> {
+    this.#sha1 ??= crypto.subtle.digest("SHA-1", new TextEncoder().encode(this.source)).then((digest) =>
+      Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("")
+    );
+    return this.#sha1;
+  }
+}
+
+const scripts = {
+  read: new RedisScript(READ_SCRIPT),
+  readPlain: new RedisScript(READ_SCRIPT_PLAIN),
+  write: new RedisScript(WRITE_SCRIPT),
+  delete: new RedisScript(DELETE_SCRIPT),
+};
 
 /** The SHA-1 of {@linkcode WRITE_SCRIPT} in hex, as EVALSHA wants it. */
 export function writeScriptSha1(): Promise<string> {
-  writeScriptSha ??= crypto.subtle.digest("SHA-1", new TextEncoder().encode(WRITE_SCRIPT)).then((digest) =>
-    Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("")
+  return scripts.write.sha1();
+}
+
+/**
+ * Sends one Redis command and resolves to its reply, or rejects with an
+ * `Error` whose message carries Redis's own error text (`NOSCRIPT …`) when
+ * Redis refused the command. The transport of a store: node-redis's
+ * connection, or Webdis over `fetch`.
+ */
+export type RedisSend = (args: string[]) => Promise<unknown>;
+
+/** The name of the error a store's transport rejects with when it gave up waiting for a reply. */
+export const TIMEOUT_ERROR = "TimeoutError";
+
+/** An error for a command that got no reply in time, recognised by {@linkcode RedisSessions.set}. */
+export function timeoutError(message: string, cause?: unknown): Error {
+  const error = new Error(message, { cause });
+  error.name = TIMEOUT_ERROR;
+  return error;
+}
+
+/** Milliseconds of a request's time budget kept back for the reply's way home, at most. */
+const REPLY_MARGIN_MAX_MS = 100;
+/** The share of a request's time budget kept back for the reply's way home. */
+const REPLY_MARGIN_SHARE = 0.2;
+/** How fast the uncertainty of a clock sample grows with its age: 1 ms per second, far above real drift. */
+const CLOCK_DRIFT = 1e-3;
+
+/**
+ * What this process knows about the Redis server's clock: its offset from
+ * `Date.now()`, learnt from the server time every script reply carries, and
+ * how uncertain that offset is (half a round trip, plus the clocks'
+ * millisecond steps). The most certain sample is kept; it ages, and a sample
+ * that contradicts it (a clock was stepped) replaces it at once.
+ */
+export class ServerClock {
+  #offset = 0;
+  #uncertainty = Number.POSITIVE_INFINITY;
+  #at = Number.NEGATIVE_INFINITY;
+
+  /**
+   * Learns from one reply.
+   *
+   * @param sentAt `Date.now()` when the command was sent.
+   * @param receivedAt `Date.now()` when its reply arrived.
+   * @param serverMs The server's time in whole ms while it ran the command.
+   */
+  observe(sentAt: number, receivedAt: number, serverMs: number): void {
+    if (!Number.isFinite(serverMs) || receivedAt < sentAt) return;
+    // The true offset lies in [serverMs - (receivedAt + 1), serverMs + 1 - sentAt]: both clocks tick in ms.
+    const low = serverMs - receivedAt - 1;
+    const high = serverMs + 1 - sentAt;
+    const offset = (low + high) / 2;
+    const uncertainty = (high - low) / 2;
+    const aged = this.#uncertainty + (receivedAt - this.#at) * CLOCK_DRIFT;
+    const contradicts = Math.abs(offset - this.#offset) > uncertainty + aged;
+    if (uncertainty <= aged || contradicts) {
+      this.#offset = offset;
+      this.#uncertainty = uncertainty;
+      this.#at = receivedAt;
+    }
+  }
+
+  /**
+   * The latest server time that is surely not after the local time
+   * `localMs`. Before any sample, the clocks are taken to agree.
+   */
+  serverTimeNotAfter(localMs: number): number {
+    const uncertainty = Number.isFinite(this.#uncertainty) ? this.#uncertainty : 0;
+    return localMs + this.#offset - uncertainty;
+  }
+}
+
+/** A random prefix for the tags of one store's requests: 64 bits in hex. */
+function tagPrefix(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(8)), (byte) => byte.toString(16).padStart(2, "0"))
+    .join("");
+}
+
+function mixedUp(): Error {
+  return new Error(
+    "Redis answered with a reply that belongs to another request (its tag or key differs): not used",
   );
-  return writeScriptSha;
+}
+
+const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
+const encoder = new TextEncoder();
+
+/** The UTF-8 bytes of `text` in hex. */
+export function hexOf(text: string): string {
+  let hex = "";
+  for (const byte of encoder.encode(text)) hex += HEX[byte];
+  return hex;
+}
+
+/**
+ * The key as the scripts send it back, for comparing: as it is, but in hex
+ * when it holds a NUL character (Webdis 0.1.9 cuts JSON strings at NUL), and
+ * with any lone surrogate as U+FFFD, as the key travelled (UTF-8 cannot carry
+ * lone surrogates). Storage keys from the core are plain ASCII: the fast path.
+ */
+export function keyEcho(key: string): string {
+  if (key.includes("\0")) return hexOf(key);
+  const wellFormed = (key as { toWellFormed?: () => string }).toWellFormed;
+  return wellFormed ? wellFormed.call(key) : key;
+}
+
+/** The reply as an array that starts with the request's tag and key, or a thrown error. */
+function verified(reply: unknown, tag: string, key: string, length: number): unknown[] {
+  if (!Array.isArray(reply) || reply.length < length || reply[0] !== tag || reply[1] !== keyEcho(key)) {
+    throw mixedUp();
+  }
+  return reply;
+}
+
+/** Options for {@linkcode RedisSessions}. */
+export interface RedisSessionsOptions {
+  /** How a command travels. */
+  send: RedisSend;
+  /** Prefix of every session key. */
+  keyPrefix: string;
+  /** Milliseconds the transport waits for a reply before it rejects. */
+  timeoutMs: number;
+  /** The app's clock for expiry, in ms since the epoch. */
+  now: () => number;
+}
+
+/**
+ * The session operations over any Redis transport: the one copy of the
+ * protocol that `RedisStore` and `WebdisStore` share.
+ *
+ * Every operation is one script (`EVALSHA`, falling back to `EVAL` once when
+ * the server's script cache is empty), and every reply must prove it belongs
+ * to the request: it carries back the request's tag (unique per request) and
+ * the key it touched. A proxy that hands one request's reply to another (as
+ * Webdis does with the reply of a request its client abandoned) is caught: the
+ * mismatch rejects, so it becomes a 503, never another user's session and
+ * never another request's "written".
+ *
+ * Writes carry a deadline in the server's clock: the moment the store or the
+ * core gives up waiting (`write.deadline`, `timeoutMs`), less a margin for the
+ * reply's way back (a fifth of the budget, at most 100 ms) and less the
+ * uncertainty of the clock offset learnt from earlier replies. A write that
+ * reaches Redis later (queued behind `CLIENT PAUSE`, a slow network) is
+ * refused by the script, so a write answered 503 is not applied afterwards.
+ */
+export class RedisSessions {
+  #send: RedisSend;
+  #keyPrefix: string;
+  #timeout: number;
+  #now: () => number;
+  #tagPrefix = tagPrefix();
+  #requests = 0;
+  #clock = new ServerClock();
+  #read = scripts.read;
+
+  /** @param options The transport, key prefix, transport timeout and clock. */
+  constructor(options: RedisSessionsOptions) {
+    this.#send = options.send;
+    this.#keyPrefix = options.keyPrefix;
+    this.#timeout = options.timeoutMs;
+    this.#now = options.now;
+  }
+
+  #tag(): string {
+    return `${this.#tagPrefix}.${(this.#requests++).toString(36)}`;
+  }
+
+  /** Runs a script by its SHA-1; after a `NOSCRIPT` (a restart, `SCRIPT FLUSH`), once by its source. */
+  async #run(script: RedisScript, key: string, args: string[]): Promise<unknown> {
+    try {
+      return await this.#send(["EVALSHA", await script.sha1(), "1", key, ...args]);
+    } catch (error) {
+      if (!(error instanceof Error) || !/\bNOSCRIPT\b/.test(error.message)) throw error;
+      return await this.#send(["EVAL", script.source, "1", key, ...args]);
+    }
+  }
+
+  /** Reads a record; `undefined` when unknown or expired. */
+  async get(key: string): Promise<SessionRecord | undefined> {
+    const fullKey = this.#keyPrefix + key;
+    const tag = this.#tag();
+    const sentAt = Date.now();
+    let reply: unknown;
+    try {
+      reply = await this.#run(this.#read, fullKey, [tag]);
+    } catch (error) {
+      // Servers before Redis 7 cannot compile the flag line: read without it from now on.
+      if (this.#read === scripts.readPlain || !/Error compiling script/i.test((error as Error)?.message)) {
+        throw error;
+      }
+      this.#read = scripts.readPlain;
+      reply = await this.#run(this.#read, fullKey, [tag]);
+    }
+    const items = verified(reply, tag, fullKey, 3);
+    this.#clock.observe(sentAt, Date.now(), Number(items[2]));
+    return decodeSessionHash(hashPairs(items.slice(3)), this.#now());
+  }
+
+  /**
+   * Creates a record, or applies an update per key to a live one (`"gone"`
+   * when it is gone or expired), unless the deadline has passed when Redis
+   * runs it.
+   */
+  async set(key: string, write: StoreWrite): Promise<WriteResult> {
+    const fullKey = this.#keyPrefix + key;
+    const tag = this.#tag();
+    const sentAt = Date.now();
+    const giveUpAt = Math.min(write.deadline ?? Number.POSITIVE_INFINITY, sentAt + this.#timeout);
+    const budget = giveUpAt - sentAt;
+    if (!(budget > 0)) throw new Error("the write's deadline passed before it was sent: nothing was written");
+    const margin = Math.min(REPLY_MARGIN_MAX_MS, budget * REPLY_MARGIN_SHARE);
+    const deadline = Math.floor(this.#clock.serverTimeNotAfter(giveUpAt - margin));
+    let reply: unknown;
+    try {
+      reply = await this.#run(scripts.write, fullKey, [
+        tag,
+        String(deadline),
+        ...writeScriptArguments(write, this.#now()),
+      ]);
+    } catch (error) {
+      if ((error as Error)?.name !== TIMEOUT_ERROR) throw error;
+      throw new Error(
+        `${
+          (error as Error).message
+        }; Redis refuses the write once its deadline has passed, so it is not applied later`,
+        { cause: error },
+      );
+    }
+    const [, , status, serverMs] = verified(reply, tag, fullKey, 4);
+    this.#clock.observe(sentAt, Date.now(), Number(serverMs));
+    if (status === 1) return "written";
+    if (status === 0 && write.kind === "update") return "gone";
+    if (status === -1) {
+      throw new Error(
+        "Redis ran the write after its deadline (the request had given up waiting) and refused it: nothing was written",
+      );
+    }
+    throw new Error(`Unexpected reply from the session write script: ${JSON.stringify(status)}`);
+  }
+
+  /** Deletes a record. */
+  async delete(key: string): Promise<void> {
+    const fullKey = this.#keyPrefix + key;
+    const tag = this.#tag();
+    verified(await this.#run(scripts.delete, fullKey, [tag]), tag, fullKey, 2);
+  }
 }
 
 /** The hash field of a user key. */
@@ -95,7 +422,8 @@ function expiryArgument(meta: SessionMeta): string {
 }
 
 /**
- * The ARGV of {@linkcode WRITE_SCRIPT} for one write.
+ * The ARGV of {@linkcode WRITE_SCRIPT} for one write, from the mode on (the
+ * tag and the deadline come first).
  *
  * Values that JSON cannot hold (`undefined`, functions) count as deleted, the
  * way they vanish from a JSON document.

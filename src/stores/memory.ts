@@ -67,8 +67,8 @@ function thawAll(values: Values): Record<string, unknown> {
 
 /** Width of an expiry bucket: sessions expiring in the same minute are swept together. */
 const BUCKET_MS = 60_000;
-/** Bucket references examined per write: cleanup is spread thin, never a pause. */
-const SWEEP_PER_WRITE = 8;
+/** Bucket references examined per read or write: cleanup is spread thin, never a pause. */
+const SWEEP_PER_CALL = 8;
 
 let warned = false;
 
@@ -78,10 +78,11 @@ let warned = false;
  * changes.
  *
  * Expiry: `get` never returns an expired session. For cleanup, every session
- * is filed under the minute it expires in; each write examines a few entries
- * of the minutes already past and removes what has expired — no timers, no
- * scans of live sessions, constant work per write. Beyond `maxEntries`, the
- * session closest to expiry goes first.
+ * is filed under the minute it expires in; each read and each write examines
+ * a few entries (8) of the minutes already past and removes what has expired —
+ * no timers, no scans of live sessions, constant work per request, and a
+ * read-mostly app reclaims expired sessions as fast as one that writes.
+ * Beyond `maxEntries`, the session closest to expiry goes first.
  *
  * One process only: sessions are lost on restart and not shared between
  * processes or workers. A warning says so once.
@@ -138,9 +139,16 @@ export class MemoryStore implements Store {
     return entry;
   }
 
-  /** Reads a fresh copy of a record; `undefined` when unknown or expired. Synchronous, as every method here. */
+  /**
+   * Reads a fresh copy of a record; `undefined` when unknown or expired.
+   * Synchronous, as every method here. Like a write, it first removes a few
+   * expired sessions, so a store that is mostly read still gives back the
+   * memory of sessions that expired.
+   */
   get(key: string): SessionRecord | undefined {
-    const entry = this.#live(key);
+    const now = this.#now();
+    this.#sweep(now);
+    const entry = this.#live(key, now);
     if (entry === undefined) return undefined;
     const record: SessionRecord = {
       data: thawAll(entry.data),
@@ -254,7 +262,7 @@ export class MemoryStore implements Store {
 
   /** Removes a few expired sessions: the ones filed under minutes already past. */
   #sweep(now: number): void {
-    this.#drain(SWEEP_PER_WRITE, now);
+    this.#drain(SWEEP_PER_CALL, now);
   }
 
   /** Drops the session closest to expiry. */

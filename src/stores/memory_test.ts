@@ -45,6 +45,27 @@ test("MemoryStore: sweeps expired sessions a few per write, without touching liv
   assert.equal(store.size, 5, "live sessions are never swept");
 });
 
+test("MemoryStore: reads sweep expired sessions too, eight per read, never a live one", async () => {
+  let now = 1_000;
+  const store = new MemoryStore({ now: () => now });
+  for (let i = 0; i < 200; i++) await store.set(`old${i}`.padEnd(32, "x"), write(2_000));
+  await store.set("live".padEnd(32, "x"), write(10_000_000));
+  now = 61_000; // the minute the old ones expired in is entirely past
+  assert.equal(store.size, 201);
+  // A read-mostly app: reads of live and unknown sessions only, no write at all.
+  assert.ok(await store.get("live".padEnd(32, "x")));
+  assert.equal(store.size, 193, "eight expired removed by one read");
+  const sizes: number[] = [];
+  for (let i = 0; i < 30; i++) {
+    await store.get(`unknown${i}`.padEnd(32, "x"));
+    sizes.push(store.size);
+  }
+  const removed = sizes.map((size, i) => (i === 0 ? 193 : sizes[i - 1]) - size);
+  assert.ok(removed.every((n) => n <= 8), `at most eight per read: ${removed.join()}`);
+  assert.equal(store.size, 1, "every expired session reclaimed by reads alone");
+  assert.ok(await store.get("live".padEnd(32, "x")), "the live session is kept");
+});
+
 test("MemoryStore: a session rewritten many times leaves no extra work behind", async () => {
   let now = 1_000;
   const store = new MemoryStore({ now: () => now });

@@ -8,13 +8,7 @@
 
 import type { ConnectionOptions } from "node:tls";
 import type { SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
-import {
-  decodeSessionHash,
-  hashPairs,
-  WRITE_SCRIPT,
-  writeScriptArguments,
-  writeScriptSha1,
-} from "./_redis_scripts.ts";
+import { RedisSessions, TIMEOUT_ERROR, timeoutError } from "./_redis_scripts.ts";
 
 /**
  * The part of a node-redis client the store uses. Any client from
@@ -176,10 +170,14 @@ function reason(error: unknown): string {
  * Every write sets native expiry (`PEXPIREAT`) from the record's `expiresAt`,
  * and reads re-check it, because Redis evicts lazily.
  *
- * Each operation is one round trip: a read is `HGETALL`, a delete is `DEL`, and
- * a write is one Lua script (`EVALSHA`, falling back to `EVAL` once after a
- * server restart) that applies an update per key, atomically, and only while
- * the record still exists: a logged-out session is never recreated.
+ * Each operation is one round trip: one Lua script (`EVALSHA`, falling back to
+ * `EVAL` once after a server restart) that reads, deletes, or writes. A write
+ * applies an update per key, atomically, and only while the record still
+ * exists: a logged-out session is never recreated. Writes carry a deadline
+ * the script checks against the server's clock, so a write that timed out is
+ * not applied later. Every reply carries back the request's unique tag and
+ * the key it touched, and a reply that does not match is refused (the same
+ * protocol as `WebdisStore`, where a proxy can mix replies up).
  *
  * When Redis is down, operations reject at once instead of queueing, and the
  * client keeps reconnecting in the background.
@@ -207,24 +205,23 @@ function reason(error: unknown): string {
  * ```
  */
 export class RedisStore implements Store {
-  #keyPrefix: string;
+  /** Writes carry a deadline the write script enforces by the server's clock. */
+  readonly refusesLateWrites = true;
   #settings: ConnectionSettings | undefined;
   #client: RedisClientLike | undefined;
   #owned: OwnedClient | undefined;
   #initialising: Promise<void> | undefined;
   #closed = false;
   #timeout: number;
-  #now: () => number;
+  #sessions: RedisSessions;
 
   /** @param options Connection, key prefix, or an existing client. */
   constructor(options: RedisStoreOptions = {}) {
     const keyPrefix = options.keyPrefix === undefined ? "session_" : options.keyPrefix;
     if (typeof keyPrefix !== "string") throw invalid("keyPrefix", "must be a string");
-    this.#keyPrefix = keyPrefix;
     if (options.now !== undefined && typeof options.now !== "function") {
       throw invalid("now", "must be a function");
     }
-    this.#now = options.now ?? Date.now;
     if ("timeout" in options) throw invalid("timeout", 'renamed "timeoutMs" (milliseconds)');
     if (options.client !== undefined) {
       if (typeof options.client?.sendCommand !== "function") {
@@ -238,6 +235,12 @@ export class RedisStore implements Store {
       this.#settings = connectionSettings(options);
       this.#timeout = this.#settings.timeout;
     }
+    this.#sessions = new RedisSessions({
+      send: (args) => this.#send(args),
+      keyPrefix,
+      timeoutMs: this.#timeout,
+      now: options.now ?? Date.now,
+    });
   }
 
   /**
@@ -319,52 +322,45 @@ export class RedisStore implements Store {
    * command is written, so a server that accepts bytes but never answers would
    * hold the request forever: the deadline here covers the whole round trip.
    */
-  async #send(client: RedisClientLike, args: string[]): Promise<unknown> {
+  async #send(args: string[]): Promise<unknown> {
+    const client = this.#ready();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no reply within ${this.#timeout} ms`)), this.#timeout);
+      timer = setTimeout(
+        () => reject(timeoutError(`Redis ${args[0]} failed: no reply within ${this.#timeout} ms`)),
+        this.#timeout,
+      );
     });
     try {
       return await Promise.race([client.sendCommand(args), deadline]);
     } catch (error) {
+      if ((error as Error)?.name === TIMEOUT_ERROR) throw error;
       throw new Error(`Redis ${args[0]} failed: ${reason(error)}`, { cause: error });
     } finally {
       clearTimeout(timer);
     }
   }
 
-  /** Reads a record; `undefined` when unknown or expired. One `HGETALL`. */
+  /** Reads a record; `undefined` when unknown or expired. One `EVALSHA` of the read script. */
   async get(key: string): Promise<SessionRecord | undefined> {
-    const client = this.#ready();
-    const reply = await this.#send(client, ["HGETALL", this.#keyPrefix + key]);
-    return decodeSessionHash(hashPairs(reply), this.#now());
+    this.#ready();
+    return await this.#sessions.get(key);
   }
 
   /**
    * Creates a record, or applies an update per key to a live one (`"gone"` when
-   * it is gone or expired). One `EVALSHA`.
+   * it is gone or expired). One `EVALSHA`; Redis refuses it once
+   * `write.deadline` (or `timeoutMs`) has passed.
    */
   async set(key: string, write: StoreWrite): Promise<WriteResult> {
-    const client = this.#ready();
-    const tail = ["1", this.#keyPrefix + key, ...writeScriptArguments(write, this.#now())];
-    let reply: unknown;
-    try {
-      reply = await this.#send(client, ["EVALSHA", await writeScriptSha1(), ...tail]);
-    } catch (error) {
-      const cause = (error as Error).cause;
-      if (!(cause instanceof Error) || !cause.message.startsWith("NOSCRIPT")) throw error;
-      // The script cache is empty after a restart or SCRIPT FLUSH: send the source once.
-      reply = await this.#send(client, ["EVAL", WRITE_SCRIPT, ...tail]);
-    }
-    if (reply === 1) return "written";
-    if (reply === 0 && write.kind === "update") return "gone";
-    throw new Error(`Unexpected reply from the session write script: ${JSON.stringify(reply)}`);
+    this.#ready();
+    return await this.#sessions.set(key, write);
   }
 
-  /** Deletes a record. One `DEL`. */
+  /** Deletes a record. One `EVALSHA` of the delete script. */
   async delete(key: string): Promise<void> {
-    const client = this.#ready();
-    await this.#send(client, ["DEL", this.#keyPrefix + key]);
+    this.#ready();
+    await this.#sessions.delete(key);
   }
 
   /**

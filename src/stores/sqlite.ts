@@ -12,7 +12,7 @@
 import process from "node:process";
 import { createRequire } from "node:module";
 import { applyChange, CorruptRecordError, storedRecord } from "../store.ts";
-import type { SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
+import type { MaybePromise, SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
 
 /**
  * The part of a prepared statement the store uses; `node:sqlite` and
@@ -50,7 +50,9 @@ export interface SqliteStoreOptions {
   /**
    * A connection opened by the caller instead of `path`: a `node:sqlite`
    * `DatabaseSync` or a `better-sqlite3` `Database`. The store leaves its
-   * journal mode alone and never closes it.
+   * journal mode alone and never closes it, but sets `PRAGMA busy_timeout = 0`
+   * on it: a wait inside the driver would freeze the event loop (see
+   * `busyTimeoutMs`).
    */
   database?: SqliteDatabase;
   /**
@@ -60,9 +62,14 @@ export interface SqliteStoreOptions {
    */
   tableName?: string;
   /**
-   * Milliseconds a statement waits for another connection's lock before it
-   * fails with `SQLITE_BUSY`. Default 5,000. Applied to a passed-in
-   * `database` only when given.
+   * Milliseconds a call waits for another connection's lock before it fails
+   * with `database is locked`. Default 5,000. The wait never blocks the event
+   * loop: the driver itself is told not to wait (`PRAGMA busy_timeout = 0`, on
+   * a passed-in `database` too), and a call that finds the database locked
+   * tries again on a timer (after 1, 2, 4 … 25 ms) until it gets through or
+   * this time runs out. A write also stops trying at its deadline
+   * (`StoreWrite.deadline`, the core's `storeTimeout`), so a write answered
+   * 503 is never applied later.
    */
   busyTimeoutMs?: number;
   /**
@@ -94,6 +101,33 @@ function lifetimeColumn(lifetimeMs: number | null | undefined): number | null {
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The longest pause between two tries of a call that found the database locked, in ms. */
+const MAX_RETRY_DELAY = 25;
+/**
+ * Milliseconds before a write's deadline at which retries stop: the core's
+ * timer may fire up to a millisecond before `Date.now()` reaches the deadline.
+ */
+const DEADLINE_MARGIN = 2;
+
+/**
+ * Whether a driver error is `SQLITE_BUSY`: another connection holds the lock.
+ * better-sqlite3 sets `code`; Node's node:sqlite sets `errcode`; Deno's
+ * node:sqlite only the message, SQLite's text for the code.
+ */
+function isBusy(error: unknown): boolean {
+  const { code, errcode, message } = (error ?? {}) as {
+    code?: unknown;
+    errcode?: unknown;
+    message?: unknown;
+  };
+  if (typeof code === "string" && code.startsWith("SQLITE_BUSY")) return true;
+  if (typeof errcode === "number") return (errcode & 0xff) === 5;
+  return code === "ERR_SQLITE_ERROR" && typeof message === "string" &&
+    message.startsWith("database is locked");
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Rows removed by one automatic cleanup, so a large backlog never stalls a single request. */
 const CLEANUP_BATCH = 1_000;
@@ -135,8 +169,14 @@ function describe(error: unknown): string {
  * they are removed through the index by a write at most once per
  * `cleanupIntervalMs`.
  *
- * Driver errors (a database locked past `busyTimeoutMs`, a read-only file)
- * reject the call; the core reports them as a `SessionStoreError`.
+ * The driver is synchronous, and so are `get`, `set` and `delete` as long as
+ * the database is not locked by another connection: the core then skips its
+ * awaits and timer. A call that finds it locked never waits inside the driver
+ * (that would freeze the whole server, every route, for as long as the lock
+ * is held): it answers a promise and tries again on a timer, up to
+ * `busyTimeoutMs`, and for a write up to its deadline. Driver errors (a
+ * database locked past that time, a read-only file) reject the call; the core
+ * reports them as a `SessionStoreError`.
  *
  * @example
  * ```ts
@@ -152,7 +192,10 @@ function describe(error: unknown): string {
  * ```
  */
 export class SqliteStore implements Store {
+  /** A write stops trying to get through a locked database at its deadline. */
+  readonly refusesLateWrites = true;
   #db: SqliteDatabase;
+  #busyTimeout: number;
   #owned: boolean;
   #closed = false;
   #now: () => number;
@@ -211,6 +254,7 @@ export class SqliteStore implements Store {
     if (typeof cleanupInterval !== "number" || !(cleanupInterval >= 0)) {
       throw new TypeError('Invalid SqliteStore option "cleanupIntervalMs": must be a non-negative number');
     }
+    this.#busyTimeout = busyTimeout ?? 5_000;
     this.#cleanupInterval = cleanupInterval;
     // The first write clears what expired while no process was running, unless cleanup is off.
     this.#nextCleanup = cleanupInterval === Infinity ? Infinity : 0;
@@ -232,8 +276,9 @@ export class SqliteStore implements Store {
 
     const table = `"${tableName}"`;
     try {
-      // PRAGMA takes no parameters; busyTimeoutMs is a validated integer.
-      if (this.#owned || busyTimeout !== undefined) db.exec(`PRAGMA busy_timeout = ${busyTimeout ?? 5_000}`);
+      // The driver must never wait for a lock: it would sleep the only JavaScript thread. The store waits on a
+      // timer instead (#retry), also on a passed-in connection.
+      db.exec("PRAGMA busy_timeout = 0");
       // WAL lets readers go on while one connection writes. It is a property
       // of the file, so a caller's own database keeps the mode it chose.
       if (this.#owned) {
@@ -325,7 +370,7 @@ export class SqliteStore implements Store {
    * await store.close();
    * ```
    */
-  get(key: string): SessionRecord | undefined {
+  get(key: string): MaybePromise<SessionRecord | undefined> {
     return this.#run(() => {
       const now = this.#now();
       const row = this.#select.get(key, now, now) as Row | undefined;
@@ -365,7 +410,7 @@ export class SqliteStore implements Store {
    * await store.close();
    * ```
    */
-  set(key: string, write: StoreWrite): WriteResult {
+  set(key: string, write: StoreWrite): MaybePromise<WriteResult> {
     return this.#run(() => {
       this.#cleanup();
       const { meta } = write.record;
@@ -416,7 +461,7 @@ export class SqliteStore implements Store {
         }
         throw error;
       }
-    });
+    }, write.deadline);
   }
 
   /**
@@ -431,8 +476,8 @@ export class SqliteStore implements Store {
    * await store.close();
    * ```
    */
-  delete(key: string): void {
-    this.#run(() => {
+  delete(key: string): MaybePromise<void> {
+    return this.#run(() => {
       this.#delete.run(key);
     });
   }
@@ -453,9 +498,10 @@ export class SqliteStore implements Store {
    * ```
    */
   deleteExpired(): Promise<number> {
+    // Outside the body: a retry after a lock goes on counting the batches already removed.
+    let total = 0;
     return this.#promised(() => {
       const now = this.#now();
-      let total = 0;
       for (;;) {
         const removed = Number(this.#deleteExpired.run(now, CLEANUP_BATCH).changes);
         total += removed;
@@ -502,11 +548,7 @@ export class SqliteStore implements Store {
     this.#nextCleanup = removed === CLEANUP_BATCH ? now : now + this.#cleanupInterval;
   }
 
-  /**
-   * Runs a statement on the open database. The driver answers synchronously,
-   * and so do `get`, `set` and `delete` (the store contract allows it): the
-   * session core then skips its awaits and timeout.
-   */
+  /** {@linkcode SqliteStore.#run}, always as a promise. */
   #promised<T>(body: () => T): Promise<T> {
     try {
       return Promise.resolve(this.#run(body));
@@ -515,8 +557,58 @@ export class SqliteStore implements Store {
     }
   }
 
-  #run<T>(body: () => T): T {
+  /**
+   * Runs statements on the open database. The driver answers synchronously,
+   * and so does this (the store contract allows it: the session core then
+   * skips its awaits and timeout), unless another connection holds the lock:
+   * then it answers the promise of {@linkcode SqliteStore.#retry}.
+   *
+   * @param body The statements; it must leave no transaction open when it throws.
+   * @param deadline For a write, when the core stops waiting (`Date.now()` scale).
+   */
+  #run<T>(body: () => T, deadline?: number): MaybePromise<T> {
     if (this.#closed) throw new Error("SqliteStore is closed");
-    return body();
+    const started = Date.now();
+    if (deadline !== undefined && started >= deadline - DEADLINE_MARGIN) {
+      throw new Error("the write's deadline passed before it ran: nothing was written");
+    }
+    try {
+      return body();
+    } catch (error) {
+      if (!isBusy(error)) throw error;
+      return this.#retry(body, started, deadline);
+    }
+  }
+
+  /**
+   * Tries `body` again on a timer while the database is locked (after 1, 2, 4
+   * … 25 ms, with jitter so waiting calls spread out), until it gets through,
+   * `busyTimeoutMs` has passed since `started`, or the write's `deadline`
+   * comes within 2 ms. Each try returns at once when the lock is still held:
+   * the event loop is never blocked.
+   */
+  async #retry<T>(body: () => T, started: number, deadline: number | undefined): Promise<T> {
+    const giveUpAt = Math.min(
+      started + this.#busyTimeout,
+      deadline === undefined ? Number.POSITIVE_INFINITY : deadline - DEADLINE_MARGIN,
+    );
+    for (let delay = 1;; delay = Math.min(delay * 2, MAX_RETRY_DELAY)) {
+      const wait = Math.min(delay * (0.5 + Math.random()), giveUpAt - Date.now());
+      if (wait > 0) await sleep(wait);
+      if (this.#closed) throw new Error("SqliteStore is closed");
+      if (Date.now() >= giveUpAt) {
+        const waited = Date.now() - started;
+        throw new Error(
+          deadline !== undefined && giveUpAt < started + this.#busyTimeout
+            ? `database is locked: the write's deadline passed after ${waited} ms of waiting; nothing was written`
+            : `database is locked: still locked after ${waited} ms (busyTimeoutMs)`,
+        );
+      }
+      try {
+        return body();
+      } catch (error) {
+        if (!isBusy(error)) throw error;
+      }
+    }
   }
 }

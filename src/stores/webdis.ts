@@ -7,13 +7,7 @@
  */
 
 import type { SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
-import {
-  decodeSessionHash,
-  hashPairs,
-  WRITE_SCRIPT,
-  writeScriptArguments,
-  writeScriptSha1,
-} from "./_redis_scripts.ts";
+import { RedisSessions, timeoutError } from "./_redis_scripts.ts";
 
 /** Options for {@linkcode WebdisStore}. */
 export interface WebdisStoreOptions {
@@ -82,14 +76,20 @@ function base64(text: string): string {
  * argument, start another command, be cut short by `.ext` or `..`
  * handling, or exceed a URL length limit (1 MB values work).
  *
- * One HTTP request per operation: `HGETALL`, `DEL`, or `EVALSHA` of the write
- * script, which applies updates per key and only while the record exists
- * (falling back to `EVAL` once after a Redis restart). Webdis errors, HTTP
- * errors (403 from an ACL, 5xx), bodies that are not Webdis JSON, network
- * failures and timeouts all reject; only a missing record reads as
+ * One HTTP request per operation: `EVALSHA` of the read, write or delete
+ * script (falling back to `EVAL` once after a Redis restart). The write
+ * script applies updates per key and only while the record exists. Every
+ * reply carries back the request's unique tag and the key it touched, and a
+ * reply that does not match is refused: Webdis can hand the reply of a
+ * request it gave up on to a later request on the same Redis connection
+ * (after a `CLIENT PAUSE`, say), and that must be a 503, never another user's
+ * session. Writes carry a deadline the script checks against Redis's clock,
+ * so a write that timed out is not applied later. Webdis errors, HTTP errors
+ * (403 from an ACL, 5xx), bodies that are not Webdis JSON, mismatched replies,
+ * network failures and timeouts all reject; only a missing record reads as
  * `undefined`.
  *
- * The Webdis ACL must allow `HGETALL`, `DEL`, `EVALSHA` and `EVAL`.
+ * The Webdis ACL must allow `EVALSHA` and `EVAL`.
  *
  * @example
  * ```ts ignore
@@ -100,12 +100,13 @@ function base64(text: string): string {
  * ```
  */
 export class WebdisStore implements Store {
+  /** Writes carry a deadline the write script enforces by Redis's clock. */
+  readonly refusesLateWrites = true;
   #url: string;
-  #keyPrefix: string;
   #fetch: typeof fetch;
   #headers: Headers;
   #timeout: number;
-  #now: () => number;
+  #sessions: RedisSessions;
 
   /** @param options The Webdis URL, key prefix, fetch function, headers and timeout. */
   constructor(options: WebdisStoreOptions) {
@@ -148,12 +149,16 @@ export class WebdisStore implements Store {
     if (!url.pathname.endsWith("/")) url.pathname += "/";
     headers.set("content-type", "text/plain; charset=utf-8");
     this.#url = url.href;
-    this.#keyPrefix = keyPrefix;
     // Called unbound: some fetch implementations throw when `this` is not the global object.
     this.#fetch = (input, init) => fetchFunction(input, init);
     this.#headers = headers;
     this.#timeout = timeout;
-    this.#now = options.now ?? Date.now;
+    this.#sessions = new RedisSessions({
+      send: (args) => this.#command(args),
+      keyPrefix,
+      timeoutMs: timeout,
+      now: options.now ?? Date.now,
+    });
   }
 
   /**
@@ -175,9 +180,7 @@ export class WebdisStore implements Store {
       });
       text = await response.text();
     } catch (error) {
-      if (signal.aborted) {
-        throw new Error(`Webdis did not answer within ${this.#timeout} ms`, { cause: error });
-      }
+      if (signal.aborted) throw timeoutError(`Webdis did not answer within ${this.#timeout} ms`, error);
       throw new Error(`Cannot reach Webdis: ${networkReason(error)}`, { cause: error });
     }
     // Bodies are left out of messages: an error page may echo the request, and with it a session id.
@@ -204,39 +207,26 @@ export class WebdisStore implements Store {
     return reply;
   }
 
-  /** Reads a record; `undefined` when unknown or expired. One `HGETALL` request. */
-  async get(key: string): Promise<SessionRecord | undefined> {
-    const reply = await this.#command(["HGETALL", this.#keyPrefix + key]);
-    return decodeSessionHash(hashPairs(reply), this.#now());
+  /**
+   * Reads a record; `undefined` when unknown or expired. One `EVALSHA`
+   * request, whose reply must carry this request's tag and key.
+   */
+  get(key: string): Promise<SessionRecord | undefined> {
+    return this.#sessions.get(key);
   }
 
   /**
    * Creates a record, or applies an update per key to a live one (`"gone"` when
-   * it is gone or expired). One `EVALSHA` request.
+   * it is gone or expired). One `EVALSHA` request; Redis refuses it once
+   * `write.deadline` (or `timeoutMs`) has passed.
    */
-  async set(key: string, write: StoreWrite): Promise<WriteResult> {
-    const tail = ["1", this.#keyPrefix + key, ...writeScriptArguments(write, this.#now())];
-    let reply: unknown;
-    try {
-      reply = await this.#command(["EVALSHA", await writeScriptSha1(), ...tail]);
-    } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith("Redis EVALSHA failed: NOSCRIPT")) {
-        throw error;
-      }
-      // The script cache is empty after a Redis restart or SCRIPT FLUSH: send the source once.
-      reply = await this.#command(["EVAL", WRITE_SCRIPT, ...tail]);
-    }
-    if (reply === 1) return "written";
-    if (reply === 0 && write.kind === "update") return "gone";
-    throw new Error(`Unexpected reply from the session write script: ${JSON.stringify(reply)}`);
+  set(key: string, write: StoreWrite): Promise<WriteResult> {
+    return this.#sessions.set(key, write);
   }
 
-  /** Deletes a record. One `DEL` request. */
+  /** Deletes a record. One `EVALSHA` request. */
   async delete(key: string): Promise<void> {
-    const reply = await this.#command(["DEL", this.#keyPrefix + key]);
-    if (typeof reply !== "number") {
-      throw new Error(`Unexpected reply from Webdis DEL: ${JSON.stringify(reply)}`);
-    }
+    await this.#sessions.delete(key);
   }
 
   /** Nothing to release: every request stands alone. */

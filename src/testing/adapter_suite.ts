@@ -10,6 +10,7 @@
 
 import { deepEqual, equal, notEqual, ok } from "node:assert/strict";
 import type { SessionOptions } from "../core.ts";
+import { SessionConflictError } from "../errors.ts";
 import type { Session } from "../session.ts";
 import type { SessionRecord, Store, WriteResult } from "../store.ts";
 import { Client, createRunner, OTHER_SECRET, SECRET, sleep } from "./_harness.ts";
@@ -47,6 +48,12 @@ export interface SuiteFrameworkOptions {
    * handlers, Fresh) ignore it. The session middleware must not follow it.
    */
   trustFrameworkProxy?: boolean;
+  /**
+   * Install no error handler of the app's own (no `app.onError`, no error
+   * middleware, no `onError` of `Deno.serve`): every error goes to the
+   * framework's default error handling, as in an app that never set one up.
+   */
+  defaultErrorHandling?: boolean;
 }
 
 /** How to run the suite against one adapter. */
@@ -66,6 +73,15 @@ export interface AdapterSuiteOptions {
    * The suite closes the store after the test. Default: a `MemoryStore`.
    */
   createStore?(now: () => number): SuiteStore | Promise<SuiteStore>;
+  /**
+   * Whether the adapter answers the session's own errors itself, with their
+   * `getResponse()` (503 `Service Unavailable` for a `SessionStoreError`, 409
+   * and the message for a `SessionConflictError`), instead of passing them to
+   * the app's error handling: the fetch and Fresh adapters do, because
+   * `Deno.serve` and Fresh answer errors they do not know with 500. Default
+   * `false`: the suite then expects the app's handler (`error:<name>`).
+   */
+  answersSessionErrors?: boolean;
 }
 
 /** A store for the adapter suite and a way to count its sessions. */
@@ -77,6 +93,19 @@ export interface SuiteStore {
    * (expired records the engine has yet to remove do not count).
    */
   count(): number | Promise<number>;
+}
+
+/**
+ * The body the suite expects for an error the session raised: the app's
+ * handler's `error:<name>`, or what the error's `getResponse()` sends when the
+ * adapter answers it itself.
+ */
+export function sessionErrorBody(
+  options: AdapterSuiteOptions,
+  name: "SessionStoreError" | "SessionConflictError",
+): string {
+  if (!options.answersSessionErrors) return `error:${name}`;
+  return name === "SessionStoreError" ? "Service Unavailable" : new SessionConflictError().message;
 }
 
 /**
@@ -434,7 +463,7 @@ function conformanceCases(run: Runner, options: AdapterSuiteOptions): void {
       store.resetCalls();
       const result = await visitor.request("/count");
       equal(result.status, 503);
-      equal(result.body, "error:SessionStoreError");
+      equal(result.body, sessionErrorBody(options, "SessionStoreError"));
       deepEqual(result.sessionCookies, []);
       equal(store.calls.set, 0);
       equal((await visitor.request("/count")).body, "1", "the session is intact afterwards");
@@ -447,7 +476,7 @@ function conformanceCases(run: Runner, options: AdapterSuiteOptions): void {
       store.failNext("set", new Error("connection reset"));
       const result = await client().request("/count");
       equal(result.status, 503);
-      equal(result.body, "error:SessionStoreError");
+      equal(result.body, sessionErrorBody(options, "SessionStoreError"));
       deepEqual(result.sessionCookies, []);
       equal(await count(), 0);
     },
@@ -565,10 +594,46 @@ function conformanceCases(run: Runner, options: AdapterSuiteOptions): void {
       await visitor.request("/logout");
       const late = await slow;
       equal(late.status, 409);
-      equal(late.body, "error:SessionConflictError");
+      equal(late.body, sessionErrorBody(options, "SessionConflictError"));
       deepEqual(late.sessionCookies, []);
       equal(await count(), 0);
     },
+  );
+
+  run(
+    "with no error handler of the app's own, a store outage is answered 503 and a conflict 409",
+    async ({ client, store }) => {
+      const visitor = client();
+      await visitor.request("/set?key=user&value=ada");
+      const suiteBodies = ["error:SessionStoreError", "error:SessionConflictError"];
+
+      store.failNext("get", new Error("connection refused"));
+      const read = await visitor.request("/peek");
+      equal(read.status, 503, "a failed read");
+      ok(!suiteBodies.includes(read.body), "answered by the framework's default, not a suite handler");
+      deepEqual(read.sessionCookies, []);
+
+      store.failNext("set", new Error("connection reset"));
+      const write = await client().request("/set?key=a&value=1");
+      equal(write.status, 503, "a failed write");
+      deepEqual(write.sessionCookies, []);
+
+      const other = client();
+      other.cookie = visitor.cookie;
+      const readsBefore = store.calls.get;
+      const slow = other.request("/set?key=cart&value=1&delay=100");
+      while (store.calls.get === readsBefore) await sleep(1);
+      await visitor.request("/logout");
+      const late = await slow;
+      equal(late.status, 409, "an update of a session deleted meanwhile");
+      ok(!suiteBodies.includes(late.body));
+      deepEqual(late.sessionCookies, []);
+
+      const thrown = await client().request("/throw");
+      equal(thrown.status, 500, "the handler's own error is still the framework's 500");
+    },
+    {},
+    { defaultErrorHandling: true },
   );
 
   run("Secure is set behind an https proxy only with trustProxy", async ({ client }) => {

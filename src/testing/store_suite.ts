@@ -606,6 +606,35 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     deepEqual(owners, Array.from({ length: 50 }, (_, i) => i));
   });
 
+  withRecords(
+    "write deadlines: a store that refuses late writes applies none whose deadline has passed; others ignore it",
+    async (store) => {
+      const flag = store.refusesLateWrites;
+      ok(flag === undefined || typeof flag === "boolean", "refusesLateWrites is a boolean when present");
+      const id = generateId();
+      const future = Date.now() + 60_000;
+      equal(
+        await store.set(id, { ...create({ n: 1 }), deadline: future }),
+        "written",
+        "a deadline ahead is fine",
+      );
+      equal(await store.set(id, { ...update({}, { set: { n: 2 } }), deadline: future }), "written");
+      const late = { ...update({}, { set: { n: 3 } }), deadline: Date.now() - 1 };
+      if (flag === true) {
+        await rejects(async () => await store.set(id, late), "a write past its deadline is refused");
+        deepEqual((await store.get(id))?.data, { n: 2 }, "and nothing of it was applied");
+        const other = generateId();
+        await rejects(async () => await store.set(other, { ...create({ n: 1 }), deadline: Date.now() - 1 }));
+        equal(await store.get(other), undefined, "a create past its deadline creates nothing");
+      } else {
+        // A store without deadlines writes whatever the deadline says: the core then calls the outcome of a
+        // timed-out write unknown.
+        equal(await store.set(id, late), "written");
+        deepEqual((await store.get(id))?.data, { n: 3 });
+      }
+    },
+  );
+
   const plantCorrupt = options.plantCorrupt;
   if (plantCorrupt) {
     withRecords(
