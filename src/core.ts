@@ -264,6 +264,33 @@ function settled<R>(run: () => MaybePromise<R>): Promise<R> {
   }
 }
 
+/**
+ * A session's state with no values and nothing pending: for the record a
+ * presented cookie names (filled in by the caller), or for a fresh session.
+ * One literal, so every state has the same shape.
+ */
+function blankState(https: boolean | (() => boolean), presented: Presented | undefined): SessionInternals {
+  return {
+    id: presented?.id,
+    key: presented?.key,
+    stored: presented !== undefined,
+    hadCookie: presented !== undefined,
+    rotated: presented?.rotated ?? false,
+    https,
+    data: new Map(),
+    incomingFlash: undefined,
+    outgoingFlash: undefined,
+    set: undefined,
+    deleted: undefined,
+    cleared: false,
+    meta: undefined,
+    read: undefined,
+    lifetimeMs: undefined,
+    lifetimeChanged: false,
+    touched: false,
+  };
+}
+
 /** A short description of a value a store answered, for contract errors (never the value itself). */
 function shape(value: unknown): string {
   return value === null
@@ -596,25 +623,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       this.#report("expired-session", key);
       return this.#deleteStale(key);
     }
-    const state: SessionInternals = {
-      id: presented.id,
-      key,
-      stored: true,
-      hadCookie: true,
-      rotated: presented.rotated,
-      https,
-      data: new Map(),
-      incomingFlash: undefined,
-      outgoingFlash: undefined,
-      set: undefined,
-      deleted: undefined,
-      cleared: false,
-      meta: undefined,
-      read: undefined,
-      lifetimeMs: undefined,
-      lifetimeChanged: false,
-      touched: false,
-    };
+    const state = blankState(https, presented);
     this.#fill(state, answer);
     return newSession<T>(this.#host, state);
   }
@@ -693,25 +702,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
   }
 
   #fresh(https: boolean | (() => boolean)): Session<T> {
-    return newSession<T>(this.#host, {
-      id: undefined,
-      key: undefined,
-      stored: false,
-      hadCookie: false,
-      rotated: false,
-      https,
-      data: new Map(),
-      incomingFlash: undefined,
-      outgoingFlash: undefined,
-      set: undefined,
-      deleted: undefined,
-      cleared: false,
-      meta: undefined,
-      read: undefined,
-      lifetimeMs: undefined,
-      lifetimeChanged: false,
-      touched: false,
-    });
+    return newSession<T>(this.#host, blankState(https, undefined));
   }
 
   #commit(session: Session<T>, response: ResponseFacts | undefined): MaybePromise<string | undefined> {
