@@ -489,3 +489,27 @@ test("opine (test double): Secure follows req.proto, not req.secure: Opine's 'tr
   const https = await h.app.handle(new Request("https://localhost/"));
   assert.match(sessionCookies(https)[0], /; Secure/, "an https request URL is the connection's");
 });
+
+test("opine (test double): while the commit runs the response reads as sent, and a second send cannot alter it", async () => {
+  const seen: { written?: unknown } = {};
+  const h = doubleApp((app) => {
+    app.get("/", (req, res) => {
+      req.session.set("n", 1);
+      void res.send("first");
+      seen.written = res.written;
+      // What a handler that forgot to await its first send might do next: none of it may reach the client.
+      res.setStatus(500).set("x-late", "1");
+      void res.send("second").catch(() => {});
+    });
+  });
+  const release = h.store.hold("set");
+  const pending = h.request("/");
+  await sleep(20);
+  release();
+  const response = await pending;
+  assert.equal(response.status, 200);
+  assert.equal(await response.text(), "first");
+  assert.equal(response.headers.get("x-late"), null);
+  assert.equal(sessionCookies(response).length, 1);
+  assert.equal(seen.written, true);
+});
