@@ -169,7 +169,9 @@ async function build(config: BenchConfig): Promise<{ app: express.Express; close
       } else {
         store = new MemoryStore();
       }
-      app.use(adapter.session({ secret: SECRET, store }));
+      // The cookie every contender here uses (`sid`, persistent), not the drop-in's express-session defaults
+      // (`connect.sid`, a browser-session cookie); a baseline without those options ignores them.
+      app.use(adapter.session({ secret: SECRET, store, name: "sid", cookie: { persistent: true } } as never));
       routes(app, ours);
       break;
     }
