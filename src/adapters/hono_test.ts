@@ -2,29 +2,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { session } from "./hono.ts";
-import type { SessionOptions } from "../core.ts";
-import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
-import type { SuiteFrameworkOptions } from "../testing/adapter_suite.ts";
+import { adapterConformanceSuite } from "../testing/adapter_suite.ts";
+import { honoSuiteApp } from "./_test_hono_app.ts";
 
-function createApp(options: SessionOptions, framework?: SuiteFrameworkOptions) {
-  const app = new Hono();
-  app.use(session(options));
-  if (!framework?.defaultErrorHandling) {
-    app.onError((error, c) => {
-      const { status, body } = suiteErrorResponse(error);
-      return c.text(body, status as 500);
-    });
-  }
-  app.all("*", async (c) => {
-    const result = await handleSuiteRoute(c.get("session"), new URL(c.req.url));
-    if (result.appCookie) c.header("set-cookie", result.appCookie, { append: true });
-    if (result.redirect) return c.redirect(result.redirect);
-    return c.text(result.body, result.status as 200);
-  });
-  return { fetch: async (request: Request) => await app.fetch(request) };
-}
-
-adapterConformanceSuite(test, { name: "hono", createApp });
+adapterConformanceSuite(test, { name: "hono", createApp: honoSuiteApp });
 
 test("hono: a handler returning Response.redirect (immutable headers) still gets its cookie", async () => {
   const app = new Hono();

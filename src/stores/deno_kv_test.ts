@@ -9,7 +9,6 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Hono } from "hono";
 import { DenoKvStore, MAX_RECORD_BYTES } from "./deno_kv.ts";
 import type {
   DenoKv,
@@ -23,10 +22,9 @@ import { SessionManager } from "../core.ts";
 import { SessionStoreError } from "../errors.ts";
 import { NEVER } from "../store.ts";
 import type { SessionRecord } from "../store.ts";
-import { session } from "../adapters/hono.ts";
-import type { SessionOptions } from "../core.ts";
 import { createWrite, storeConformanceSuite, updateWrite } from "../testing/store_suite.ts";
-import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
+import { adapterConformanceSuite } from "../testing/adapter_suite.ts";
+import { honoSuiteApp } from "../adapters/_test_hono_app.ts";
 
 type DenoRuntime = { openKv(path?: string): Promise<DenoKv>; execPath(): string };
 const deno = (globalThis as unknown as { Deno?: DenoRuntime }).Deno;
@@ -157,25 +155,10 @@ storeConformanceSuite(test, {
 });
 
 // The adapter suite through Hono (a real framework on both runtimes), its sessions in Deno KV.
-function createHonoApp(options: SessionOptions) {
-  const app = new Hono();
-  app.use(session(options));
-  app.onError((error, c) => {
-    const { status, body } = suiteErrorResponse(error);
-    return c.text(body, status as 500);
-  });
-  app.all("*", async (c) => {
-    const result = await handleSuiteRoute(c.get("session"), new URL(c.req.url));
-    if (result.appCookie) c.header("set-cookie", result.appCookie, { append: true });
-    if (result.redirect) return c.redirect(result.redirect);
-    return c.text(result.body, result.status as 200);
-  });
-  return { fetch: async (request: Request) => await app.fetch(request) };
-}
 
 adapterConformanceSuite(test, {
   name: `hono on DenoKvStore (${runtime})`,
-  createApp: createHonoApp,
+  createApp: honoSuiteApp,
   createStore: (now) => {
     const store = new TempKvStore({ now });
     return {

@@ -2,15 +2,13 @@ import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import pg from "pg";
 import postgres from "postgres";
-import { Hono } from "hono";
 import { PostgresStore } from "./postgres.ts";
 import type { PostgresStoreOptions } from "./postgres.ts";
 import { type AdminSql, CountingProxy, testDatabase } from "./_test_postgres.ts";
 import { freePort, reportUnavailable } from "./_test_servers.ts";
 import { createWrite, storeConformanceSuite, updateWrite } from "../testing/store_suite.ts";
-import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
-import { session } from "../adapters/hono.ts";
-import type { SessionOptions } from "../core.ts";
+import { adapterConformanceSuite } from "../testing/adapter_suite.ts";
+import { honoSuiteApp } from "../adapters/_test_hono_app.ts";
 import { SessionManager } from "../core.ts";
 import { SessionStoreError } from "../errors.ts";
 import { generateId } from "../_crypto.ts";
@@ -31,23 +29,6 @@ async function rejectsWithin(promise: Promise<unknown>, ms: number): Promise<Err
   assert.ok(error instanceof Error, "rejects with an Error");
   assert.ok(Date.now() - started < ms, `rejected after ${Date.now() - started} ms, limit ${ms} ms`);
   return error;
-}
-
-/** The suite's Hono app (as in src/adapters/hono_test.ts). */
-function honoApp(options: SessionOptions) {
-  const app = new Hono();
-  app.use(session(options));
-  app.onError((error, c) => {
-    const { status, body } = suiteErrorResponse(error);
-    return c.text(body, status as 500);
-  });
-  app.all("*", async (c) => {
-    const result = await handleSuiteRoute(c.get("session"), new URL(c.req.url));
-    if (result.appCookie) c.header("set-cookie", result.appCookie, { append: true });
-    if (result.redirect) return c.redirect(result.redirect);
-    return c.text(result.body, result.status as 200);
-  });
-  return { fetch: async (request: Request) => await app.fetch(request) };
 }
 
 const db = await testDatabase();
@@ -129,7 +110,7 @@ if ("unavailable" in db) {
   let adapterTables = 0;
   adapterConformanceSuite(test, {
     name: "hono + PostgresStore",
-    createApp: honoApp,
+    createApp: honoSuiteApp,
     async createStore(now) {
       const store = new CountedStore(`adapter_${++adapterTables}`, now);
       await store.init();
@@ -504,7 +485,7 @@ if ("unavailable" in db) {
     const proxy = await CountingProxy.start(db.host, db.port);
     const client = postgres(proxyUrl(proxy), { max: 1, ...quiet });
     const store = new PostgresStore({ client, tableName: table("trips_http"), cleanupIntervalMs: Infinity });
-    const app = honoApp({ store, secret: "a-secret-of-at-least-32-bytes-long!" });
+    const app = honoSuiteApp({ store, secret: "a-secret-of-at-least-32-bytes-long!" });
     const request = async (path: string, cookie?: string) => {
       const response = await app.fetch(
         new Request(`http://localhost${path}`, { headers: cookie ? { cookie } : {} }),
