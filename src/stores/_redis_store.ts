@@ -45,12 +45,12 @@ export interface RedisTransport {
    */
   send(args: string[], key: string, readonly: boolean): Promise<unknown>;
   /**
-   * Sends one write command and then `WAIT replicas timeoutMs` on the same
-   * connection, pipelined (one round trip), and resolves to the command's
-   * reply and `WAIT`'s count. Absent when the transport cannot keep the two
-   * on one connection (Webdis).
+   * Sends one write command, then, once it succeeded, `WAIT replicas ms` on
+   * the same connection with the time left until `waitUntil` (`Date.now()`
+   * scale), and resolves to the command's reply and `WAIT`'s count. Absent
+   * when the transport cannot keep the two on one connection (Webdis).
    */
-  sendAndWait?(args: string[], key: string, replicas: number, timeoutMs: number): Promise<WaitedReply>;
+  sendAndWait?(args: string[], key: string, replicas: number, waitUntil: number): Promise<WaitedReply>;
 }
 
 /** Milliseconds of a request's time budget kept back for the reply's way home, at most. */
@@ -201,9 +201,9 @@ export interface RedisSessionStoreSettings extends CheckedCommonOptions {
  * reaches Redis later (queued behind `CLIENT PAUSE`, a slow network) is
  * refused by the script, so a write answered 503 is not applied afterwards.
  *
- * With `waitForReplicas` above 0, every write and delete is followed on the
- * same connection by `WAIT`, pipelined, and is answered only once that many
- * replicas confirmed it; fewer within the time left rejects (503).
+ * With `waitForReplicas` above 0, every write and delete that succeeded is
+ * followed on the same connection by `WAIT`, and is answered only once that
+ * many replicas confirmed it; fewer within the time left rejects (503).
  */
 export class RedisSessionStore implements Store {
   /** Writes carry a deadline the write script enforces by the server's clock. */
@@ -241,13 +241,13 @@ export class RedisSessionStore implements Store {
 
   /**
    * Runs a script by its SHA-1; after a `NOSCRIPT` (a restart, `SCRIPT FLUSH`),
-   * once by its source. With `waitMs`, a write followed by `WAIT`.
+   * once by its source. With `waitUntil`, a write followed by `WAIT`.
    */
-  async #run(script: RedisScript, key: string, args: string[], waitMs?: number): Promise<WaitedReply> {
+  async #run(script: RedisScript, key: string, args: string[], waitUntil?: number): Promise<WaitedReply> {
     const send = (command: string[]): Promise<WaitedReply> =>
-      waitMs === undefined
+      waitUntil === undefined
         ? this.#transport.send(command, key, script === this.#read).then((reply) => ({ reply, replicas: 0 }))
-        : this.#transport.sendAndWait!(command, key, this.#waitFor, waitMs);
+        : this.#transport.sendAndWait!(command, key, this.#waitFor, waitUntil);
     try {
       return await send(["EVALSHA", await script.sha1(), "1", key, ...args]);
     } catch (error) {
@@ -256,9 +256,9 @@ export class RedisSessionStore implements Store {
     }
   }
 
-  /** `WAIT`'s timeout for a command sent now that must be answered by `giveUpAt`; none without replicas to wait for. */
-  #waitMs(giveUpAt: number, margin: number): number | undefined {
-    return this.#waitFor > 0 ? Math.max(1, Math.floor(giveUpAt - margin - Date.now())) : undefined;
+  /** When `WAIT` stops waiting for a write to be answered by `giveUpAt`; none without replicas to wait for. */
+  #waitUntil(giveUpAt: number, margin: number): number | undefined {
+    return this.#waitFor > 0 ? giveUpAt - margin : undefined;
   }
 
   /** Reads a record; `undefined` when unknown or expired. One `EVALSHA` of the read script. */
@@ -285,7 +285,7 @@ export class RedisSessionStore implements Store {
   /**
    * Creates a record, or applies an update per key to a live one (`"gone"`
    * when it is gone or expired), unless the deadline has passed when Redis
-   * runs it. One `EVALSHA` (and, with `waitForReplicas`, a pipelined `WAIT`);
+   * runs it. One `EVALSHA` (and, with `waitForReplicas`, a `WAIT` after it);
    * Redis refuses it once `write.deadline` (or `timeoutMs`) has passed.
    */
   async set(key: string, write: StoreWrite): Promise<WriteResult> {
@@ -297,14 +297,14 @@ export class RedisSessionStore implements Store {
     if (!(budget > 0)) throw new Error("the write's deadline passed before it was sent: nothing was written");
     const margin = Math.min(REPLY_MARGIN_MAX_MS, budget * REPLY_MARGIN_SHARE);
     const deadline = Math.floor(this.#clock.serverTimeNotAfter(giveUpAt - margin));
-    const waitMs = this.#waitMs(giveUpAt, margin);
+    const waitUntil = this.#waitUntil(giveUpAt, margin);
     let answer: WaitedReply;
     try {
       answer = await this.#run(
         SCRIPTS.write,
         fullKey,
         [tag, String(deadline), ...writeScriptArguments(write, this.#now())],
-        waitMs,
+        waitUntil,
       );
     } catch (error) {
       if ((error as Error)?.name !== TIMEOUT_ERROR) throw error;
@@ -320,7 +320,7 @@ export class RedisSessionStore implements Store {
     if (status === 1) {
       if (answer.replicas < this.#waitFor) {
         throw new Error(
-          `Redis applied the write, but ${answer.replicas} of ${this.#waitFor} replicas confirmed it within ${waitMs} ms (WAIT): a failover now could lose it`,
+          `Redis applied the write, but ${answer.replicas} of ${this.#waitFor} replicas confirmed it in time (WAIT): a failover now could lose it`,
         );
       }
       return "written";
@@ -334,18 +334,22 @@ export class RedisSessionStore implements Store {
     throw new Error(`Unexpected reply from the session write script: ${JSON.stringify(status)}`);
   }
 
-  /** Deletes a record. One `EVALSHA` of the delete script (and, with `waitForReplicas`, a pipelined `WAIT`). */
+  /** Deletes a record. One `EVALSHA` of the delete script (and, with `waitForReplicas`, a `WAIT` after it). */
   async delete(key: string): Promise<void> {
     const fullKey = redisKey(this.#keyPrefix, key, this.#hashTags);
     const tag = this.#tag();
     const sentAt = Date.now();
     const margin = Math.min(REPLY_MARGIN_MAX_MS, this.#timeout * REPLY_MARGIN_SHARE);
-    const waitMs = this.#waitMs(sentAt + this.#timeout, margin);
-    const answer = await this.#run(SCRIPTS.delete, fullKey, [tag], waitMs);
+    const answer = await this.#run(
+      SCRIPTS.delete,
+      fullKey,
+      [tag],
+      this.#waitUntil(sentAt + this.#timeout, margin),
+    );
     verified(answer.reply, tag, fullKey, 2);
     if (answer.replicas < this.#waitFor) {
       throw new Error(
-        `Redis deleted the session, but ${answer.replicas} of ${this.#waitFor} replicas confirmed it within ${waitMs} ms (WAIT): a failover now could bring it back`,
+        `Redis deleted the session, but ${answer.replicas} of ${this.#waitFor} replicas confirmed it in time (WAIT): a failover now could bring it back`,
       );
     }
   }

@@ -101,13 +101,15 @@ export interface RedisStoreOptions extends RedisStoreCommonOptions {
   client?: RedisClientLike | RedisClusterClientLike;
   /**
    * Replicas that must confirm every write and delete before the store
-   * answers it (Redis `WAIT`, pipelined after the write on the same
-   * connection: no extra round trip). Default `0`: answered once the master
-   * has it. With `1` and one replica per master, a failover never loses a
-   * write the store acknowledged; a write that fewer replicas confirm in the
-   * time left rejects (503), although the master applied it. Not with a
-   * client pool (`createClientPool()`), whose commands may take different
-   * connections.
+   * answers it (Redis `WAIT` after the write, on the same connection: one
+   * more round trip per write). Default `0`: answered once the master has
+   * it. With `1` and one replica per master, a failover never loses a write
+   * the store acknowledged; a write that fewer replicas confirm in the time
+   * left rejects (503), although the master applied it. Set
+   * `min-replicas-to-write` to the same number on the servers, so a master
+   * without its replicas refuses writes at once instead of making each
+   * `WAIT` wait out its timeout. Not with a client pool
+   * (`createClientPool()`), whose commands may take different connections.
    */
   waitForReplicas?: number;
   /**
@@ -264,20 +266,24 @@ function clientKind(client: object): ClientKind {
   return "standalone";
 }
 
-/** Sends `args` and then `WAIT` on one client, pipelined: one round trip, and `WAIT` sees this write. */
+/**
+ * Sends `args` (after the commands in `before`, pipelined), and once it
+ * succeeded, `WAIT` on the same client (connection), with the time left until
+ * `waitUntil`. Not pipelined: a `WAIT` after a write the server refused (no
+ * replica: `NOREPLICAS`) would still block the connection, and every command
+ * queued behind it, for its whole timeout.
+ */
 async function writeThenWait(
   client: RedisClientLike,
   args: string[],
   replicas: number,
-  timeoutMs: number,
+  waitUntil: number,
   before: string[][] = [],
 ): Promise<WaitedReply> {
   for (const command of before) client.sendCommand(command).catch(() => {});
-  const written = client.sendCommand(args);
-  const waited = client.sendCommand(["WAIT", String(replicas), String(timeoutMs)]);
-  waited.catch(() => {});
-  const reply = await written;
-  return { reply, replicas: Number(await waited) };
+  const reply = await client.sendCommand(args);
+  const timeoutMs = Math.max(1, Math.floor(waitUntil - Date.now()));
+  return { reply, replicas: Number(await client.sendCommand(["WAIT", String(replicas), String(timeoutMs)])) };
 }
 
 /**
@@ -456,18 +462,18 @@ class NodeRedisTransport implements RedisTransport {
     );
   }
 
-  sendAndWait(args: string[], key: string, replicas: number, timeoutMs: number): Promise<WaitedReply> {
+  sendAndWait(args: string[], key: string, replicas: number, waitUntil: number): Promise<WaitedReply> {
     return this.#deadline(
       args[0],
       () =>
         this.#clusterClient !== undefined
-          ? this.#clusterWriteThenWait(this.#clusterClient, args, key, replicas, timeoutMs)
-          : writeThenWait(this.#standalone!, args, replicas, timeoutMs),
+          ? this.#clusterWriteThenWait(this.#clusterClient, args, key, replicas, waitUntil)
+          : writeThenWait(this.#standalone!, args, replicas, waitUntil),
     );
   }
 
   /**
-   * A write and its `WAIT` on the connection of the node that serves the
+   * A write, then its `WAIT`, on the connection of the node that serves the
    * key's slot. The cluster client's own routing cannot do it: it sends `WAIT`
    * (a keyless command) to every master, and may follow a redirect for the
    * write but not for the `WAIT`. Here a `MOVED` (the slot moved; the write
@@ -481,7 +487,7 @@ class NodeRedisTransport implements RedisTransport {
     args: string[],
     key: string,
     replicas: number,
-    timeoutMs: number,
+    waitUntil: number,
   ): Promise<WaitedReply> {
     const slot = keySlot(key);
     let askAt: string | undefined;
@@ -494,7 +500,7 @@ class NodeRedisTransport implements RedisTransport {
           client,
           args,
           replicas,
-          timeoutMs,
+          waitUntil,
           askAt === undefined ? [] : [["ASKING"]],
         );
       } catch (error) {
