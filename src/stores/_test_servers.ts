@@ -17,6 +17,7 @@ import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import process from "node:process";
 import { after, test } from "node:test";
+import assert from "node:assert/strict";
 
 /** A server process this helper started, or an existing one from the environment. */
 export interface TestServer {
@@ -797,4 +798,16 @@ export function plantCorruptClusterHash(
       admin.destroy();
     }
   };
+}
+
+/** Asserts that `promise` rejects with an `Error` within `ms` and resolves to the error. */
+export async function rejectsWithin(promise: Promise<unknown>, ms: number): Promise<Error> {
+  const started = Date.now();
+  const error = await promise.then(
+    () => assert.fail("expected a rejection"),
+    (error: unknown) => error,
+  );
+  assert.ok(error instanceof Error, "rejects with an Error");
+  assert.ok(Date.now() - started < ms, `rejected after ${Date.now() - started} ms, limit ${ms} ms`);
+  return error;
 }

@@ -17,6 +17,7 @@ import {
   redisCommand,
   RedisMonitor,
   redisText,
+  rejectsWithin,
   reportUnavailable,
   testCluster,
   waitFor,
@@ -32,18 +33,6 @@ import { generateId, storageKey } from "../_crypto.ts";
 const create = (data: Record<string, unknown>, lifetimeMs?: number) => createWrite(data, { lifetimeMs });
 const update = (set: Record<string, unknown>) => updateWrite({}, { set });
 const runtime = "Deno" in globalThis ? "Deno" : "Node";
-
-/** Asserts that `promise` rejects within `ms` and resolves to the error. */
-async function rejectsWithin(promise: Promise<unknown>, ms: number): Promise<Error> {
-  const started = Date.now();
-  const error = await promise.then(
-    () => assert.fail("expected a rejection"),
-    (error: unknown) => error,
-  );
-  assert.ok(error instanceof Error, "rejects with an Error");
-  assert.ok(Date.now() - started < ms, `rejected after ${Date.now() - started} ms, limit ${ms} ms`);
-  return error;
-}
 
 /** The master that serves `slot` and its replicas, from `CLUSTER NODES`. */
 async function shardOf(cluster: TestCluster, slot: number) {

@@ -10,6 +10,7 @@ import {
   redisCommand,
   RedisMonitor,
   redisText,
+  rejectsWithin,
   reportUnavailable,
   startRedis,
   testServers,
@@ -23,18 +24,6 @@ import { NEVER } from "../store.ts";
 const create = (data: Record<string, unknown>, lifetimeMs?: number, flash?: Record<string, unknown>) =>
   createWrite(data, { lifetimeMs, flash });
 const update = (set: Record<string, unknown>) => updateWrite({}, { set });
-
-/** Asserts that `promise` rejects within `ms` and resolves to the error. */
-async function rejectsWithin(promise: Promise<unknown>, ms: number): Promise<Error> {
-  const started = Date.now();
-  const error = await promise.then(
-    () => assert.fail("expected a rejection"),
-    (error: unknown) => error,
-  );
-  assert.ok(error instanceof Error, "rejects with an Error");
-  assert.ok(Date.now() - started < ms, `rejected after ${Date.now() - started} ms, limit ${ms} ms`);
-  return error;
-}
 
 const servers = await testServers();
 
