@@ -1,6 +1,7 @@
 // Many app instances, one store: two separate app processes, Express on Node (A) and Hono on Deno (B),
-// share one store and are driven over real HTTP. One variant per shared store; a new store (Redis Cluster,
-// ...) adds a variant below and a case in tests/multi_instance/_store.ts.
+// share one store and are driven over real HTTP. One variant per shared store (PostgreSQL, Redis Cluster); a
+// new store adds a variant below and a case in tests/multi_instance/_store.ts. The Redis Cluster variant also
+// kills a master under load while its replica is promoted.
 // Node only: it orchestrates the processes (both runtimes run anyway, one per instance).
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -8,8 +9,11 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { reportUnavailable } from "../src/stores/_test_servers.ts";
+import { redisText, reportUnavailable, testCluster, waitFor } from "../src/stores/_test_servers.ts";
+import type { TestCluster } from "../src/stores/_test_servers.ts";
 import { testDatabase } from "../src/stores/_test_postgres.ts";
+import { keySlot, redisKey } from "../src/stores/_redis_store.ts";
+import { storageKey } from "../src/_crypto.ts";
 import { STORE_CONFIG_VARIABLE, type StoreConfig } from "./multi_instance/_store.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -18,7 +22,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A shared store the two instances use, prepared by the test and removed afterwards. */
 interface StoreVariant {
   name: string;
-  prepare(): Promise<{ config: StoreConfig; dispose(): Promise<void> } | { unavailable: string }>;
+  prepare(): Promise<
+    { config: StoreConfig; dispose(): Promise<void>; cluster?: TestCluster } | { unavailable: string }
+  >;
 }
 
 const VARIANTS: StoreVariant[] = [
@@ -31,6 +37,37 @@ const VARIANTS: StoreVariant[] = [
       return {
         config: { kind: "postgres", url: db.url, tableName: `${db.schema}.sessions` },
         dispose: db.drop,
+      };
+    },
+  },
+  {
+    name: "Redis Cluster",
+    async prepare() {
+      // Three masters with a replica each, and a spare replica that Redis migrates to a master left
+      // without one. Every write waits for one replica (WAIT 1), and a master without a replica refuses
+      // writes at once (min-replicas-to-write 1) instead of making WAIT time out.
+      const started = await testCluster({
+        replicas: 1,
+        spareReplicas: 1,
+        args: [
+          "--min-replicas-to-write",
+          "1",
+          "--min-replicas-max-lag",
+          "10",
+          "--cluster-require-full-coverage",
+          "no",
+        ],
+      });
+      if (started.unavailable !== undefined) return started;
+      return {
+        config: {
+          kind: "redis-cluster",
+          rootNodes: started.cluster.rootNodes,
+          keyPrefix: `mi${Date.now().toString(36)}_`,
+          waitForReplicas: 1,
+        },
+        dispose: () => started.cluster.stop(),
+        cluster: started.cluster,
       };
     },
   },
@@ -130,6 +167,178 @@ async function startInstances(config: StoreConfig): Promise<[Instance, Instance]
   ]);
 }
 
+/** Whether `slot` is in one of a master's `CLUSTER NODES` slot ranges. */
+function servesSlot(ranges: string[], slot: number): boolean {
+  return ranges.some((range) => {
+    const [from, to = from] = range.split("-").map(Number);
+    return slot >= from && slot <= to;
+  });
+}
+
+/**
+ * The Redis Cluster failover test: users whose sessions live on one master
+ * and users elsewhere write through both instances; the master is killed
+ * (SIGKILL) and its only replica is promoted. Requests for its slots answer
+ * 503 until the new master serves them (reads) and has a replica again
+ * (writes: WAIT 1, min-replicas-to-write 1; Redis migrates the spare replica
+ * to it), then 200; the other users are served throughout; and every write
+ * acknowledged before, during or after is read back.
+ */
+async function failover(
+  [a, b]: [Instance, Instance],
+  cluster: TestCluster,
+  keyPrefix: string,
+  name: string,
+): Promise<void> {
+  const topology = await cluster.topology();
+  const masters = topology.filter((node) => node.flags.includes("master"));
+  const replicasOf = (id: string) => topology.filter((node) => node.masterId === id);
+  const victim = masters.find((master) => replicasOf(master.id).length === 1);
+  assert.ok(victim, "a master with one replica");
+  assert.ok(masters.some((master) => replicasOf(master.id).length === 2), "a spare replica elsewhere");
+  const heir = cluster.node(replicasOf(victim.id)[0].port);
+
+  // Users until six live on the victim's slots and six elsewhere (the slot follows the cookie's id).
+  const users: Array<{ cookie: string; onVictim: boolean }> = [];
+  for (
+    let i = 0;
+    users.filter((u) => u.onVictim).length < 6 || users.filter((u) => !u.onVictim).length < 6;
+    i++
+  ) {
+    assert.ok(i < 200, "sessions land on every master");
+    const created = await (i % 2 ? a : b).request(`/set?key=user&value=u${i}`);
+    assert.equal(created.status, 200, created.body);
+    const id = created.cookie!.slice("sid=".length).split(".")[0];
+    const onVictim = servesSlot(victim.slots, keySlot(redisKey(keyPrefix, storageKey(id), true)));
+    if (users.filter((u) => u.onVictim === onVictim).length < 6) {
+      users.push({ cookie: created.cookie!, onVictim });
+    }
+  }
+  const initial = await Promise.all(
+    users.map(async ({ cookie }) => (await a.peek(cookie)).data.user as string),
+  );
+  const acked = users.map((_, u) => new Map([["user", initial[u]]]));
+  const sent = users.map((_, u) => new Map([["user", initial[u]]]));
+  const unknown = users.map(() => new Set<string>());
+
+  let killedAt = Number.POSITIVE_INFINITY;
+  let stop = false;
+  const log: Array<{ onVictim: boolean; kind: "read" | "write"; at: number; status: number }> = [];
+  const worker = (instance: Instance, prefix: string, u: number) => async () => {
+    const { cookie, onVictim } = users[u];
+    for (let n = 0; !stop; n++) {
+      // Writes (/set: a read and a write), and between them reads (/peek).
+      if (n % 2 === 1) {
+        const result = await instance.request("/peek", cookie);
+        log.push({ onVictim, kind: "read", at: Date.now(), status: result.status });
+        if (result.status !== 200) await sleep(20);
+        continue;
+      }
+      const key = `${prefix}${n}`;
+      const value = `${u}:${key}`;
+      sent[u].set(key, value);
+      const result = await instance.request(`/set?key=${key}&value=${encodeURIComponent(value)}`, cookie);
+      log.push({ onVictim, kind: "write", at: Date.now(), status: result.status });
+      if (result.status === 200 && result.body === "ok") acked[u].set(key, value);
+      else {
+        unknown[u].add(key);
+        await sleep(20);
+      }
+    }
+  };
+  const load = users.flatMap((_, u) => [worker(a, "a", u)(), worker(b, "b", u)()]);
+  await waitFor(
+    "writes on every user before the kill",
+    () => Promise.resolve(acked.every((keys) => keys.size >= 4)),
+    10_000,
+  );
+
+  killedAt = Date.now();
+  process.kill(cluster.node(victim.port).pid!, "SIGKILL");
+  let promotedAt = 0;
+  await waitFor("the replica's promotion", async () => {
+    const promoted = (await redisText(heir, "INFO replication")).includes("role:master");
+    if (promoted) promotedAt = Date.now();
+    return promoted;
+  }, 20_000);
+  // Writes need a replica of the new master (WAIT 1): Redis migrates the spare replica to it.
+  let replicaAt = 0;
+  const replicaJoined = waitFor("a replica of the new master", async () => {
+    const joined = /connected_slaves:[1-9]/.test(await redisText(heir, "INFO replication"));
+    if (joined) replicaAt = Date.now();
+    return joined;
+  }, 30_000);
+  const after = (onVictim: boolean, kind: "read" | "write") =>
+    log.filter((entry) => entry.onVictim === onVictim && entry.kind === kind && entry.at > killedAt);
+  // Served again: a full second in which every request of every user answered 200.
+  await waitFor("every request to answer 200 again for a second", () => {
+    const recent = log.filter((entry) => entry.at > Date.now() - 1000);
+    const failedLast = Math.max(...log.filter((entry) => entry.status !== 200).map((entry) => entry.at));
+    return Promise.resolve(
+      Date.now() - failedLast > 1000 && recent.some((entry) => entry.onVictim && entry.kind === "write"),
+    );
+  }, 30_000);
+  stop = true;
+  await Promise.all(load);
+  await replicaJoined;
+
+  const statuses = (onVictim: boolean) =>
+    new Set(log.filter((entry) => entry.onVictim === onVictim).map((e) => e.status));
+  assert.deepEqual([...statuses(false)], [200], "the users on the other masters were served throughout");
+  assert.deepEqual(
+    [...statuses(true)].sort(),
+    [200, 503],
+    "the victim's users got 503 during the failover, never another error",
+  );
+  const victimReads = after(true, "read");
+  const victimWrites = after(true, "write");
+  assert.ok(
+    victimReads.some((e) => e.status === 503) && victimWrites.some((e) => e.status === 503),
+    "503 during the failover",
+  );
+  // When the victim's slots failed, relative to the kill: the first and the last 503 of each kind.
+  const window = (entries: typeof log) => {
+    const failed = entries.filter((entry) => entry.status !== 200).map((entry) => entry.at - killedAt);
+    return `${Math.min(...failed)}-${Math.max(...failed)} ms`;
+  };
+  let landed = 0;
+  for (const [u, { cookie }] of users.entries()) {
+    for (const instance of [a, b]) {
+      const { isNew, data } = await instance.peek(cookie);
+      assert.equal(isNew, false, `user ${u}'s session survived (${instance.name})`);
+      for (const [key, value] of acked[u]) {
+        assert.equal(data[key], value, `user ${u}: acknowledged ${key} is kept (${instance.name})`);
+      }
+      for (const [key, value] of Object.entries(data)) {
+        assert.equal(sent[u].get(key), value, `user ${u}: ${key}=${value} was never sent`);
+        assert.ok(
+          acked[u].has(key) || unknown[u].has(key),
+          `user ${u}: ${key} was neither acknowledged nor refused`,
+        );
+      }
+      if (instance === b) landed += Object.keys(data).filter((key) => !acked[u].has(key)).length;
+    }
+    // And every user writes again through both instances.
+    for (const instance of [a, b]) {
+      assert.equal((await instance.request(`/set?key=final&value=${u}`, cookie)).status, 200);
+    }
+  }
+  const count = (entries: typeof log, status?: number) =>
+    entries.filter((e) => status === undefined || e.status === status).length;
+  console.log(
+    `multi-instance (${name}) failover figures: master :${victim.port} killed with SIGKILL; replica :${heir.port} ` +
+      `promoted after ${promotedAt - killedAt} ms, with a replica again after ${
+        replicaAt - killedAt
+      } ms; on the victim's slots reads answered 503 from ` +
+      `${window(victimReads)} and writes from ${window(victimWrites)} after the kill, 200 after that ` +
+      `(${count(victimReads, 503)} of ${victimReads.length} reads and ${count(victimWrites, 503)} of ` +
+      `${victimWrites.length} writes answered 503 after the kill); the other masters' users made ` +
+      `${count(after(false, "read")) + count(after(false, "write"))} requests after the kill, all 200; ` +
+      `${acked.reduce((n, keys) => n + keys.size, 0)} acknowledged keys all read back through A and B; ` +
+      `${unknown.reduce((n, keys) => n + keys.size, 0)} writes answered 503, ${landed} of them landed`,
+  );
+}
+
 for (const variant of VARIANTS) {
   const prepared = await variant.prepare();
   if ("unavailable" in prepared) {
@@ -199,6 +408,16 @@ for (const variant of VARIANTS) {
     assert.deepEqual(await a.peek(cookie), { isNew: true, data: {} }, "nothing came back, seen from A");
     assert.deepEqual(await b.peek(cookie), { isNew: true, data: {} }, "nor from B");
   });
+
+  if (prepared.cluster !== undefined && prepared.config.kind === "redis-cluster") {
+    const { cluster, config } = prepared;
+    test(
+      title(
+        "a master killed under load while its replica is promoted: its slots answer 503, then 200; no acknowledged write is lost",
+      ),
+      async () => await failover(await instances(), cluster, config.keyPrefix, variant.name),
+    );
+  }
 
   test(
     title(

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { session } from "./hono.ts";
 import { adapterConformanceSuite } from "../testing/adapter_suite.ts";
-import { honoSuiteApp } from "./_hono_suite_app.ts";
+import { honoSuiteApp } from "./_test_hono_app.ts";
 
 adapterConformanceSuite(test, { name: "hono", createApp: honoSuiteApp });
 

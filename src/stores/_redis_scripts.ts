@@ -1,10 +1,9 @@
 /**
- * The Redis layout and protocol shared by `RedisStore` and `WebdisStore`:
- * one hash per session, the Lua scripts that read, write and delete it, the
- * check that every reply belongs to the request that asked, the write
- * deadline the server enforces, and the codec between hash fields and
- * {@linkcode SessionRecord}s. The stores differ only in how a command travels
- * ({@linkcode RedisSend}). Runtime-neutral (Web Crypto only), so the
+ * The Redis scripts and codec of the Redis session store (`_redis_store.ts`,
+ * behind `RedisStore` and `WebdisStore`): one hash per session, the Lua
+ * scripts that read, write and delete it, the server clock that write
+ * deadlines are set in, and the codec between hash fields and
+ * {@linkcode SessionRecord}s. Runtime-neutral (Web Crypto only), so the
  * fetch-only Webdis store can import it.
  *
  * Hash fields:
@@ -19,7 +18,7 @@
  */
 
 import { CorruptRecordError, NEVER, setOwn, storedRecord } from "../store.ts";
-import type { SessionMeta, SessionRecord, StoreWrite, WriteResult } from "../store.ts";
+import type { SessionMeta, SessionRecord, StoreWrite } from "../store.ts";
 
 /** Prefix of the hash fields that hold user keys. */
 export const DATA_FIELD_PREFIX = "d:";
@@ -144,7 +143,8 @@ export class RedisScript {
   }
 }
 
-const scripts = {
+/** The scripts, each with its SHA-1 once computed. */
+export const SCRIPTS = {
   read: new RedisScript(READ_SCRIPT),
   readPlain: new RedisScript(READ_SCRIPT_PLAIN),
   write: new RedisScript(WRITE_SCRIPT),
@@ -153,31 +153,19 @@ const scripts = {
 
 /** The SHA-1 of {@linkcode WRITE_SCRIPT} in hex, as EVALSHA wants it. */
 export function writeScriptSha1(): Promise<string> {
-  return scripts.write.sha1();
+  return SCRIPTS.write.sha1();
 }
-
-/**
- * Sends one Redis command and resolves to its reply, or rejects with an
- * `Error` whose message carries Redis's own error text (`NOSCRIPT …`) when
- * Redis refused the command. The transport of a store: node-redis's
- * connection, or Webdis over `fetch`.
- */
-export type RedisSend = (args: string[]) => Promise<unknown>;
 
 /** The name of the error a store's transport rejects with when it gave up waiting for a reply. */
 export const TIMEOUT_ERROR = "TimeoutError";
 
-/** An error for a command that got no reply in time, recognised by {@linkcode RedisSessions.set}. */
+/** An error for a command that got no reply in time, recognised by the store's `set`. */
 export function timeoutError(message: string, cause?: unknown): Error {
   const error = new Error(message, { cause });
   error.name = TIMEOUT_ERROR;
   return error;
 }
 
-/** Milliseconds of a request's time budget kept back for the reply's way home, at most. */
-const REPLY_MARGIN_MAX_MS = 100;
-/** The share of a request's time budget kept back for the reply's way home. */
-const REPLY_MARGIN_SHARE = 0.2;
 /** How fast the uncertainty of a clock sample grows with its age: 1 ms per second, far above real drift. */
 const CLOCK_DRIFT = 1e-3;
 
@@ -226,18 +214,6 @@ export class ServerClock {
   }
 }
 
-/** A random prefix for the tags of one store's requests: 64 bits in hex. */
-function tagPrefix(): string {
-  return Array.from(crypto.getRandomValues(new Uint8Array(8)), (byte) => byte.toString(16).padStart(2, "0"))
-    .join("");
-}
-
-function mixedUp(): Error {
-  return new Error(
-    "Redis answered with a reply that belongs to another request (its tag or key differs): not used",
-  );
-}
-
 const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
 const encoder = new TextEncoder();
 
@@ -258,148 +234,6 @@ export function keyEcho(key: string): string {
   if (key.includes("\0")) return hexOf(key);
   const wellFormed = (key as { toWellFormed?: () => string }).toWellFormed;
   return wellFormed ? wellFormed.call(key) : key;
-}
-
-/** The reply as an array that starts with the request's tag and key, or a thrown error. */
-function verified(reply: unknown, tag: string, key: string, length: number): unknown[] {
-  if (!Array.isArray(reply) || reply.length < length || reply[0] !== tag || reply[1] !== keyEcho(key)) {
-    throw mixedUp();
-  }
-  return reply;
-}
-
-/** Options for {@linkcode RedisSessions}. */
-export interface RedisSessionsOptions {
-  /** How a command travels. */
-  send: RedisSend;
-  /** Prefix of every session key. */
-  keyPrefix: string;
-  /** Milliseconds the transport waits for a reply before it rejects. */
-  timeoutMs: number;
-  /** The app's clock for expiry, in ms since the epoch. */
-  now: () => number;
-}
-
-/**
- * The session operations over any Redis transport: the one copy of the
- * protocol that `RedisStore` and `WebdisStore` share.
- *
- * Every operation is one script (`EVALSHA`, falling back to `EVAL` once when
- * the server's script cache is empty), and every reply must prove it belongs
- * to the request: it carries back the request's tag (unique per request) and
- * the key it touched. A proxy that hands one request's reply to another (as
- * Webdis does with the reply of a request its client abandoned) is caught: the
- * mismatch rejects, so it becomes a 503, never another user's session and
- * never another request's "written".
- *
- * Writes carry a deadline in the server's clock: the moment the store or the
- * core gives up waiting (`write.deadline`, `timeoutMs`), less a margin for the
- * reply's way back (a fifth of the budget, at most 100 ms) and less the
- * uncertainty of the clock offset learnt from earlier replies. A write that
- * reaches Redis later (queued behind `CLIENT PAUSE`, a slow network) is
- * refused by the script, so a write answered 503 is not applied afterwards.
- */
-export class RedisSessions {
-  #send: RedisSend;
-  #keyPrefix: string;
-  #timeout: number;
-  #now: () => number;
-  #tagPrefix = tagPrefix();
-  #requests = 0;
-  #clock = new ServerClock();
-  #read = scripts.read;
-
-  /** @param options The transport, key prefix, transport timeout and clock. */
-  constructor(options: RedisSessionsOptions) {
-    this.#send = options.send;
-    this.#keyPrefix = options.keyPrefix;
-    this.#timeout = options.timeoutMs;
-    this.#now = options.now;
-  }
-
-  #tag(): string {
-    return `${this.#tagPrefix}.${(this.#requests++).toString(36)}`;
-  }
-
-  /** Runs a script by its SHA-1; after a `NOSCRIPT` (a restart, `SCRIPT FLUSH`), once by its source. */
-  async #run(script: RedisScript, key: string, args: string[]): Promise<unknown> {
-    try {
-      return await this.#send(["EVALSHA", await script.sha1(), "1", key, ...args]);
-    } catch (error) {
-      if (!(error instanceof Error) || !/\bNOSCRIPT\b/.test(error.message)) throw error;
-      return await this.#send(["EVAL", script.source, "1", key, ...args]);
-    }
-  }
-
-  /** Reads a record; `undefined` when unknown or expired. */
-  async get(key: string): Promise<SessionRecord | undefined> {
-    const fullKey = this.#keyPrefix + key;
-    const tag = this.#tag();
-    const sentAt = Date.now();
-    let reply: unknown;
-    try {
-      reply = await this.#run(this.#read, fullKey, [tag]);
-    } catch (error) {
-      // Servers before Redis 7 cannot compile the flag line: read without it from now on.
-      if (this.#read === scripts.readPlain || !/Error compiling script/i.test((error as Error)?.message)) {
-        throw error;
-      }
-      this.#read = scripts.readPlain;
-      reply = await this.#run(this.#read, fullKey, [tag]);
-    }
-    const items = verified(reply, tag, fullKey, 3);
-    this.#clock.observe(sentAt, Date.now(), Number(items[2]));
-    return decodeSessionHash(hashPairs(items.slice(3)), this.#now());
-  }
-
-  /**
-   * Creates a record, or applies an update per key to a live one (`"gone"`
-   * when it is gone or expired), unless the deadline has passed when Redis
-   * runs it.
-   */
-  async set(key: string, write: StoreWrite): Promise<WriteResult> {
-    const fullKey = this.#keyPrefix + key;
-    const tag = this.#tag();
-    const sentAt = Date.now();
-    const giveUpAt = Math.min(write.deadline ?? Number.POSITIVE_INFINITY, sentAt + this.#timeout);
-    const budget = giveUpAt - sentAt;
-    if (!(budget > 0)) throw new Error("the write's deadline passed before it was sent: nothing was written");
-    const margin = Math.min(REPLY_MARGIN_MAX_MS, budget * REPLY_MARGIN_SHARE);
-    const deadline = Math.floor(this.#clock.serverTimeNotAfter(giveUpAt - margin));
-    let reply: unknown;
-    try {
-      reply = await this.#run(scripts.write, fullKey, [
-        tag,
-        String(deadline),
-        ...writeScriptArguments(write, this.#now()),
-      ]);
-    } catch (error) {
-      if ((error as Error)?.name !== TIMEOUT_ERROR) throw error;
-      throw new Error(
-        `${
-          (error as Error).message
-        }; Redis refuses the write once its deadline has passed, so it is not applied later`,
-        { cause: error },
-      );
-    }
-    const [, , status, serverMs] = verified(reply, tag, fullKey, 4);
-    this.#clock.observe(sentAt, Date.now(), Number(serverMs));
-    if (status === 1) return "written";
-    if (status === 0 && write.kind === "update") return "gone";
-    if (status === -1) {
-      throw new Error(
-        "Redis ran the write after its deadline (the request had given up waiting) and refused it: nothing was written",
-      );
-    }
-    throw new Error(`Unexpected reply from the session write script: ${JSON.stringify(status)}`);
-  }
-
-  /** Deletes a record. */
-  async delete(key: string): Promise<void> {
-    const fullKey = this.#keyPrefix + key;
-    const tag = this.#tag();
-    verified(await this.#run(scripts.delete, fullKey, [tag]), tag, fullKey, 2);
-  }
 }
 
 /** The hash field of a user key. */

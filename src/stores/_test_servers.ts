@@ -9,6 +9,7 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
 import { type ChildProcess, spawn } from "node:child_process";
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, Socket } from "node:net";
@@ -16,6 +17,7 @@ import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import process from "node:process";
 import { after, test } from "node:test";
+import assert from "node:assert/strict";
 
 /** A server process this helper started, or an existing one from the environment. */
 export interface TestServer {
@@ -508,4 +510,304 @@ export function dumpRedis(server: { url: string }, keyPrefix: string): () => Pro
       client.destroy();
     }
   };
+}
+
+/** Sends one inline command over a fresh connection and resolves to its reply as text (a bulk string's content). */
+export function redisText(
+  server: { host: string; port: number },
+  command: string,
+  timeoutMs = 2000,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = new Socket();
+    let buffer = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(new Error(`timeout: ${command}`)), timeoutMs);
+    const done = (value: string) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(value);
+    };
+    socket.once("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    socket.on("data", (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      const end = buffer.indexOf("\r\n");
+      if (end < 0) return;
+      const head = buffer.subarray(0, end).toString("latin1");
+      if (!head.startsWith("$")) return done(head);
+      const length = Number(head.slice(1));
+      if (length < 0) return done("");
+      if (buffer.length >= end + 2 + length) {
+        done(buffer.subarray(end + 2, end + 2 + length).toString("utf8"));
+      }
+    });
+    socket.connect(server.port, server.host, () => socket.write(`${command}\r\n`));
+  });
+}
+
+/** One line of `CLUSTER NODES`. */
+export interface ClusterNodeInfo {
+  id: string;
+  port: number;
+  flags: string[];
+  /** The master's id, for a replica. */
+  masterId?: string;
+  /** Slot ranges, e.g. `["0-5460"]`, for a master. */
+  slots: string[];
+}
+
+/** Parses the answer of `CLUSTER NODES`. */
+export function parseClusterNodes(text: string): ClusterNodeInfo[] {
+  return text.trim().split("\n").filter((line) => line !== "").map((line) => {
+    const [id, address, flags, master, , , , , ...slots] = line.trim().split(" ");
+    return {
+      id,
+      port: Number(/:(\d+)@/.exec(address)?.[1]),
+      flags: flags.split(","),
+      masterId: master === "-" ? undefined : master,
+      slots,
+    };
+  });
+}
+
+/** A Redis Cluster this helper started: its nodes' processes on free loopback ports. */
+export interface TestCluster {
+  /** Every node, masters and replicas as created. */
+  nodes: TestServer[];
+  /** `{ url }` of every node, for `rootNodes`. */
+  rootNodes: Array<{ url: string }>;
+  /** The node listening on `port`. */
+  node(port: number): TestServer;
+  /** `CLUSTER NODES` as a node that is up sees it. */
+  topology(): Promise<ClusterNodeInfo[]>;
+  /** Stops every node. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Cluster settings every test node runs with. */
+const CLUSTER_ARGS = [
+  "--cluster-enabled",
+  "yes",
+  // A master is taken for failed after 1 s without an answer, and its replica is elected about 1 s later.
+  "--cluster-node-timeout",
+  "1000",
+  // Replicas sync at once (the default waits 5 s for more replicas to share one transfer).
+  "--repl-diskless-sync-delay",
+  "0",
+];
+
+async function spawnClusterNode(args: string[]): Promise<TestServer> {
+  return await withPortRetries(async () =>
+    spawnRedis(await freePort(), [...CLUSTER_ARGS, "--cluster-port", String(await freePort()), ...args])
+  );
+}
+
+function runRedisCli(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("redis-cli", args, { stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout!.on("data", (chunk) => (output += chunk));
+    child.stderr!.on("data", (chunk) => (output += chunk));
+    child.once("error", reject);
+    child.once(
+      "close",
+      (code) =>
+        code === 0
+          ? resolve(output)
+          : reject(new Error(`redis-cli ${args.join(" ")} failed: ${output.slice(-2000)}`)),
+    );
+  });
+}
+
+/** Polls `probe` every 25 ms until it answers true, for at most `ms`. */
+export async function waitFor(what: string, probe: () => Promise<boolean>, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await probe().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+/** Whether every node that is up is in state ok and every replica's link to its master is up. */
+export async function clusterSettled(cluster: TestCluster, alive = cluster.nodes): Promise<boolean> {
+  for (const node of alive) {
+    if (!(await redisText(node, "CLUSTER INFO")).includes("cluster_state:ok")) return false;
+    const replication = await redisText(node, "INFO replication");
+    if (replication.includes("role:slave") && !replication.includes("master_link_status:up")) return false;
+  }
+  return true;
+}
+
+/**
+ * Starts a Redis Cluster on free loopback ports: `masters` masters (3 or
+ * more), `replicas` replicas of each, and `spareReplicas` more replicas that
+ * `redis-cli --cluster create` gives to some masters (so Redis can migrate
+ * one to a master left without replicas after a failover). Waits until every
+ * node agrees the cluster is ok and every replica is in sync. `args` go to
+ * every node (e.g. `--min-replicas-to-write`).
+ */
+export async function startCluster(
+  options: { masters?: number; replicas?: number; spareReplicas?: number; args?: string[] } = {},
+): Promise<TestCluster> {
+  const masters = options.masters ?? 3;
+  const replicas = options.replicas ?? 0;
+  const count = masters * (1 + replicas) + (options.spareReplicas ?? 0);
+  const nodes: TestServer[] = [];
+  const stop = async () => {
+    await Promise.all(nodes.map((node) => node.stop()));
+  };
+  try {
+    for (
+      const started of await Promise.allSettled(
+        Array.from({ length: count }, () => spawnClusterNode(options.args ?? [])),
+      )
+    ) {
+      if (started.status === "fulfilled") nodes.push(started.value);
+      else throw started.reason;
+    }
+    await runRedisCli([
+      "--cluster",
+      "create",
+      ...nodes.map((node) => `${node.host}:${node.port}`),
+      "--cluster-replicas",
+      String(replicas),
+      "--cluster-yes",
+    ]);
+    const cluster: TestCluster = {
+      nodes,
+      rootNodes: nodes.map((node) => ({ url: node.url })),
+      node(port) {
+        const found = nodes.find((node) => node.port === port);
+        if (found === undefined) throw new Error(`no cluster node on port ${port}`);
+        return found;
+      },
+      async topology() {
+        for (const node of nodes) {
+          try {
+            return parseClusterNodes(await redisText(node, "CLUSTER NODES"));
+          } catch {
+            // that node is down: ask the next
+          }
+        }
+        throw new Error("no cluster node answers");
+      },
+      stop,
+    };
+    await waitFor("the cluster to settle", () => clusterSettled(cluster));
+    return cluster;
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** A cluster for one test file, or the reason there is none. */
+export type TestClusterResult = { cluster: TestCluster; unavailable?: undefined } | { unavailable: string };
+
+/**
+ * Starts the Redis Cluster a test file needs (see {@linkcode startCluster}),
+ * stopped when the tests end; or says why it cannot (no `redis-server` or
+ * `redis-cli`: pass the reason to {@linkcode reportUnavailable}, which fails
+ * under `CI=true`).
+ */
+export async function testCluster(
+  options: Parameters<typeof startCluster>[0] = {},
+): Promise<TestClusterResult> {
+  const missing = ["redis-server", "redis-cli"].filter((binary) => !available(binary));
+  if (missing.length > 0) return { unavailable: `${missing.join(" and ")} not found: ${INSTALL_HINT}` };
+  const cluster = await startCluster(options);
+  // Node runs this after the file's tests; Deno skips top-level hooks and relies on "unload".
+  after(() => cluster.stop());
+  return { cluster };
+}
+
+/** A node-redis cluster client on `cluster`, for the tests' own commands; `destroy()` it after use. */
+export async function adminCluster(cluster: { rootNodes: Array<{ url: string }> }) {
+  const { createCluster } = await import("redis");
+  const client = createCluster({ rootNodes: cluster.rootNodes });
+  client.on("error", () => {});
+  return await client.connect();
+}
+
+/** Every key under `pattern` on every master of a cluster, with the master's node client. */
+async function clusterKeys(cluster: { rootNodes: Array<{ url: string }> }, pattern: string) {
+  const admin = await adminCluster(cluster);
+  const keys: Array<{ key: string; node: { hGetAll(key: string): Promise<Record<string, string>> } }> = [];
+  for (const master of admin.masters) {
+    const node = await admin.nodeClient(master);
+    for (const key of await node.keys(pattern)) keys.push({ key, node });
+  }
+  return { admin, keys };
+}
+
+/** A `dump` for the store suite on a cluster: every key under `keyPrefix` with its hash fields, from every master. */
+export function dumpCluster(
+  cluster: { rootNodes: Array<{ url: string }> },
+  keyPrefix: string,
+): () => Promise<string> {
+  return async () => {
+    const { admin, keys } = await clusterKeys(cluster, `${keyPrefix}*`);
+    try {
+      const lines: string[] = [];
+      for (const { key, node } of keys) lines.push(key, JSON.stringify(await node.hGetAll(key)));
+      return lines.join("\n");
+    } finally {
+      admin.destroy();
+    }
+  };
+}
+
+/**
+ * How many sessions under `keyPrefix` have not expired by `now`, on every
+ * master of a cluster (records Redis still keeps past the suite's moved clock
+ * do not count).
+ */
+export async function countClusterSessions(
+  cluster: { rootNodes: Array<{ url: string }> },
+  keyPrefix: string,
+  now: number,
+): Promise<number> {
+  const { admin, keys } = await clusterKeys(cluster, `${keyPrefix}*`);
+  try {
+    let live = 0;
+    for (const { key, node } of keys) {
+      const meta = (await node.hGetAll(key)).meta;
+      if (meta === undefined) continue;
+      const { expiresAt, absoluteExpiresAt } = JSON.parse(meta);
+      if (expiresAt > now && absoluteExpiresAt > now) live++;
+    }
+    return live;
+  } finally {
+    admin.destroy();
+  }
+}
+
+/** A `plantCorrupt` for the store suite on a cluster: a hash whose `meta` is not JSON under the Redis key `keyOf(key)`. */
+export function plantCorruptClusterHash(
+  cluster: { rootNodes: Array<{ url: string }> },
+  keyOf: (key: string) => string,
+): (store: unknown, key: string) => Promise<void> {
+  return async (_store, key) => {
+    const admin = await adminCluster(cluster);
+    try {
+      await admin.hSet(keyOf(key), "meta", "{truncated");
+      await admin.pExpireAt(keyOf(key), Date.now() + 60_000);
+    } finally {
+      admin.destroy();
+    }
+  };
+}
+
+/** Asserts that `promise` rejects with an `Error` within `ms` and resolves to the error. */
+export async function rejectsWithin(promise: Promise<unknown>, ms: number): Promise<Error> {
+  const started = Date.now();
+  const error = await promise.then(
+    () => assert.fail("expected a rejection"),
+    (error: unknown) => error,
+  );
+  assert.ok(error instanceof Error, "rejects with an Error");
+  assert.ok(Date.now() - started < ms, `rejected after ${Date.now() - started} ms, limit ${ms} ms`);
+  return error;
 }

@@ -22,9 +22,9 @@ import { SessionManager } from "../core.ts";
 import { SessionStoreError } from "../errors.ts";
 import { NEVER } from "../store.ts";
 import type { SessionRecord } from "../store.ts";
-import { honoSuiteApp } from "../adapters/_hono_suite_app.ts";
 import { createWrite, storeConformanceSuite, updateWrite } from "../testing/store_suite.ts";
 import { adapterConformanceSuite } from "../testing/adapter_suite.ts";
+import { honoSuiteApp } from "../adapters/_test_hono_app.ts";
 
 type DenoRuntime = { openKv(path?: string): Promise<DenoKv>; execPath(): string };
 const deno = (globalThis as unknown as { Deno?: DenoRuntime }).Deno;

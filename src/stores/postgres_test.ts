@@ -5,10 +5,10 @@ import postgres from "postgres";
 import { PostgresStore } from "./postgres.ts";
 import type { PostgresStoreOptions } from "./postgres.ts";
 import { type AdminSql, CountingProxy, testDatabase } from "./_test_postgres.ts";
-import { freePort, reportUnavailable } from "./_test_servers.ts";
+import { freePort, rejectsWithin, reportUnavailable } from "./_test_servers.ts";
 import { createWrite, storeConformanceSuite, updateWrite } from "../testing/store_suite.ts";
 import { adapterConformanceSuite } from "../testing/adapter_suite.ts";
-import { honoSuiteApp } from "../adapters/_hono_suite_app.ts";
+import { honoSuiteApp } from "../adapters/_test_hono_app.ts";
 import { SessionManager } from "../core.ts";
 import { SessionStoreError } from "../errors.ts";
 import { generateId } from "../_crypto.ts";
@@ -18,18 +18,6 @@ const create = (data: Record<string, unknown>, lifetimeMs?: number, flash?: Reco
   createWrite(data, { lifetimeMs, flash });
 const update = (set: Record<string, unknown>) => updateWrite({}, { set });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Asserts that `promise` rejects within `ms` and resolves to the error. */
-async function rejectsWithin(promise: Promise<unknown>, ms: number): Promise<Error> {
-  const started = Date.now();
-  const error = await promise.then(
-    () => assert.fail("expected a rejection"),
-    (error: unknown) => error,
-  );
-  assert.ok(error instanceof Error, "rejects with an Error");
-  assert.ok(Date.now() - started < ms, `rejected after ${Date.now() - started} ms, limit ${ms} ms`);
-  return error;
-}
 
 const db = await testDatabase();
 

@@ -1,35 +1,66 @@
 /**
- * A store that keeps sessions in Redis through the official client, node-redis
- * (the npm package `redis`, an optional peer dependency loaded only by
- * `init()`).
+ * A store that keeps sessions in Redis — one server or a Redis Cluster, and
+ * servers that speak its protocol, such as Valkey — through the official
+ * client, node-redis (the npm package `redis`, an optional peer dependency
+ * loaded only by `init()`).
  *
  * @module
  */
 
 import type { ConnectionOptions } from "node:tls";
-import type { SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
-import { RedisSessions, TIMEOUT_ERROR, timeoutError } from "./_redis_scripts.ts";
+import {
+  checkCommonOptions,
+  keySlot,
+  optionError,
+  RedisSessionStore,
+  type RedisStoreCommonOptions,
+  type RedisTransport,
+  type WaitedReply,
+} from "./_redis_store.ts";
+import { TIMEOUT_ERROR, timeoutError } from "./_redis_scripts.ts";
 
 /**
  * The part of a node-redis client the store uses. Any client from
- * `createClient()` of the `redis` package (v4 or later) fits.
+ * `createClient()` of the `redis` package (v5 or later) fits.
  */
 export interface RedisClientLike {
   /** Sends one command and resolves to its reply. */
   sendCommand(args: string[]): Promise<unknown>;
 }
 
-/** A client the store created, connects and closes itself. */
-interface OwnedClient extends RedisClientLike {
-  readonly isOpen: boolean;
-  connect(): Promise<unknown>;
-  close(): Promise<void>;
-  destroy(): void;
-  on(event: "error" | "ready", listener: (error?: unknown) => void): unknown;
+/**
+ * The part of a node-redis cluster client (`createCluster()` of the `redis`
+ * package, v5 or later) the store uses: commands routed by their key, and, to
+ * wait for replicas, the slot map and each node's own client.
+ */
+export interface RedisClusterClientLike {
+  /** Sends one command to the node that serves `firstKey`'s slot, following `MOVED` and `ASK`. */
+  sendCommand(
+    firstKey: string | undefined,
+    isReadonly: boolean | undefined,
+    args: string[],
+  ): Promise<unknown>;
+  /** The slot map: each slot's shard, with its master node. */
+  readonly slots: ReadonlyArray<{ master: unknown } | undefined>;
+  /** The nodes by `host:port`. */
+  readonly nodeByAddress: ReadonlyMap<string, unknown>;
+  /** The connected client of one node. */
+  nodeClient(node: never): Promise<RedisClientLike> | RedisClientLike;
+}
+
+/** A Redis Cluster to connect to, for {@linkcode RedisStoreOptions.cluster}. */
+export interface RedisClusterOptions {
+  /**
+   * Some nodes of the cluster (one is enough; three survive a node being
+   * down), each as a `redis://` or `rediss://` URL, e.g.
+   * `[{ url: "redis://10.0.0.1:6379" }]`. The store discovers the other
+   * nodes and the slot map from them (`CLUSTER SLOTS`).
+   */
+  rootNodes: ReadonlyArray<{ url: string }>;
 }
 
 /** Options for {@linkcode RedisStore}. */
-export interface RedisStoreOptions {
+export interface RedisStoreOptions extends RedisStoreCommonOptions {
   /** Host name or IP address of the server. Default `"127.0.0.1"`. */
   host?: string;
   /** TCP port of the server. Default `6379`. */
@@ -40,22 +71,47 @@ export interface RedisStoreOptions {
    * when given too, take precedence over the parts of the URL.
    */
   url?: string;
+  /**
+   * A Redis Cluster instead of one server: `{ rootNodes: [{ url }] }`.
+   * `username`, `password` and `tls` apply to every node; credentials in the
+   * root nodes' URLs do too. Cannot be combined with `host`, `port`, `url`,
+   * `db` or `client`.
+   */
+  cluster?: RedisClusterOptions;
   /** ACL user name (Redis 6+). Default: none (the `default` user). */
   username?: string;
   /** Password for `AUTH`. Default: none. */
   password?: string;
-  /** Logical database number, for `SELECT`. Default `0`. */
+  /** Logical database number, for `SELECT`. Default `0`. Not in a cluster. */
   db?: number;
   /** `true`, or Node TLS options, to connect over TLS. Default `false`. */
   tls?: boolean | ConnectionOptions;
-  /** Prefix of every session key. Default `"session_"`, as in version 1. */
+  /**
+   * Prefix of every session key. Default `"session_"`, as in version 1. In a
+   * cluster it must not hold `{` or `}`: the store puts its own hash tag after
+   * it.
+   */
   keyPrefix?: string;
   /**
    * An existing node-redis client to use instead of a connection of the
-   * store's own. The store neither connects nor closes it, and it cannot be
-   * combined with the connection options.
+   * store's own: from `createClient()`, or a cluster client from
+   * `createCluster()`. The store neither connects nor closes it, and it cannot
+   * be combined with the connection options.
    */
-  client?: RedisClientLike;
+  client?: RedisClientLike | RedisClusterClientLike;
+  /**
+   * Replicas that must confirm every write and delete before the store
+   * answers it (Redis `WAIT` after the write, on the same connection: one
+   * more round trip per write). Default `0`: answered once the master has
+   * it. With `1` and one replica per master, a failover never loses a write
+   * the store acknowledged; a write that fewer replicas confirm in the time
+   * left rejects (503), although the master applied it. Set
+   * `min-replicas-to-write` to the same number on the servers, so a master
+   * without its replicas refuses writes at once instead of making each
+   * `WAIT` wait out its timeout. Not with a client pool
+   * (`createClientPool()`), whose commands may take different connections.
+   */
+  waitForReplicas?: number;
   /**
    * Milliseconds a connection attempt or a command's round trip may take
    * before it fails. Default `5000`. A `client` you pass in keeps its own
@@ -69,23 +125,49 @@ export interface RedisStoreOptions {
   now?: () => number;
 }
 
+/** A client the store created, connects and closes itself: a standalone client or a cluster client. */
+interface OwnedClient {
+  readonly isOpen: boolean;
+  connect(): Promise<unknown>;
+  close(): Promise<void>;
+  destroy(): void;
+  on(event: "error" | "ready", listener: (error?: unknown) => void): unknown;
+}
+
 /** Connection attempts before the first successful connect gives up. */
 const INITIAL_CONNECT_ATTEMPTS = 3;
+/** The longest pause between reconnection attempts to a cluster node, in ms. */
+const CLUSTER_RECONNECT_MAX_MS = 500;
+/**
+ * How soon after a cluster node's connection drops the store's cluster client
+ * asks the others for the slot map again (and again on later attempts), in
+ * ms: the shortest unavailability after a failover.
+ */
+const CLUSTER_TOPOLOGY_REFRESH_MS = 100;
+/** Attempts of a write that waits for replicas when its slot moved (`MOVED`, `ASK`). */
+const REDIRECT_ATTEMPTS = 3;
 const CONNECTION_OPTIONS = ["host", "port", "url", "username", "password", "db", "tls"] as const;
+const CLUSTER_CONFLICTS = ["host", "port", "url", "db"] as const;
 const NOT_INITIALISED = "Cannot use RedisStore before init(): call await store.init() first";
+const STORE = "RedisStore";
 
-interface ConnectionSettings {
+interface Endpoint {
   host: string;
   port: number;
+}
+
+interface ConnectionSettings extends Endpoint {
   username?: string;
   password?: string;
   db: number;
   tls: boolean | ConnectionOptions;
   timeout: number;
+  /** The root nodes of a cluster; absent for one server. */
+  rootNodes?: Endpoint[];
 }
 
 function invalid(option: string, rule: string): TypeError {
-  return new TypeError(`Invalid RedisStore option "${option}": ${rule}`);
+  return optionError(STORE, option, rule);
 }
 
 function checkPort(port: unknown, option: string): number {
@@ -95,29 +177,45 @@ function checkPort(port: unknown, option: string): number {
   return port;
 }
 
-function connectionSettings(options: RedisStoreOptions): ConnectionSettings {
-  const settings: ConnectionSettings = { host: "127.0.0.1", port: 6379, db: 0, tls: false, timeout: 5000 };
-  if (options.url !== undefined) {
-    let url: URL;
-    try {
-      url = new URL(options.url);
-    } catch {
-      throw invalid("url", "must be a redis:// or rediss:// URL");
-    }
-    if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
-      throw invalid("url", "must be a redis:// or rediss:// URL");
-    }
-    if (url.hostname !== "") settings.host = url.hostname.replace(/^\[(.*)\]$/, "$1");
-    if (url.port !== "") settings.port = checkPort(Number(url.port), "url");
-    if (url.username !== "") settings.username = decodeURIComponent(url.username);
-    if (url.password !== "") settings.password = decodeURIComponent(url.password);
-    if (url.pathname.length > 1) {
-      const db = Number(url.pathname.slice(1));
-      if (!Number.isInteger(db) || db < 0) throw invalid("url", "the path must be a database number");
-      settings.db = db;
-    }
-    settings.tls = url.protocol === "rediss:";
+/** The parts of a `redis://` or `rediss://` URL, written into `settings`. */
+function applyUrl(settings: ConnectionSettings, value: unknown, option: string): Endpoint {
+  let url: URL;
+  try {
+    url = new URL(value as string);
+  } catch {
+    throw invalid(option, "must be a redis:// or rediss:// URL");
   }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+    throw invalid(option, "must be a redis:// or rediss:// URL");
+  }
+  const endpoint = { host: settings.host, port: settings.port };
+  if (url.hostname !== "") endpoint.host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  if (url.port !== "") endpoint.port = checkPort(Number(url.port), option);
+  if (url.username !== "") settings.username ??= decodeURIComponent(url.username);
+  if (url.password !== "") settings.password ??= decodeURIComponent(url.password);
+  if (url.pathname.length > 1) {
+    const db = Number(url.pathname.slice(1));
+    if (!Number.isInteger(db) || db < 0) throw invalid(option, "the path must be a database number");
+    settings.db = db;
+  }
+  if (url.protocol === "rediss:") settings.tls = true;
+  return endpoint;
+}
+
+function connectionSettings(options: RedisStoreOptions, timeout: number): ConnectionSettings {
+  const settings: ConnectionSettings = { host: "127.0.0.1", port: 6379, db: 0, tls: false, timeout };
+  if (options.url !== undefined) Object.assign(settings, applyUrl(settings, options.url, "url"));
+  if (options.cluster !== undefined) {
+    const rootNodes = (options.cluster as Partial<RedisClusterOptions> | null)?.rootNodes;
+    if (!Array.isArray(rootNodes) || rootNodes.length === 0) {
+      throw invalid("cluster", 'needs "rootNodes": a non-empty list of { url } objects');
+    }
+    settings.rootNodes = rootNodes.map((node, i) =>
+      applyUrl(settings, (node as { url?: unknown } | null)?.url, `cluster.rootNodes[${i}].url`)
+    );
+    if (settings.db !== 0) throw invalid("cluster", "a Redis Cluster has only database 0");
+  }
+  // Explicit options override what the URLs said.
   if (options.host !== undefined) {
     if (typeof options.host !== "string" || options.host === "") {
       throw invalid("host", "must be a non-empty string");
@@ -145,13 +243,6 @@ function connectionSettings(options: RedisStoreOptions): ConnectionSettings {
     }
     settings.tls = options.tls;
   }
-  const timeoutMs = options.timeoutMs;
-  if (timeoutMs !== undefined) {
-    if (typeof timeoutMs !== "number" || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-      throw invalid("timeoutMs", "must be a positive number of milliseconds");
-    }
-    settings.timeout = timeoutMs;
-  }
   return settings;
 }
 
@@ -164,93 +255,74 @@ function reason(error: unknown): string {
   return String(error);
 }
 
+/** The kinds of client `client` may be, told apart by their methods. */
+type ClientKind = "standalone" | "pool" | "cluster" | "sentinel";
+
+function clientKind(client: object): ClientKind {
+  const methods = client as Record<string, unknown>;
+  if (typeof methods.nodeClient === "function" && "slots" in client) return "cluster";
+  if (typeof methods.getMasterNode === "function") return "sentinel";
+  if ("totalClients" in client) return "pool";
+  return "standalone";
+}
+
 /**
- * Keeps each session in one Redis hash, `keyPrefix` + the storage key: user keys in fields
- * of their own (`d:<key>`), the metadata in `meta`, flash values in `flash`.
- * Every write sets native expiry (`PEXPIREAT`) from the record's `expiresAt`,
- * and reads re-check it, because Redis evicts lazily.
- *
- * Each operation is one round trip: one Lua script (`EVALSHA`, falling back to
- * `EVAL` once after a server restart) that reads, deletes, or writes. A write
- * applies an update per key, atomically, and only while the record still
- * exists: a logged-out session is never recreated. Writes carry a deadline
- * the script checks against the server's clock, so a write that timed out is
- * not applied later. Every reply carries back the request's unique tag and
- * the key it touched, and a reply that does not match is refused (the same
- * protocol as `WebdisStore`, where a proxy can mix replies up).
- *
- * When Redis is down, operations reject at once instead of queueing, and the
- * client keeps reconnecting in the background.
- *
- * @example The version 1 form
- * ```ts ignore
- * import { RedisStore } from "./redis.ts";
- *
- * const store = new RedisStore({ host: "127.0.0.1", port: 6379 });
- * await store.init();
- * console.log(await store.get("unknown-id")); // undefined
- * await store.close();
- * ```
- *
- * @example A URL, and an existing client
- * ```ts ignore
- * import { createClient } from "redis";
- * import { RedisStore } from "./redis.ts";
- *
- * const store = new RedisStore({ url: "rediss://app:secret@cache.internal:6380/1", keyPrefix: "myapp:sess:" });
- * await store.init();
- *
- * const client = await createClient({ url: "redis://127.0.0.1:6379" }).connect();
- * const shared = new RedisStore({ client }); // usable at once; close() leaves the client open
- * ```
+ * Sends `args` (after the commands in `before`, pipelined), and once it
+ * succeeded, `WAIT` on the same client (connection), with the time left until
+ * `waitUntil`. Not pipelined: a `WAIT` after a write the server refused (no
+ * replica: `NOREPLICAS`) would still block the connection, and every command
+ * queued behind it, for its whole timeout.
  */
-export class RedisStore implements Store {
-  /** Writes carry a deadline the write script enforces by the server's clock. */
-  readonly refusesLateWrites = true;
+async function writeThenWait(
+  client: RedisClientLike,
+  args: string[],
+  replicas: number,
+  waitUntil: number,
+  before: string[][] = [],
+): Promise<WaitedReply> {
+  for (const command of before) client.sendCommand(command).catch(() => {});
+  const reply = await client.sendCommand(args);
+  const timeoutMs = Math.max(1, Math.floor(waitUntil - Date.now()));
+  return { reply, replicas: Number(await client.sendCommand(["WAIT", String(replicas), String(timeoutMs)])) };
+}
+
+/**
+ * The node-redis transport: one server or a Redis Cluster, through a client
+ * the store owns (connected by `init()`) or one passed in.
+ */
+class NodeRedisTransport implements RedisTransport {
+  readonly cluster: boolean;
   #settings: ConnectionSettings | undefined;
-  #client: RedisClientLike | undefined;
+  #standalone: RedisClientLike | undefined;
+  #clusterClient: RedisClusterClientLike | undefined;
   #owned: OwnedClient | undefined;
+  #given: boolean;
   #initialising: Promise<void> | undefined;
   #closed = false;
   #timeout: number;
-  #sessions: RedisSessions;
 
-  /** @param options Connection, key prefix, or an existing client. */
-  constructor(options: RedisStoreOptions = {}) {
-    const keyPrefix = options.keyPrefix === undefined ? "session_" : options.keyPrefix;
-    if (typeof keyPrefix !== "string") throw invalid("keyPrefix", "must be a string");
-    if (options.now !== undefined && typeof options.now !== "function") {
-      throw invalid("now", "must be a function");
-    }
-    if ("timeout" in options) throw invalid("timeout", 'renamed "timeoutMs" (milliseconds)');
-    if (options.client !== undefined) {
-      if (typeof options.client?.sendCommand !== "function") {
-        throw invalid("client", "must be a node-redis client (with sendCommand())");
-      }
-      const conflict = CONNECTION_OPTIONS.find((name) => options[name] !== undefined);
-      if (conflict !== undefined) throw invalid("client", `cannot be combined with "${conflict}"`);
-      this.#client = options.client;
-      this.#timeout = connectionSettings({ timeoutMs: options.timeoutMs }).timeout;
+  constructor(
+    timeout: number,
+    source: { client: RedisClientLike | RedisClusterClientLike; cluster: boolean } | {
+      settings: ConnectionSettings;
+    },
+  ) {
+    this.#timeout = timeout;
+    if ("client" in source) {
+      this.#given = true;
+      this.cluster = source.cluster;
+      if (source.cluster) this.#clusterClient = source.client as RedisClusterClientLike;
+      else this.#standalone = source.client as RedisClientLike;
     } else {
-      this.#settings = connectionSettings(options);
-      this.#timeout = this.#settings.timeout;
+      this.#given = false;
+      this.#settings = source.settings;
+      this.cluster = source.settings.rootNodes !== undefined;
     }
-    this.#sessions = new RedisSessions({
-      send: (args) => this.#send(args),
-      keyPrefix,
-      timeoutMs: this.#timeout,
-      now: options.now ?? Date.now,
-    });
   }
 
-  /**
-   * Loads the `redis` package and connects. Rejects when the package is
-   * missing or the server cannot be reached after a few attempts. Calling it
-   * again after success does nothing; after a failure, it tries again.
-   */
   init(): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("Cannot init a closed RedisStore"));
-    if (this.#client !== undefined) return Promise.resolve();
+    if (this.#given) return Promise.resolve();
     this.#initialising ??= this.#connect().catch((error) => {
       this.#initialising = undefined;
       throw error;
@@ -268,121 +340,344 @@ export class RedisStore implements Store {
         'RedisStore needs the npm package "redis" (node-redis): install it with `npm install redis`';
       throw new Error(message, { cause });
     }
-    let everReady = false;
-    const socket = {
-      host: settings.host,
-      port: settings.port,
-      connectTimeout: settings.timeout,
-      // Give up early on the first connect so init() fails fast; once connected,
-      // keep trying forever, because the store cannot recreate the client itself.
-      reconnectStrategy: (retries: number, cause: Error): number | Error =>
-        !everReady && retries + 1 >= INITIAL_CONNECT_ATTEMPTS ? cause : Math.min(50 * 2 ** retries, 2000),
-      ...(settings.tls === false
-        ? {}
-        : { ...(settings.tls === true ? {} : settings.tls), tls: true as const }),
-    };
-    const client = redis.createClient({
-      socket,
-      username: settings.username,
-      password: settings.password,
-      database: settings.db,
-      // Without this, commands sent while Redis is down wait in a queue with no bound.
-      disableOfflineQueue: true,
-    }) as unknown as OwnedClient;
-    // An EventEmitter without an "error" listener would crash the process on the first refused reconnect;
-    // failures reach callers through the rejected commands instead.
-    client.on("error", () => {});
-    client.on("ready", () => {
-      everReady = true;
-    });
+    const tls = settings.tls === false
+      ? {}
+      : { ...(settings.tls === true ? {} : settings.tls), tls: true as const };
+    let client: OwnedClient;
+    let where: string;
+    let lastError: unknown;
+    if (settings.rootNodes !== undefined) {
+      where = `Redis Cluster at ${settings.rootNodes.map(({ host, port }) => `${host}:${port}`).join(", ")}`;
+      client = redis.createCluster({
+        rootNodes: settings.rootNodes.map(({ host, port }) => ({ socket: { host, port } })),
+        defaults: {
+          username: settings.username,
+          password: settings.password,
+          socket: {
+            connectTimeout: settings.timeout,
+            // A node keeps being retried while the slot map still names it; a failover replaces it.
+            reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, CLUSTER_RECONNECT_MAX_MS),
+            ...tls,
+          },
+          // Without this, commands for a node that is down wait in a queue with no bound.
+          disableOfflineQueue: true,
+        },
+        topologyRefreshOnReconnectionAttemptStrategy: CLUSTER_TOPOLOGY_REFRESH_MS,
+      }) as unknown as OwnedClient;
+      client.on("error", (error) => (lastError = error));
+    } else {
+      where = `Redis at ${settings.host}:${settings.port}`;
+      let everReady = false;
+      client = redis.createClient({
+        socket: {
+          host: settings.host,
+          port: settings.port,
+          connectTimeout: settings.timeout,
+          // Give up early on the first connect so init() fails fast; once connected,
+          // keep trying forever, because the store cannot recreate the client itself.
+          reconnectStrategy: (retries: number, cause: Error): number | Error =>
+            !everReady && retries + 1 >= INITIAL_CONNECT_ATTEMPTS ? cause : Math.min(50 * 2 ** retries, 2000),
+          ...tls,
+        },
+        username: settings.username,
+        password: settings.password,
+        database: settings.db,
+        // Without this, commands sent while Redis is down wait in a queue with no bound.
+        disableOfflineQueue: true,
+      }) as unknown as OwnedClient;
+      // An EventEmitter without an "error" listener would crash the process on the first refused reconnect;
+      // failures reach callers through the rejected commands instead.
+      client.on("error", () => {});
+      client.on("ready", () => {
+        everReady = true;
+      });
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await client.connect();
+      // A cluster node named in the slot map but down is retried without end: bound the whole start.
+      const startLimit = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no connection within ${settings.timeout * INITIAL_CONNECT_ATTEMPTS} ms`)),
+          settings.timeout * INITIAL_CONNECT_ATTEMPTS,
+        );
+      });
+      await Promise.race([client.connect(), startLimit]);
     } catch (error) {
       if (client.isOpen) client.destroy();
-      throw new Error(`Cannot connect to Redis at ${settings.host}:${settings.port}: ${reason(error)}`, {
-        cause: error,
-      });
+      const cause = lastError ?? error;
+      throw new Error(`Cannot connect to ${where}: ${reason(cause)}`, { cause });
+    } finally {
+      clearTimeout(timer);
     }
     if (this.#closed) {
       client.destroy();
       throw new Error("RedisStore was closed during init()");
     }
     this.#owned = client;
-    this.#client = client;
+    if (this.cluster) this.#clusterClient = client as unknown as RedisClusterClientLike;
+    else this.#standalone = client as unknown as RedisClientLike;
   }
 
-  #ready(): RedisClientLike {
+  #assertReady(): void {
     if (this.#closed) throw new Error("Cannot use a closed RedisStore");
-    if (this.#client === undefined) throw new Error(NOT_INITIALISED);
-    return this.#client;
+    if (this.#standalone === undefined && this.#clusterClient === undefined) throw new Error(NOT_INITIALISED);
   }
 
   /**
-   * Sends one command. node-redis's own command timeout stops counting once a
-   * command is written, so a server that accepts bytes but never answers would
-   * hold the request forever: the deadline here covers the whole round trip.
+   * Waits for `reply`, at most `timeoutMs`. node-redis's own command timeout
+   * stops counting once a command is written, so a server that accepts bytes
+   * but never answers would hold the request forever: the deadline here
+   * covers the whole round trip. Errors name the command.
    */
-  async #send(args: string[]): Promise<unknown> {
-    const client = this.#ready();
+  async #deadline<T>(command: string, reply: () => Promise<T>): Promise<T> {
+    this.#assertReady();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(timeoutError(`Redis ${args[0]} failed: no reply within ${this.#timeout} ms`)),
+        () => reject(timeoutError(`Redis ${command} failed: no reply within ${this.#timeout} ms`)),
         this.#timeout,
       );
     });
     try {
-      return await Promise.race([client.sendCommand(args), deadline]);
+      return await Promise.race([reply(), deadline]);
     } catch (error) {
       if ((error as Error)?.name === TIMEOUT_ERROR) throw error;
-      throw new Error(`Redis ${args[0]} failed: ${reason(error)}`, { cause: error });
+      let message = `Redis ${command} failed: ${reason(error)}`;
+      if (!this.cluster && /^(MOVED|ASK) /.test(reason(error))) {
+        message += " (the server is a Redis Cluster node: use the cluster option or a cluster client)";
+      }
+      throw new Error(message, { cause: error });
     } finally {
       clearTimeout(timer);
     }
   }
 
-  /** Reads a record; `undefined` when unknown or expired. One `EVALSHA` of the read script. */
-  async get(key: string): Promise<SessionRecord | undefined> {
-    this.#ready();
-    return await this.#sessions.get(key);
+  send(args: string[], key: string, readonly: boolean): Promise<unknown> {
+    return this.#deadline(
+      args[0],
+      () =>
+        this.#clusterClient !== undefined
+          ? this.#clusterClient.sendCommand(key, readonly, args)
+          : this.#standalone!.sendCommand(args),
+    );
+  }
+
+  sendAndWait(args: string[], key: string, replicas: number, waitUntil: number): Promise<WaitedReply> {
+    return this.#deadline(
+      args[0],
+      () =>
+        this.#clusterClient !== undefined
+          ? this.#clusterWriteThenWait(this.#clusterClient, args, key, replicas, waitUntil)
+          : writeThenWait(this.#standalone!, args, replicas, waitUntil),
+    );
   }
 
   /**
-   * Creates a record, or applies an update per key to a live one (`"gone"` when
-   * it is gone or expired). One `EVALSHA`; Redis refuses it once
-   * `write.deadline` (or `timeoutMs`) has passed.
+   * A write, then its `WAIT`, on the connection of the node that serves the
+   * key's slot. The cluster client's own routing cannot do it: it sends `WAIT`
+   * (a keyless command) to every master, and may follow a redirect for the
+   * write but not for the `WAIT`. Here a `MOVED` (the slot moved; the write
+   * did not run) makes the cluster client learn the new slot map and the
+   * write go again to the new owner; an `ASK` (the slot is being migrated and
+   * the key is already on the target) sends `ASKING`, the write and `WAIT` to
+   * the target node.
    */
-  async set(key: string, write: StoreWrite): Promise<WriteResult> {
-    this.#ready();
-    return await this.#sessions.set(key, write);
+  async #clusterWriteThenWait(
+    cluster: RedisClusterClientLike,
+    args: string[],
+    key: string,
+    replicas: number,
+    waitUntil: number,
+  ): Promise<WaitedReply> {
+    const slot = keySlot(key);
+    let askAt: string | undefined;
+    for (let attempt = 1;; attempt++) {
+      const node = askAt === undefined ? cluster.slots[slot]?.master : cluster.nodeByAddress.get(askAt);
+      if (node === undefined) throw new Error(`no Redis Cluster node is known for slot ${slot}`);
+      const client = await cluster.nodeClient(node as never);
+      try {
+        return await writeThenWait(
+          client,
+          args,
+          replicas,
+          waitUntil,
+          askAt === undefined ? [] : [["ASKING"]],
+        );
+      } catch (error) {
+        const redirect = /^(MOVED|ASK) \d+ (\S+)/.exec(reason(error));
+        if (redirect === null || attempt >= REDIRECT_ATTEMPTS) throw error;
+        if (redirect[1] === "ASK" && cluster.nodeByAddress.has(redirect[2])) {
+          askAt = redirect[2];
+          continue;
+        }
+        askAt = undefined;
+        // A keyed read through the cluster client meets the same redirect, and the client then
+        // fetches the new slot map (its own MOVED handling); the write goes again to the new owner.
+        await cluster.sendCommand(key, true, ["EXISTS", key]).catch(() => {});
+      }
+    }
   }
 
-  /** Deletes a record. One `EVALSHA` of the delete script. */
-  async delete(key: string): Promise<void> {
-    this.#ready();
-    await this.#sessions.delete(key);
+  async close(): Promise<void> {
+    this.#closed = true;
+    const client = this.#owned;
+    this.#owned = undefined;
+    this.#standalone = undefined;
+    this.#clusterClient = undefined;
+    if (client === undefined || !client.isOpen) return;
+    await client.close();
+  }
+
+  disconnect(): Promise<void> {
+    this.#closed = true;
+    const client = this.#owned;
+    this.#owned = undefined;
+    this.#standalone = undefined;
+    this.#clusterClient = undefined;
+    if (client?.isOpen) client.destroy();
+    return Promise.resolve();
+  }
+}
+
+function checkWaitForReplicas(value: unknown): number {
+  if (value === undefined) return 0;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {
+    throw invalid("waitForReplicas", "must be a non-negative integer");
+  }
+  return value;
+}
+
+/** Checks the options and builds the transport they describe. */
+function transportFor(options: RedisStoreOptions, timeoutMs: number, keyPrefix: string): NodeRedisTransport {
+  if (typeof options !== "object" || options === null) throw invalid("options", "must be an object");
+  const waitForReplicas = checkWaitForReplicas(options.waitForReplicas);
+  let transport: NodeRedisTransport;
+  if (options.client !== undefined) {
+    const client = options.client as unknown as Record<string, unknown> | null;
+    if (typeof client?.sendCommand !== "function") {
+      throw invalid("client", "must be a node-redis client (with sendCommand())");
+    }
+    const conflict = [...CONNECTION_OPTIONS, "cluster" as const].find((name) => options[name] !== undefined);
+    if (conflict !== undefined) throw invalid("client", `cannot be combined with "${conflict}"`);
+    const kind = clientKind(client);
+    if (kind === "sentinel") {
+      throw invalid(
+        "client",
+        "a node-redis Sentinel client is not supported: pass a client of the current master, or a cluster client",
+      );
+    }
+    if (kind === "pool" && waitForReplicas > 0) {
+      throw invalid(
+        "waitForReplicas",
+        "needs one connection per write (WAIT counts the writes of its own connection): pass a client from createClient(), not a pool",
+      );
+    }
+    transport = new NodeRedisTransport(timeoutMs, {
+      client: options.client,
+      cluster: kind === "cluster",
+    });
+  } else {
+    if (options.cluster !== undefined) {
+      const conflict = CLUSTER_CONFLICTS.find((name) => options[name] !== undefined);
+      if (conflict !== undefined) throw invalid("cluster", `cannot be combined with "${conflict}"`);
+    }
+    transport = new NodeRedisTransport(timeoutMs, { settings: connectionSettings(options, timeoutMs) });
+  }
+  if (transport.cluster && /[{}]/.test(keyPrefix)) {
+    throw invalid(
+      "keyPrefix",
+      "must not contain { or } with a Redis Cluster: the store puts its own hash tag after it",
+    );
+  }
+  return transport;
+}
+
+/**
+ * Keeps each session in one Redis hash, `keyPrefix` + the storage key (in a
+ * Redis Cluster, with a hash tag: `keyPrefix` + `{s1_Ab}` + the storage key):
+ * user keys in fields of their own (`d:<key>`), the metadata in `meta`, flash
+ * values in `flash`. Every write sets native expiry (`PEXPIREAT`) from the
+ * record's `expiresAt`, and reads re-check it, because Redis evicts lazily.
+ *
+ * Each operation is one round trip: one Lua script (`EVALSHA`, falling back to
+ * `EVAL` once after a server restart) that reads, deletes, or writes. A write
+ * applies an update per key, atomically, and only while the record still
+ * exists: a logged-out session is never recreated. Writes carry a deadline
+ * the script checks against the server's clock, so a write that timed out is
+ * not applied later. Every reply carries back the request's unique tag and
+ * the key it touched, and a reply that does not match is refused (the same
+ * store as `WebdisStore`, over another transport).
+ *
+ * When Redis (or a cluster node) is down, operations reject at once instead
+ * of queueing, and the client keeps reconnecting in the background; a cluster
+ * client also asks the other nodes for the slot map, so a failover's new
+ * master takes over.
+ *
+ * @example The version 1 form
+ * ```ts ignore
+ * import { RedisStore } from "./redis.ts";
+ *
+ * const store = new RedisStore({ host: "127.0.0.1", port: 6379 });
+ * await store.init();
+ * console.log(await store.get("unknown-id")); // undefined
+ * await store.close();
+ * ```
+ *
+ * @example A URL, an existing client, a Redis Cluster
+ * ```ts ignore
+ * import { createClient, createCluster } from "redis";
+ * import { RedisStore } from "./redis.ts";
+ *
+ * const store = new RedisStore({ url: "rediss://app:secret@cache.internal:6380/1", keyPrefix: "myapp:sess:" });
+ * await store.init();
+ *
+ * const client = await createClient({ url: "redis://127.0.0.1:6379" }).connect();
+ * const shared = new RedisStore({ client }); // usable at once; close() leaves the client open
+ *
+ * const cluster = new RedisStore({
+ *   cluster: { rootNodes: [{ url: "redis://10.0.0.1:6379" }, { url: "redis://10.0.0.2:6379" }] },
+ *   waitForReplicas: 1, // every write is on a replica before it is acknowledged
+ * });
+ * await cluster.init();
+ * const sharedCluster = new RedisStore({ client: await createCluster({ rootNodes: [{ url: "redis://10.0.0.1:6379" }] }).connect() });
+ * ```
+ */
+export class RedisStore extends RedisSessionStore {
+  #transport: NodeRedisTransport;
+
+  /** @param options Connection (one server or `cluster`), key prefix, or an existing client. */
+  constructor(options: RedisStoreOptions = {}) {
+    const common = checkCommonOptions(STORE, options ?? {});
+    const transport = transportFor(options, common.timeoutMs, common.keyPrefix);
+    super(transport, {
+      ...common,
+      hashTags: transport.cluster,
+      waitForReplicas: checkWaitForReplicas(options.waitForReplicas),
+    });
+    this.#transport = transport;
+  }
+
+  /**
+   * Loads the `redis` package and connects (to one server, or discovers the
+   * cluster from its root nodes and connects to its masters). Rejects when
+   * the package is missing or the server cannot be reached after a few
+   * attempts. Calling it again after success does nothing; after a failure,
+   * it tries again. Resolves at once for a `client` passed in.
+   */
+  init(): Promise<void> {
+    return this.#transport.init();
   }
 
   /**
    * Closes the connection the store opened, after pending replies arrive. A
    * client passed in as `client` stays open.
    */
-  async close(): Promise<void> {
-    this.#closed = true;
-    const client = this.#owned;
-    this.#owned = undefined;
-    this.#client = undefined;
-    if (client === undefined || !client.isOpen) return;
-    await client.close();
+  override close(): Promise<void> {
+    return this.#transport.close();
   }
 
   /** Closes the connection the store opened at once, failing pending commands. */
   disconnect(): Promise<void> {
-    this.#closed = true;
-    const client = this.#owned;
-    this.#owned = undefined;
-    this.#client = undefined;
-    if (client?.isOpen) client.destroy();
-    return Promise.resolve();
+    return this.#transport.disconnect();
   }
 }

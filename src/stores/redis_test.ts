@@ -9,9 +9,12 @@ import {
   plantCorruptHash,
   redisCommand,
   RedisMonitor,
+  redisText,
+  rejectsWithin,
   reportUnavailable,
   startRedis,
   testServers,
+  waitFor,
 } from "./_test_servers.ts";
 import { createWrite, storeConformanceSuite, updateWrite } from "../testing/store_suite.ts";
 import { generateId } from "../_crypto.ts";
@@ -21,18 +24,6 @@ import { NEVER } from "../store.ts";
 const create = (data: Record<string, unknown>, lifetimeMs?: number, flash?: Record<string, unknown>) =>
   createWrite(data, { lifetimeMs, flash });
 const update = (set: Record<string, unknown>) => updateWrite({}, { set });
-
-/** Asserts that `promise` rejects within `ms` and resolves to the error. */
-async function rejectsWithin(promise: Promise<unknown>, ms: number): Promise<Error> {
-  const started = Date.now();
-  const error = await promise.then(
-    () => assert.fail("expected a rejection"),
-    (error: unknown) => error,
-  );
-  assert.ok(error instanceof Error, "rejects with an Error");
-  assert.ok(Date.now() - started < ms, `rejected after ${Date.now() - started} ms, limit ${ms} ms`);
-  return error;
-}
 
 const servers = await testServers();
 
@@ -355,6 +346,51 @@ if (servers.unavailable !== undefined) {
       } finally {
         await store.close();
         await own.stop();
+      }
+    });
+
+    test("RedisStore: waitForReplicas answers a write once its replica has it (WAIT after the write, on its connection)", async () => {
+      // Replicas sync at once (the default waits 5 s for more replicas to share one transfer).
+      const primary = await startRedis({ args: ["--repl-diskless-sync-delay", "0"] });
+      const replica = await startRedis({ args: ["--replicaof", primary.host, String(primary.port)] });
+      const store = new RedisStore({ url: primary.url, waitForReplicas: 1, timeoutMs: 500 });
+      await store.init();
+      try {
+        await waitFor(
+          "the replica to sync",
+          async () => (await redisText(replica, "INFO replication")).includes("master_link_status:up"),
+        );
+        const key = `s1_${generateId()}`;
+        assert.equal(await store.set(key, create({ warm: 1 })), "written"); // the script is cached from here on
+        const monitor = await RedisMonitor.open(primary);
+        try {
+          await monitor.commands();
+          assert.equal(await store.set(key, create({ a: 1 })), "written");
+          const commands = (await monitor.commands()).filter((c) => c.client !== "lua").map((c) => c.args[0]);
+          assert.deepEqual(commands.map((c) => c.toUpperCase()), ["EVALSHA", "WAIT"]);
+        } finally {
+          monitor.close();
+        }
+        assert.equal(await redisCommand(replica, `EXISTS session_${key}`), ":1", "the replica has it");
+        process.kill(replica.pid!, "SIGSTOP");
+        try {
+          await assert.rejects(store.set(key, update({ b: 2 })), {
+            message:
+              "Redis applied the write, but 0 of 1 replicas confirmed it in time (WAIT): a failover now could lose it",
+          });
+          await assert.rejects(store.delete(key), {
+            message:
+              "Redis deleted the session, but 0 of 1 replicas confirmed it in time (WAIT): a failover now could bring it back",
+          });
+        } finally {
+          process.kill(replica.pid!, "SIGCONT");
+        }
+        assert.equal(await store.set(key, create({ c: 3 })), "written");
+        assert.equal(await redisCommand(replica, `EXISTS session_${key}`), ":1");
+      } finally {
+        await store.close();
+        await replica.stop();
+        await primary.stop();
       }
     });
 

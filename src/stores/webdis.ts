@@ -6,11 +6,17 @@
  * @module
  */
 
-import type { SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
-import { RedisSessions, timeoutError } from "./_redis_scripts.ts";
+import { timeoutError } from "./_redis_scripts.ts";
+import {
+  checkCommonOptions,
+  optionError,
+  RedisSessionStore,
+  type RedisStoreCommonOptions,
+  type RedisTransport,
+} from "./_redis_store.ts";
 
 /** Options for {@linkcode WebdisStore}. */
-export interface WebdisStoreOptions {
+export interface WebdisStoreOptions extends RedisStoreCommonOptions {
   /**
    * The Webdis root URL, e.g. `http://127.0.0.1:7379`. Credentials in it
    * (`http://user:secret@host:7379`) are sent as HTTP Basic auth, for ACLs
@@ -33,7 +39,7 @@ export interface WebdisStoreOptions {
 }
 
 function invalid(option: string, rule: string): TypeError {
-  return new TypeError(`Invalid WebdisStore option "${option}": ${rule}`);
+  return optionError("WebdisStore", option, rule);
 }
 
 /**
@@ -66,10 +72,11 @@ function base64(text: string): string {
 }
 
 /**
- * Keeps each session in one Redis hash behind Webdis, with the same layout,
- * Lua script and native expiry as `RedisStore` (the two can share
- * a database): `keyPrefix` + the storage key, user keys in fields `d:<key>`, metadata in
- * `meta`, flash values in `flash`, `PEXPIREAT` on every write.
+ * Keeps each session in one Redis hash behind Webdis: the same store as
+ * `RedisStore` over another transport, with the same layout, Lua scripts and
+ * native expiry (the two can share a database): `keyPrefix` + the storage
+ * key, user keys in fields `d:<key>`, metadata in `meta`, flash values in
+ * `flash`, `PEXPIREAT` on every write.
  *
  * Every command goes in the body of a `POST` to the Webdis root, each
  * argument percent-encoded, never in the URL path: no key or value can end an
@@ -99,18 +106,28 @@ function base64(text: string): string {
  * console.log(await store.get("unknown-id")); // undefined
  * ```
  */
-export class WebdisStore implements Store {
-  /** Writes carry a deadline the write script enforces by Redis's clock. */
-  readonly refusesLateWrites = true;
+export class WebdisStore extends RedisSessionStore {
+  /** @param options The Webdis URL, key prefix, fetch function, headers and timeout. */
+  constructor(options: WebdisStoreOptions) {
+    if (typeof options !== "object" || options === null) throw invalid("url", "is required");
+    const common = checkCommonOptions("WebdisStore", options);
+    super(new WebdisTransport(options, common.timeoutMs), { ...common, hashTags: false, waitForReplicas: 0 });
+  }
+}
+
+/**
+ * Webdis over `fetch`: each command is the body of a `POST` to the Webdis
+ * root. Every request stands alone, so there is nothing to close, and a
+ * `WAIT` could land on another Redis connection than the write: no
+ * `waitForReplicas`.
+ */
+class WebdisTransport implements RedisTransport {
   #url: string;
   #fetch: typeof fetch;
   #headers: Headers;
   #timeout: number;
-  #sessions: RedisSessions;
 
-  /** @param options The Webdis URL, key prefix, fetch function, headers and timeout. */
-  constructor(options: WebdisStoreOptions) {
-    if (typeof options !== "object" || options === null) throw invalid("url", "is required");
+  constructor(options: WebdisStoreOptions, timeoutMs: number) {
     let url: URL;
     try {
       url = new URL(options.url);
@@ -120,18 +137,8 @@ export class WebdisStore implements Store {
     if (url.protocol !== "http:" && url.protocol !== "https:") {
       throw invalid("url", "must be an http:// or https:// URL");
     }
-    const keyPrefix = options.keyPrefix === undefined ? "session_" : options.keyPrefix;
-    if (typeof keyPrefix !== "string") throw invalid("keyPrefix", "must be a string");
     const fetchFunction = options.fetch ?? globalThis.fetch;
     if (typeof fetchFunction !== "function") throw invalid("fetch", "must be a function");
-    if ("timeout" in options) throw invalid("timeout", 'renamed "timeoutMs" (milliseconds)');
-    const timeout = options.timeoutMs ?? 5000;
-    if (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout <= 0) {
-      throw invalid("timeoutMs", "must be a positive number of milliseconds");
-    }
-    if (options.now !== undefined && typeof options.now !== "function") {
-      throw invalid("now", "must be a function");
-    }
     let headers: Headers;
     try {
       headers = new Headers(options.headers);
@@ -152,20 +159,14 @@ export class WebdisStore implements Store {
     // Called unbound: some fetch implementations throw when `this` is not the global object.
     this.#fetch = (input, init) => fetchFunction(input, init);
     this.#headers = headers;
-    this.#timeout = timeout;
-    this.#sessions = new RedisSessions({
-      send: (args) => this.#command(args),
-      keyPrefix,
-      timeoutMs: timeout,
-      now: options.now ?? Date.now,
-    });
+    this.#timeout = timeoutMs;
   }
 
   /**
    * Runs one Redis command through Webdis and resolves to its reply. Rejects
    * on anything but a well-formed Webdis JSON answer for this command.
    */
-  async #command(args: string[]): Promise<unknown> {
+  async send(args: string[]): Promise<unknown> {
     const command = args[0];
     let response: Response;
     let text: string;
@@ -205,32 +206,5 @@ export class WebdisStore implements Store {
       throw new Error(`Redis ${command} failed: ${String(reply[1])}`);
     }
     return reply;
-  }
-
-  /**
-   * Reads a record; `undefined` when unknown or expired. One `EVALSHA`
-   * request, whose reply must carry this request's tag and key.
-   */
-  get(key: string): Promise<SessionRecord | undefined> {
-    return this.#sessions.get(key);
-  }
-
-  /**
-   * Creates a record, or applies an update per key to a live one (`"gone"` when
-   * it is gone or expired). One `EVALSHA` request; Redis refuses it once
-   * `write.deadline` (or `timeoutMs`) has passed.
-   */
-  set(key: string, write: StoreWrite): Promise<WriteResult> {
-    return this.#sessions.set(key, write);
-  }
-
-  /** Deletes a record. One `EVALSHA` request. */
-  async delete(key: string): Promise<void> {
-    await this.#sessions.delete(key);
-  }
-
-  /** Nothing to release: every request stands alone. */
-  close(): Promise<void> {
-    return Promise.resolve();
   }
 }

@@ -352,7 +352,7 @@ if (servers.unavailable !== undefined) {
   });
 
   test("WebdisStore: webdis.ts and what it imports use fetch only (no node: modules, no redis package)", () => {
-    for (const file of ["./webdis.ts", "./_redis_scripts.ts", "../store.ts"]) {
+    for (const file of ["./webdis.ts", "./_redis_store.ts", "./_redis_scripts.ts", "../store.ts"]) {
       const source = readFileSync(new URL(file, import.meta.url), "utf8");
       const imports = [...source.matchAll(/^\s*import\s[^;]*?from\s+"([^"]+)"/gm)].map((m) => m[1]);
       for (const specifier of imports) {

@@ -10,9 +10,12 @@
 import process from "node:process";
 import type { Store } from "../../src/store.ts";
 import { PostgresStore } from "../../src/stores/postgres.ts";
+import { RedisStore } from "../../src/stores/redis.ts";
 
 /** What both instances are told about the shared store. */
-export type StoreConfig = { kind: "postgres"; url: string; tableName: string };
+export type StoreConfig =
+  | { kind: "postgres"; url: string; tableName: string }
+  | { kind: "redis-cluster"; rootNodes: Array<{ url: string }>; keyPrefix: string; waitForReplicas: number };
 
 /** The environment variable carrying the {@linkcode StoreConfig} as JSON. */
 export const STORE_CONFIG_VARIABLE = "MULTI_INSTANCE_STORE";
@@ -25,6 +28,15 @@ export async function storeFromEnvironment(): Promise<Store> {
   switch (config.kind) {
     case "postgres": {
       const store = new PostgresStore({ url: config.url, tableName: config.tableName });
+      await store.init();
+      return store;
+    }
+    case "redis-cluster": {
+      const store = new RedisStore({
+        cluster: { rootNodes: config.rootNodes },
+        keyPrefix: config.keyPrefix,
+        waitForReplicas: config.waitForReplicas,
+      });
       await store.init();
       return store;
     }

@@ -1,18 +1,23 @@
-// The adapter suite's Hono app, for hono_test.ts and for the store tests that run the adapter suite through
-// Hono (PostgreSQL, Deno KV). Test support only: not in the package's exports.
+/**
+ * Test helper: the adapter suite's app on Hono, for the suite runs of the
+ * Hono adapter and of stores tested through a real framework. Every request
+ * goes to `handleSuiteRoute`; errors go to the suite's handler, or to Hono's
+ * own default when the suite asks for `defaultErrorHandling`.
+ *
+ * @module
+ */
 
 import { Hono } from "hono";
 import { session } from "./hono.ts";
 import type { SessionOptions } from "../core.ts";
 import { handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
-import type { SuiteApp, SuiteFrameworkOptions } from "../testing/adapter_suite.ts";
+import type { SuiteFrameworkOptions } from "../testing/adapter_suite.ts";
 
-/**
- * A Hono app with the session middleware given `options`, answering every
- * request with the suite's routes, and errors with the suite's handler unless
- * `framework.defaultErrorHandling` asks for Hono's own.
- */
-export function honoSuiteApp(options: SessionOptions, framework?: SuiteFrameworkOptions): SuiteApp {
+/** Builds the suite's Hono app with the session middleware given exactly `options`. */
+export function honoSuiteApp(
+  options: SessionOptions,
+  framework?: SuiteFrameworkOptions,
+): { fetch(request: Request): Promise<Response> } {
   const app = new Hono();
   app.use(session(options));
   if (!framework?.defaultErrorHandling) {

@@ -1,0 +1,361 @@
+/**
+ * The one Redis session store: the protocol `RedisStore` (node-redis, a
+ * standalone server or a Redis Cluster) and `WebdisStore` (Webdis over
+ * `fetch`) share, over an injected {@linkcode RedisTransport} that only
+ * carries commands. Everything else lives here once: the key layout (with
+ * Redis Cluster hash tags), the scripts' `EVALSHA` → `EVAL` fallback, the
+ * proof that a reply belongs to its request, write deadlines in the server's
+ * clock, and `WAIT` for replicas. Runtime-neutral (Web Crypto only), so the
+ * fetch-only Webdis store can import it.
+ *
+ * @module
+ */
+
+import type { SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
+import {
+  decodeSessionHash,
+  hashPairs,
+  keyEcho,
+  type RedisScript,
+  SCRIPTS,
+  ServerClock,
+  TIMEOUT_ERROR,
+  writeScriptArguments,
+} from "./_redis_scripts.ts";
+
+/** A reply, and how many replicas confirmed the write before it (the answer of `WAIT`). */
+export interface WaitedReply {
+  /** The reply of the write command. */
+  reply: unknown;
+  /** `WAIT`'s answer: the replicas that confirmed every write of the connection so far. */
+  replicas: number;
+}
+
+/**
+ * How commands travel: the one part the Redis stores do not share. Each
+ * rejects with an `Error` whose message carries Redis's own error text
+ * (`NOSCRIPT …`, `MOVED …`) when Redis refused a command, and with an error
+ * named {@linkcode TIMEOUT_ERROR} when it gave up waiting for a reply.
+ */
+export interface RedisTransport {
+  /**
+   * Sends one command whose only key is `key` (a cluster routes it by that
+   * key's slot) and resolves to its reply. `readonly` marks commands that
+   * write nothing.
+   */
+  send(args: string[], key: string, readonly: boolean): Promise<unknown>;
+  /**
+   * Sends one write command, then, once it succeeded, `WAIT replicas ms` on
+   * the same connection with the time left until `waitUntil` (`Date.now()`
+   * scale), and resolves to the command's reply and `WAIT`'s count. Absent
+   * when the transport cannot keep the two on one connection (Webdis).
+   */
+  sendAndWait?(args: string[], key: string, replicas: number, waitUntil: number): Promise<WaitedReply>;
+}
+
+/** Milliseconds of a request's time budget kept back for the reply's way home, at most. */
+const REPLY_MARGIN_MAX_MS = 100;
+/** The share of a request's time budget kept back for the reply's way home. */
+const REPLY_MARGIN_SHARE = 0.2;
+
+/** A random prefix for the tags of one store's requests: 64 bits in hex. */
+function tagPrefix(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(8)), (byte) => byte.toString(16).padStart(2, "0"))
+    .join("");
+}
+
+function mixedUp(): Error {
+  return new Error(
+    "Redis answered with a reply that belongs to another request (its tag or key differs): not used",
+  );
+}
+
+/** The reply as an array that starts with the request's tag and key, or a thrown error. */
+function verified(reply: unknown, tag: string, key: string, length: number): unknown[] {
+  if (!Array.isArray(reply) || reply.length < length || reply[0] !== tag || reply[1] !== keyEcho(key)) {
+    throw mixedUp();
+  }
+  return reply;
+}
+
+/** Whether Redis refused a command because its script is not cached (after a restart or `SCRIPT FLUSH`). */
+export function isNoScript(error: unknown): boolean {
+  return error instanceof Error && /\bNOSCRIPT\b/.test(error.message);
+}
+
+const SLOT_GROUP = /^[A-Za-z0-9]+_[A-Za-z0-9_-]{2}/;
+
+/**
+ * The slot group of a storage key: its scheme (`s1`), the `_`, and the next
+ * two characters, e.g. `s1_Ab` (4,096 groups per scheme); `""` for a key of
+ * another shape. In a Redis Cluster, every key of one group lives in one
+ * slot: a later per-user index keeps a user's keys in the group its sessions'
+ * storage keys start with.
+ */
+export function slotGroup(storageKey: string): string {
+  return SLOT_GROUP.exec(storageKey)?.[0] ?? "";
+}
+
+/**
+ * The Redis key of a session: `keyPrefix` + the storage key, and with
+ * `hashTags` (Redis Cluster) the storage key's {@linkcode slotGroup} in a hash
+ * tag in front of it: `session_{s1_Ab}s1_Ab…`. The tag never holds `}`, so
+ * distinct storage keys always give distinct Redis keys (an empty tag, `{}`,
+ * is no tag to Redis: the whole key picks the slot).
+ */
+export function redisKey(keyPrefix: string, storageKey: string, hashTags: boolean): string {
+  return hashTags ? `${keyPrefix}{${slotGroup(storageKey)}}${storageKey}` : keyPrefix + storageKey;
+}
+
+const encoder = new TextEncoder();
+
+/** CRC16-CCITT (XMODEM): polynomial 0x1021, initial value 0, the checksum of Redis Cluster's key slots. */
+function crc16(bytes: Uint8Array): number {
+  let crc = 0;
+  for (const byte of bytes) {
+    crc ^= byte << 8;
+    for (let bit = 0; bit < 8; bit++) {
+      crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    }
+  }
+  return crc;
+}
+
+/**
+ * The Redis Cluster slot of a key (0 to 16383), as `CLUSTER KEYSLOT` answers:
+ * CRC16 of the key's UTF-8 bytes modulo 16384, or of its hash tag, the bytes
+ * between the first `{` and the first `}` after it when there are any
+ * (Redis Cluster specification, "Hash tags").
+ */
+export function keySlot(key: string): number {
+  let bytes = encoder.encode(key);
+  const open = bytes.indexOf(0x7b);
+  if (open !== -1) {
+    const close = bytes.indexOf(0x7d, open + 1);
+    if (close > open + 1) bytes = bytes.subarray(open + 1, close);
+  }
+  return crc16(bytes) & 0x3fff;
+}
+
+/** The options every Redis store shares. */
+export interface RedisStoreCommonOptions {
+  /** Prefix of every session key. Default `"session_"`, as in version 1. */
+  keyPrefix?: string;
+  /** Milliseconds a command may take before it fails. Default `5000`. */
+  timeoutMs?: number;
+  /** The clock for expiry checks, in milliseconds since the epoch. Default `Date.now`. */
+  now?: () => number;
+}
+
+/** Validated {@linkcode RedisStoreCommonOptions}. */
+export interface CheckedCommonOptions {
+  keyPrefix: string;
+  timeoutMs: number;
+  now: () => number;
+}
+
+/** A `TypeError` naming a store's option. */
+export function optionError(store: string, option: string, rule: string): TypeError {
+  return new TypeError(`Invalid ${store} option "${option}": ${rule}`);
+}
+
+/** Checks the options every Redis store shares; throws a `TypeError` naming the first bad one. */
+export function checkCommonOptions(store: string, options: RedisStoreCommonOptions): CheckedCommonOptions {
+  const keyPrefix = options.keyPrefix === undefined ? "session_" : options.keyPrefix;
+  if (typeof keyPrefix !== "string") throw optionError(store, "keyPrefix", "must be a string");
+  if (options.now !== undefined && typeof options.now !== "function") {
+    throw optionError(store, "now", "must be a function");
+  }
+  if ("timeout" in options) throw optionError(store, "timeout", 'renamed "timeoutMs" (milliseconds)');
+  const timeoutMs = options.timeoutMs ?? 5000;
+  if (typeof timeoutMs !== "number" || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+    throw optionError(store, "timeoutMs", "must be a positive number of milliseconds");
+  }
+  return { keyPrefix, timeoutMs, now: options.now ?? Date.now };
+}
+
+/** How a {@linkcode RedisSessionStore} keeps its keys and waits for replicas. */
+export interface RedisSessionStoreSettings extends CheckedCommonOptions {
+  /** Put each key's slot group in a hash tag (Redis Cluster). */
+  hashTags: boolean;
+  /** Replicas that must confirm each write (`WAIT`); 0 for none. Needs `transport.sendAndWait`. */
+  waitForReplicas: number;
+}
+
+/**
+ * The session store over any Redis transport: the one implementation behind
+ * `RedisStore` and `WebdisStore`.
+ *
+ * Every operation is one script (`EVALSHA`, falling back to `EVAL` once when
+ * the server's script cache is empty), and every reply must prove it belongs
+ * to the request: it carries back the request's tag (unique per request) and
+ * the key it touched. A proxy that hands one request's reply to another (as
+ * Webdis does with the reply of a request its client abandoned) is caught: the
+ * mismatch rejects, so it becomes a 503, never another user's session and
+ * never another request's "written".
+ *
+ * Writes carry a deadline in the server's clock: the moment the store or the
+ * core gives up waiting (`write.deadline`, `timeoutMs`), less a margin for the
+ * reply's way back (a fifth of the budget, at most 100 ms) and less the
+ * uncertainty of the clock offset learnt from earlier replies. A write that
+ * reaches Redis later (queued behind `CLIENT PAUSE`, a slow network) is
+ * refused by the script, so a write answered 503 is not applied afterwards.
+ *
+ * With `waitForReplicas` above 0, every write and delete that succeeded is
+ * followed on the same connection by `WAIT`, and is answered only once that
+ * many replicas confirmed it; fewer within the time left rejects (503).
+ */
+export class RedisSessionStore implements Store {
+  /** Writes carry a deadline the write script enforces by the server's clock. */
+  readonly refusesLateWrites = true;
+  #transport: RedisTransport;
+  #keyPrefix: string;
+  #hashTags: boolean;
+  #timeout: number;
+  #now: () => number;
+  #waitFor: number;
+  #tagPrefix = tagPrefix();
+  #requests = 0;
+  #clock = new ServerClock();
+  #read = SCRIPTS.read;
+
+  /**
+   * @param transport How commands travel.
+   * @param settings Checked options: key prefix, timeout, clock, hash tags, replicas to wait for.
+   */
+  constructor(transport: RedisTransport, settings: RedisSessionStoreSettings) {
+    if (settings.waitForReplicas > 0 && transport.sendAndWait === undefined) {
+      throw new TypeError("This Redis transport cannot wait for replicas (WAIT)");
+    }
+    this.#transport = transport;
+    this.#keyPrefix = settings.keyPrefix;
+    this.#hashTags = settings.hashTags;
+    this.#timeout = settings.timeoutMs;
+    this.#now = settings.now;
+    this.#waitFor = settings.waitForReplicas;
+  }
+
+  #tag(): string {
+    return `${this.#tagPrefix}.${(this.#requests++).toString(36)}`;
+  }
+
+  /**
+   * Runs a script by its SHA-1; after a `NOSCRIPT` (a restart, `SCRIPT FLUSH`),
+   * once by its source. With `waitUntil`, a write followed by `WAIT`.
+   */
+  async #run(script: RedisScript, key: string, args: string[], waitUntil?: number): Promise<WaitedReply> {
+    const send = (command: string[]): Promise<WaitedReply> =>
+      waitUntil === undefined
+        ? this.#transport.send(command, key, script === this.#read).then((reply) => ({ reply, replicas: 0 }))
+        : this.#transport.sendAndWait!(command, key, this.#waitFor, waitUntil);
+    try {
+      return await send(["EVALSHA", await script.sha1(), "1", key, ...args]);
+    } catch (error) {
+      if (!isNoScript(error)) throw error;
+      return await send(["EVAL", script.source, "1", key, ...args]);
+    }
+  }
+
+  /** When `WAIT` stops waiting for a write to be answered by `giveUpAt`; none without replicas to wait for. */
+  #waitUntil(giveUpAt: number, margin: number): number | undefined {
+    return this.#waitFor > 0 ? giveUpAt - margin : undefined;
+  }
+
+  /** Reads a record; `undefined` when unknown or expired. One `EVALSHA` of the read script. */
+  async get(key: string): Promise<SessionRecord | undefined> {
+    const fullKey = redisKey(this.#keyPrefix, key, this.#hashTags);
+    const tag = this.#tag();
+    const sentAt = Date.now();
+    let reply: unknown;
+    try {
+      reply = (await this.#run(this.#read, fullKey, [tag])).reply;
+    } catch (error) {
+      // Servers before Redis 7 cannot compile the flag line: read without it from now on.
+      if (this.#read === SCRIPTS.readPlain || !/Error compiling script/i.test((error as Error)?.message)) {
+        throw error;
+      }
+      this.#read = SCRIPTS.readPlain;
+      reply = (await this.#run(this.#read, fullKey, [tag])).reply;
+    }
+    const items = verified(reply, tag, fullKey, 3);
+    this.#clock.observe(sentAt, Date.now(), Number(items[2]));
+    return decodeSessionHash(hashPairs(items.slice(3)), this.#now());
+  }
+
+  /**
+   * Creates a record, or applies an update per key to a live one (`"gone"`
+   * when it is gone or expired), unless the deadline has passed when Redis
+   * runs it. One `EVALSHA` (and, with `waitForReplicas`, a `WAIT` after it);
+   * Redis refuses it once `write.deadline` (or `timeoutMs`) has passed.
+   */
+  async set(key: string, write: StoreWrite): Promise<WriteResult> {
+    const fullKey = redisKey(this.#keyPrefix, key, this.#hashTags);
+    const tag = this.#tag();
+    const sentAt = Date.now();
+    const giveUpAt = Math.min(write.deadline ?? Number.POSITIVE_INFINITY, sentAt + this.#timeout);
+    const budget = giveUpAt - sentAt;
+    if (!(budget > 0)) throw new Error("the write's deadline passed before it was sent: nothing was written");
+    const margin = Math.min(REPLY_MARGIN_MAX_MS, budget * REPLY_MARGIN_SHARE);
+    const deadline = Math.floor(this.#clock.serverTimeNotAfter(giveUpAt - margin));
+    const waitUntil = this.#waitUntil(giveUpAt, margin);
+    let answer: WaitedReply;
+    try {
+      answer = await this.#run(
+        SCRIPTS.write,
+        fullKey,
+        [tag, String(deadline), ...writeScriptArguments(write, this.#now())],
+        waitUntil,
+      );
+    } catch (error) {
+      if ((error as Error)?.name !== TIMEOUT_ERROR) throw error;
+      throw new Error(
+        `${
+          (error as Error).message
+        }; Redis refuses the write once its deadline has passed, so it is not applied later`,
+        { cause: error },
+      );
+    }
+    const [, , status, serverMs] = verified(answer.reply, tag, fullKey, 4);
+    this.#clock.observe(sentAt, Date.now(), Number(serverMs));
+    if (status === 1) {
+      if (answer.replicas < this.#waitFor) {
+        throw new Error(
+          `Redis applied the write, but ${answer.replicas} of ${this.#waitFor} replicas confirmed it in time (WAIT): a failover now could lose it`,
+        );
+      }
+      return "written";
+    }
+    if (status === 0 && write.kind === "update") return "gone";
+    if (status === -1) {
+      throw new Error(
+        "Redis ran the write after its deadline (the request had given up waiting) and refused it: nothing was written",
+      );
+    }
+    throw new Error(`Unexpected reply from the session write script: ${JSON.stringify(status)}`);
+  }
+
+  /** Deletes a record. One `EVALSHA` of the delete script (and, with `waitForReplicas`, a `WAIT` after it). */
+  async delete(key: string): Promise<void> {
+    const fullKey = redisKey(this.#keyPrefix, key, this.#hashTags);
+    const tag = this.#tag();
+    const sentAt = Date.now();
+    const margin = Math.min(REPLY_MARGIN_MAX_MS, this.#timeout * REPLY_MARGIN_SHARE);
+    const answer = await this.#run(
+      SCRIPTS.delete,
+      fullKey,
+      [tag],
+      this.#waitUntil(sentAt + this.#timeout, margin),
+    );
+    verified(answer.reply, tag, fullKey, 2);
+    if (answer.replicas < this.#waitFor) {
+      throw new Error(
+        `Redis deleted the session, but ${answer.replicas} of ${this.#waitFor} replicas confirmed it in time (WAIT): a failover now could bring it back`,
+      );
+    }
+  }
+
+  /** Releases what the transport holds; nothing here. Stores with connections override it. */
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
