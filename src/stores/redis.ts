@@ -6,7 +6,6 @@
  * @module
  */
 
-import type { ConnectionOptions } from "node:tls";
 import type { SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
 import { RedisSessions, TIMEOUT_ERROR, timeoutError } from "./_redis_scripts.ts";
 
@@ -47,7 +46,7 @@ export interface RedisStoreOptions {
   /** Logical database number, for `SELECT`. Default `0`. */
   db?: number;
   /** `true`, or Node TLS options, to connect over TLS. Default `false`. */
-  tls?: boolean | ConnectionOptions;
+  tls?: boolean | RedisTlsOptions;
   /** Prefix of every session key. Default `"session_"`, as in version 1. */
   keyPrefix?: string;
   /**
@@ -71,6 +70,14 @@ export interface RedisStoreOptions {
 
 /** Connection attempts before the first successful connect gives up. */
 const INITIAL_CONNECT_ATTEMPTS = 3;
+/**
+ * TLS options for the connection: those of Node's `tls.connect()` (`ca`,
+ * `cert`, `key`, `servername`, `rejectUnauthorized`...), passed on to the
+ * `redis` client as they are. Typed loosely so that this module names no type
+ * of Node's and type-checks without `@types/node`.
+ */
+export type RedisTlsOptions = { readonly [option: string]: unknown };
+
 const CONNECTION_OPTIONS = ["host", "port", "url", "username", "password", "db", "tls"] as const;
 const NOT_INITIALISED = "Cannot use RedisStore before init(): call await store.init() first";
 
@@ -80,7 +87,7 @@ interface ConnectionSettings {
   username?: string;
   password?: string;
   db: number;
-  tls: boolean | ConnectionOptions;
+  tls: boolean | RedisTlsOptions;
   timeout: number;
 }
 

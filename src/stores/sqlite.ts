@@ -2,15 +2,21 @@
  * A store that keeps sessions in an SQLite database file: persistent across
  * restarts, shared by every process on one machine, no server to run.
  *
- * The driver is the runtime's own `node:sqlite` where it exists (Deno 2,
- * Node >= 22.5 without a flag since 22.13) and the `better-sqlite3` package
- * otherwise (Node 20), loaded only when needed.
+ * The driver is found when the first store opens a file, in this order:
+ * 1. the runtime's own `node:sqlite` (`DatabaseSync`): Node 22.13 and later
+ *    (22.5-22.12 only with `--experimental-sqlite`), Deno 2, and Bun (1.4
+ *    has it);
+ * 2. `bun:sqlite`, Bun's own driver, on a Bun without `node:sqlite`;
+ * 3. the `better-sqlite3` package (an optional peer dependency), on a Node
+ *    without `node:sqlite`.
+ *
+ * Drivers are reached through `process.getBuiltinModule`, never imported, so
+ * the module loads on every runtime, Workers included, and names no type of
+ * Node's.
  *
  * @module
  */
 
-import process from "node:process";
-import { createRequire } from "node:module";
 import { applyChange, CorruptRecordError, storedRecord } from "../store.ts";
 import type { MaybePromise, SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
 
@@ -134,21 +140,63 @@ const CLEANUP_BATCH = 1_000;
 
 type DatabaseConstructor = new (path: string) => SqliteDatabase;
 
-/** Finds a driver without importing one statically, so the module loads on every runtime. */
-function loadDriver(): DatabaseConstructor {
-  // Node 22.5-22.12 has node:sqlite only behind a flag; without it this yields undefined.
-  let builtin: { DatabaseSync?: DatabaseConstructor } | undefined;
+/** `process.getBuiltinModule` where the runtime has it (Node >= 20.16, Deno 2, Bun), read without importing `node:process`. */
+function builtinModule(id: string): unknown {
+  const process = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
   try {
-    builtin = process.getBuiltinModule?.("node:sqlite") as typeof builtin;
+    return process?.getBuiltinModule?.(id);
   } catch {
-    builtin = undefined;
+    // Node 22.5-22.12 without --experimental-sqlite throws or yields undefined for node:sqlite.
+    return undefined;
   }
+}
+
+/**
+ * `bun:sqlite`'s `Database` with the two differences from `node:sqlite` that
+ * matter here smoothed out: a statement's `get` answers `null` for no row, and
+ * `exec` is named `run` in older versions.
+ */
+function bunDriver(Database: new (path: string) => SqliteDatabase): DatabaseConstructor {
+  return class BunDatabase {
+    #db: SqliteDatabase;
+    constructor(path: string) {
+      this.#db = new Database(path);
+    }
+    exec(sql: string): unknown {
+      return this.#db.exec(sql);
+    }
+    prepare(sql: string): SqliteStatement {
+      const statement = this.#db.prepare(sql);
+      return {
+        run: (...params) => statement.run(...params),
+        get: (...params) => statement.get(...params) ?? undefined,
+      };
+    }
+    close(): unknown {
+      return this.#db.close();
+    }
+  };
+}
+
+/**
+ * Finds a driver without importing one statically, so the module loads on
+ * every runtime: `node:sqlite`, then `bun:sqlite`, then `better-sqlite3`.
+ */
+function loadDriver(): DatabaseConstructor {
+  const builtin = builtinModule("node:sqlite") as { DatabaseSync?: DatabaseConstructor } | undefined;
   if (builtin?.DatabaseSync) return builtin.DatabaseSync;
+  const bun = builtinModule("bun:sqlite") as { Database?: DatabaseConstructor } | undefined;
+  if (bun?.Database) return bunDriver(bun.Database);
+  const nodeModule = builtinModule("node:module") as
+    | { createRequire(from: string): (id: string) => unknown }
+    | undefined;
   try {
-    return createRequire(import.meta.url)("better-sqlite3") as DatabaseConstructor;
+    if (nodeModule === undefined) throw new Error("this runtime has no process.getBuiltinModule");
+    return nodeModule.createRequire(import.meta.url)("better-sqlite3") as DatabaseConstructor;
   } catch (error) {
     throw new Error(
-      'Cannot open SQLite database: install the "better-sqlite3" package (Node < 22.5 has no node:sqlite)',
+      "Cannot open SQLite database: this runtime has no node:sqlite (Node >= 22.13, Deno 2, Bun) and the " +
+        '"better-sqlite3" package could not be loaded: install it, or pass an open database as "database"',
       { cause: error },
     );
   }
