@@ -22,6 +22,7 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = (name) => join(root, "node_modules", ".bin", name);
 const [mode = "all", ...filters] = process.argv.slice(2);
 const nodeBinary = process.env.TEST_NODE || process.execPath;
+const started = Date.now();
 
 function findTests(dir, out = []) {
   for (const name of readdirSync(dir)) {
@@ -70,6 +71,11 @@ const nodeReasons = new Map();
 const perRuntime = [];
 let failures = 0;
 
+/** The "(not applicable: …)" a suite puts at the end of a skipped test's name, else the name itself. */
+function reasonInName(name) {
+  return /\((not applicable: .*)\)$/.exec(name)?.[1] ?? name;
+}
+
 function skippedFor(reason, count = 1) {
   skipReasons.set(reason, (skipReasons.get(reason) ?? 0) + count);
 }
@@ -117,7 +123,9 @@ async function node() {
   const fail = Number(/^ℹ fail (\d+)/m.exec(output)?.[1] ?? 0);
   const skip = Number(/^ℹ skipped (\d+)/m.exec(output)?.[1] ?? 0);
   // The spec reporter: "﹣ name (0.1ms) # reason" for each skipped test.
-  for (const [, name, reason] of output.matchAll(/^\s*﹣ (.*) \([\d.]+m?s\) # (.*)$/gm)) {
+  // `test.skip(name)` prints "# SKIP": the suites put their reason in the name, "(not applicable: …)".
+  for (const [, name, given] of output.matchAll(/^\s*﹣ (.*) \([\d.]+m?s\) # (.*)$/gm)) {
+    const reason = given === "SKIP" ? reasonInName(name) : given;
     nodeReasons.set(name, reason);
     skippedFor(reason);
   }
@@ -145,7 +153,7 @@ async function deno() {
   // Deno prints "name ... ignored (0ms)" and no reason: Node's reason for the same test, else its name.
   for (const [, name] of output.matchAll(/^(.*) \.\.\. ignored \(\d+m?s\)$/gm)) {
     const trimmed = name.trim();
-    skippedFor(nodeReasons.get(trimmed) ?? /\((not applicable: .*)\)$/.exec(trimmed)?.[1] ?? trimmed);
+    skippedFor(nodeReasons.get(trimmed) ?? reasonInName(trimmed));
   }
   const line = `deno ${version(bin("deno"), ["--version"]).replace(/^deno /, "").split(" ")[0]}: ` +
     `${pass} passed, ${fail} failed, ${skip} skipped`;
@@ -164,6 +172,7 @@ if (mode !== "check") {
   console.log("");
   for (const line of perRuntime) console.log(line);
   const reasons = [...skipReasons].sort((a, b) => b[1] - a[1]).map(([reason, n]) => `${n} × ${reason}`);
+  console.log(`time: ${Math.round((Date.now() - started) / 1000)} s`);
   console.log(`skipped: ${reasons.length === 0 ? "none" : reasons.join("; ")}`);
   console.log(`${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
 }

@@ -39,8 +39,8 @@ export interface SessionState<T extends SessionData = Record<string, any>> {
 export interface OakContext<S> {
   /** The request. */
   request: {
-    /** The request headers. */
-    readonly headers: Headers;
+    /** The request headers (a `Headers`; only `get` is used, so every runtime's `Headers` type fits). */
+    readonly headers: { get(name: string): string | null };
     /** The fetch `Request` behind it, when the server has one (Deno's, Bun's, `app.handle()`). */
     readonly source?: { readonly url: string };
     /** Whether the request came over https, as given to `listen()` (Node's server). */
@@ -50,8 +50,8 @@ export interface OakContext<S> {
   response: {
     /** The status so far. */
     readonly status: number;
-    /** The headers; the middleware appends `Set-Cookie`. */
-    readonly headers: Headers;
+    /** The headers (a `Headers`); the middleware appends `Set-Cookie`. */
+    readonly headers: { append(name: string, value: string): void };
   };
   /** Per-request state; the middleware sets `state.session`. */
   state: S;

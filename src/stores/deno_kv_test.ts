@@ -23,10 +23,11 @@ import { SessionManager } from "../core.ts";
 import { SessionStoreError } from "../errors.ts";
 import { NEVER } from "../store.ts";
 import type { SessionRecord } from "../store.ts";
-import { session } from "../adapters/hono.ts";
+import { session } from "../adapters/hono_npm.ts";
 import type { SessionOptions } from "../core.ts";
 import { createWrite, storeConformanceSuite, updateWrite } from "../testing/store_suite.ts";
 import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
+import type { SuiteFrameworkOptions } from "../testing/adapter_suite.ts";
 
 type DenoRuntime = { openKv(path?: string): Promise<DenoKv>; execPath(): string };
 const deno = (globalThis as unknown as { Deno?: DenoRuntime }).Deno;
@@ -157,13 +158,16 @@ storeConformanceSuite(test, {
 });
 
 // The adapter suite through Hono (a real framework on both runtimes), its sessions in Deno KV.
-function createHonoApp(options: SessionOptions) {
+function createHonoApp(options: SessionOptions, framework?: SuiteFrameworkOptions) {
   const app = new Hono();
   app.use(session(options));
-  app.onError((error, c) => {
-    const { status, body } = suiteErrorResponse(error);
-    return c.text(body, status as 500);
-  });
+  // With defaultErrorHandling the suite checks Hono's own answer (the errors' getResponse()).
+  if (!framework?.defaultErrorHandling) {
+    app.onError((error, c) => {
+      const { status, body } = suiteErrorResponse(error);
+      return c.text(body, status as 500);
+    });
+  }
   app.all("*", async (c) => {
     const result = await handleSuiteRoute(c.get("session"), new URL(c.req.url));
     if (result.appCookie) c.header("set-cookie", result.appCookie, { append: true });
@@ -569,7 +573,9 @@ function lockFile(path: string, holdMs: number): Promise<{ released: Promise<voi
   const [command, args] = deno === undefined
     ? [process.execPath, [
       "-e",
-      `const db = new (require("better-sqlite3"))(${JSON.stringify(path)}); ${body}`,
+      // node:sqlite where this Node has it: better-sqlite3 is built for one Node ABI (the one npm ci ran on).
+      `const sqlite = process.getBuiltinModule?.("node:sqlite"); const path = ${JSON.stringify(path)};
+      const db = sqlite ? new sqlite.DatabaseSync(path) : new (require("better-sqlite3"))(path); ${body}`,
     ]]
     : [
       deno.execPath(),

@@ -9,7 +9,8 @@ import { type AdminSql, CountingProxy, testDatabase } from "./_test_postgres.ts"
 import { freePort, reportUnavailable } from "./_test_servers.ts";
 import { createWrite, storeConformanceSuite, updateWrite } from "../testing/store_suite.ts";
 import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
-import { session } from "../adapters/hono.ts";
+import type { SuiteFrameworkOptions } from "../testing/adapter_suite.ts";
+import { session } from "../adapters/hono_npm.ts";
 import type { SessionOptions } from "../core.ts";
 import { SessionManager } from "../core.ts";
 import { SessionStoreError } from "../errors.ts";
@@ -34,13 +35,16 @@ async function rejectsWithin(promise: Promise<unknown>, ms: number): Promise<Err
 }
 
 /** The suite's Hono app (as in src/adapters/hono_test.ts). */
-function honoApp(options: SessionOptions) {
+function honoApp(options: SessionOptions, framework?: SuiteFrameworkOptions) {
   const app = new Hono();
   app.use(session(options));
-  app.onError((error, c) => {
-    const { status, body } = suiteErrorResponse(error);
-    return c.text(body, status as 500);
-  });
+  // With defaultErrorHandling the suite checks Hono's own answer (the errors' getResponse()).
+  if (!framework?.defaultErrorHandling) {
+    app.onError((error, c) => {
+      const { status, body } = suiteErrorResponse(error);
+      return c.text(body, status as 500);
+    });
+  }
   app.all("*", async (c) => {
     const result = await handleSuiteRoute(c.get("session"), new URL(c.req.url));
     if (result.appCookie) c.header("set-cookie", result.appCookie, { append: true });

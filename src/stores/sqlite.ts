@@ -21,20 +21,20 @@ import { applyChange, CorruptRecordError, storedRecord } from "../store.ts";
 import type { MaybePromise, SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
 
 /**
- * The part of a prepared statement the store uses; `node:sqlite` and
- * `better-sqlite3` both fit. The store binds only strings, numbers and null;
+ * The part of a prepared statement the store uses; `node:sqlite`,
+ * `bun:sqlite` and `better-sqlite3` all fit. The store binds only strings, numbers and null;
  * the parameters are typed `unknown` so both drivers' declarations match.
  */
 export interface SqliteStatement {
   /** Runs the statement; `changes` is the number of rows it wrote. */
   run(...params: unknown[]): { changes: number | bigint };
-  /** Runs the statement and returns its first row, `undefined` when there is none. */
+  /** Runs the statement and returns its first row; `undefined` (`null` in `bun:sqlite`) when there is none. */
   get(...params: unknown[]): unknown;
 }
 
 /**
  * The part of a database connection the store uses: a `DatabaseSync` of
- * `node:sqlite` or a `Database` of `better-sqlite3`.
+ * `node:sqlite`, a `Database` of `bun:sqlite` or one of `better-sqlite3`.
  */
 export interface SqliteDatabase {
   /** Runs one or more statements without parameters. */
@@ -55,7 +55,7 @@ export interface SqliteStoreOptions {
   path?: string;
   /**
    * A connection opened by the caller instead of `path`: a `node:sqlite`
-   * `DatabaseSync` or a `better-sqlite3` `Database`. The store leaves its
+   * `DatabaseSync`, a `bun:sqlite` `Database` or a `better-sqlite3` `Database`. The store leaves its
    * journal mode alone and never closes it, but sets `PRAGMA busy_timeout = 0`
    * on it: a wait inside the driver would freeze the event loop (see
    * `busyTimeoutMs`).
@@ -118,8 +118,8 @@ const DEADLINE_MARGIN = 2;
 
 /**
  * Whether a driver error is `SQLITE_BUSY`: another connection holds the lock.
- * better-sqlite3 sets `code`; Node's node:sqlite sets `errcode`; Deno's
- * node:sqlite only the message, SQLite's text for the code.
+ * better-sqlite3 and bun:sqlite set `code`; Node's node:sqlite sets
+ * `errcode`; Deno's node:sqlite only the message, SQLite's text for the code.
  */
 function isBusy(error: unknown): boolean {
   const { code, errcode, message } = (error ?? {}) as {
@@ -152,33 +152,6 @@ function builtinModule(id: string): unknown {
 }
 
 /**
- * `bun:sqlite`'s `Database` with the two differences from `node:sqlite` that
- * matter here smoothed out: a statement's `get` answers `null` for no row, and
- * `exec` is named `run` in older versions.
- */
-function bunDriver(Database: new (path: string) => SqliteDatabase): DatabaseConstructor {
-  return class BunDatabase {
-    #db: SqliteDatabase;
-    constructor(path: string) {
-      this.#db = new Database(path);
-    }
-    exec(sql: string): unknown {
-      return this.#db.exec(sql);
-    }
-    prepare(sql: string): SqliteStatement {
-      const statement = this.#db.prepare(sql);
-      return {
-        run: (...params) => statement.run(...params),
-        get: (...params) => statement.get(...params) ?? undefined,
-      };
-    }
-    close(): unknown {
-      return this.#db.close();
-    }
-  };
-}
-
-/**
  * Finds a driver without importing one statically, so the module loads on
  * every runtime: `node:sqlite`, then `bun:sqlite`, then `better-sqlite3`.
  */
@@ -186,7 +159,7 @@ function loadDriver(): DatabaseConstructor {
   const builtin = builtinModule("node:sqlite") as { DatabaseSync?: DatabaseConstructor } | undefined;
   if (builtin?.DatabaseSync) return builtin.DatabaseSync;
   const bun = builtinModule("bun:sqlite") as { Database?: DatabaseConstructor } | undefined;
-  if (bun?.Database) return bunDriver(bun.Database);
+  if (bun?.Database) return bun.Database;
   const nodeModule = builtinModule("node:module") as
     | { createRequire(from: string): (id: string) => unknown }
     | undefined;
@@ -350,7 +323,7 @@ export class SqliteStore implements Store {
       );
       // Tables made by 3.0 lack the column of per-session lifetimes: add it (NULL: no lifetime of its own).
       const hasLifetime = db.prepare("SELECT 1 FROM pragma_table_info(?) WHERE name = 'lifetime_ms'")
-        .get(tableName);
+        .get(tableName) ?? undefined;
       if (hasLifetime === undefined) {
         db.exec(`ALTER TABLE ${table} ADD COLUMN lifetime_ms INTEGER`);
       }
@@ -421,7 +394,8 @@ export class SqliteStore implements Store {
   get(key: string): MaybePromise<SessionRecord | undefined> {
     return this.#run(() => {
       const now = this.#now();
-      const row = this.#select.get(key, now, now) as Row | undefined;
+      // `?? undefined`: bun:sqlite answers null for no row, node:sqlite and better-sqlite3 undefined.
+      const row = (this.#select.get(key, now, now) ?? undefined) as Row | undefined;
       if (row === undefined) return undefined;
       let record: SessionRecord;
       try {
@@ -480,7 +454,7 @@ export class SqliteStore implements Store {
       this.#db.exec("BEGIN IMMEDIATE");
       try {
         const now = this.#now();
-        const row = this.#select.get(key, now, now) as Row | undefined;
+        const row = (this.#select.get(key, now, now) ?? undefined) as Row | undefined;
         if (row === undefined) {
           this.#db.exec("COMMIT");
           return "gone";

@@ -600,7 +600,7 @@ function conformanceCases(run: Runner, options: AdapterSuiteOptions): void {
     },
   );
 
-  run(
+  run.needs("serverRecords")(
     "with no error handler of the app's own, a store outage is answered 503 and a conflict 409",
     async ({ client, store }) => {
       const visitor = client();

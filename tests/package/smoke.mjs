@@ -27,14 +27,24 @@ function check(condition, message) {
 
 /** The stores every adapter runs on; each call gives fresh ones. */
 function stores() {
-  return {
+  const all = {
     memory: () => ({ store: new MemoryStore(), secret: SECRET }),
+    // The driver SqliteStore finds itself: node:sqlite on Node 22.13+, Deno and Bun 1.4.
     sqlite: () => ({
       store: new SqliteStore({ path: join(dir, `${crypto.randomUUID()}.db`) }),
       secret: SECRET,
     }),
     cookie: () => ({ store: new CookieStore({ keys: [KEY] }) }),
   };
+  if (runtime === "bun") {
+    // Bun's own driver, passed in (its statements answer null for "no row").
+    const { Database } = process.getBuiltinModule("bun:sqlite");
+    all["bun:sqlite"] = () => {
+      const database = new Database(join(dir, `${crypto.randomUUID()}.db`));
+      return { store: new SqliteStore({ database }), secret: SECRET, database };
+    };
+  }
+  return all;
 }
 
 /** Builds one app per adapter: `(options) => { fetch(request), close() }`, counting visits in the session. */
@@ -145,7 +155,7 @@ async function visits(app, times, start = "") {
 try {
   for (const adapter of adapters) {
     for (const [storeName, makeOptions] of Object.entries(stores())) {
-      const options = makeOptions();
+      const { database, ...options } = makeOptions();
       const app = await apps[adapter](options);
       try {
         const first = await visits(app, 3);
@@ -170,6 +180,7 @@ try {
       } finally {
         await app.close();
         await options.store.close?.();
+        database?.close();
       }
       checks.push(`${adapter}/${storeName}`);
     }
