@@ -271,6 +271,23 @@ test(
 
 test("npm: the consumer smoke test on Deno, through the npm package (Deno.serve)", () => {
   smoke(deno, ["run", "-A", "--no-prompt"], "deno");
+  // The same package through explicit npm: specifiers, as a Deno app without a package.json writes them.
+  writeFileSync(
+    join(consumer, "npm_specifier.ts"),
+    `import { MemoryStore, SqliteStore } from "npm:${pkg.name}";
+import { session } from "npm:${pkg.name}/fetch";
+import type { Session } from "npm:${pkg.name}";
+const handler = session({ store: new SqliteStore({ path: ":memory:" }) })((_request, s: Session) => {
+  s.set("n", 1);
+  return new Response(String(s.get("n")));
+});
+const response = await handler(new Request("http://localhost/"));
+console.log(await response.text(), response.headers.getSetCookie().length, typeof MemoryStore);
+`,
+  );
+  run(deno, ["check", "npm_specifier.ts"], { cwd: consumer });
+  const output = run(deno, ["run", "-A", "--no-prompt", "npm_specifier.ts"], { cwd: consumer });
+  assert.equal(output.trim().split("\n").at(-1), "1 1 function");
 });
 
 test(
