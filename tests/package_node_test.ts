@@ -347,6 +347,11 @@ test("JSR: deno publish --dry-run passes without --allow-slow-types", () => {
   assert.doesNotMatch(output, /warning\[/);
 });
 
+test("JSR: with the declarations docs/adapters.md gives, req.session, ctx.session and c.get('session') are typed", () => {
+  // The adapters' own sources, as JSR publishes them (no npm entry, so no augmentation of theirs).
+  run(deno, ["check", "tests/package/jsr_types.ts"], { cwd: root, env: { ...process.env, NO_COLOR: "1" } });
+});
+
 test("JSR: deno check of a program that imports mod.ts, from the published files, with no Oak mapped", () => {
   // The files `deno publish` uploads, and the npm packages it maps bare specifiers to (package.json's).
   const published = join(work, "jsr");
