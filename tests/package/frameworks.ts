@@ -1,5 +1,5 @@
-// A TypeScript consumer of the npm package with the frameworks installed, checked with skipLibCheck: false
-// under moduleResolution node16, nodenext and bundler: `req.session`, `ctx.session` and `c.get("session")`
+// A TypeScript consumer of the npm package with the frameworks installed, checked under moduleResolution
+// nodenext (skipLibCheck: false), node16 and bundler: `req.session`, `ctx.session` and `c.get("session")`
 // are typed without a declaration in the app, as the npm entries promise; `// @ts-expect-error` lines prove
 // the types are not `any`.
 import express from "express";
