@@ -9,7 +9,13 @@
  * has its own entry exporting the same `session()` middleware name:
  * `src/adapters/hono.ts`, `src/adapters/oak.ts`, `src/adapters/fetch.ts`,
  * `src/adapters/express.ts`, `src/adapters/koa.ts`, `src/adapters/opine.ts`,
- * `src/adapters/fresh.ts` (`./hono`, `./oak`, `./fetch`... as package subpaths).
+ * `src/adapters/fresh.ts` (`./hono`, `./oak`, `./fetch`... as package subpaths:
+ * `web-sessions/hono` on npm, `@sessions/sessions/hono` on JSR).
+ *
+ * This entry is Web-only: it imports no framework, no database driver and no
+ * `node:` module, and its types name none of theirs (`OakSession` takes any
+ * app of Oak's shape), so it loads and type-checks on every runtime without
+ * an optional peer installed. Drivers load when a store first needs them.
  *
  * @example The original Oak example
  * ```ts

@@ -7,7 +7,7 @@
  */
 
 import { Hono } from "hono";
-import { session } from "../src/adapters/hono.ts";
+import { session } from "../src/adapters/hono_npm.ts";
 import type { Session } from "../src/session.ts";
 import type { Store } from "../src/store.ts";
 

@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import process from "node:process";
 import express from "express";
 import type { RequestHandler } from "express";
-import session from "../src/adapters/express.ts"; // was: import session from "express-session";
+import session from "../src/adapters/express_npm.ts"; // was: import session from "express-session"; (web-sessions/express)
 
 /** The session middleware factory the app is built with: this library's, or express-session's in the test. */
 // deno-lint-ignore no-explicit-any

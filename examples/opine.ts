@@ -2,6 +2,11 @@
 //   deno run -A examples/opine.ts        then open http://localhost:8000 (PORT changes the port)
 // Try /, then /login?user=ada (a flash message rides the redirect), then /logout.
 //
+// Opine is archived and written for Deno 1: on Deno 2 it listens only when given a hostname
+// (`app.listen({ hostname, port })`, as below: `app.listen(port)` passes Deno an empty hostname), and one of
+// its deno.land/x dependencies imports JSON with an import assertion (`assert { type: "json" }`) that Deno 2
+// refuses to parse; that module has to be vendored and the word changed to `with` (docs/adapters.md).
+//
 // In an app of your own, import Opine as usual:
 //   import { opine } from "https://deno.land/x/opine@2.3.4/mod.ts";
 // Here the specifier goes through a variable, so this repository's type check (which runs without network
@@ -57,4 +62,7 @@ app.get("/logout", async (req: Request, res: Response) => {
 });
 
 const port = Number(process.env.PORT ?? 8000);
-app.listen(port, () => console.log(`Opine sessions example at http://localhost:${port}`));
+app.listen(
+  { hostname: "127.0.0.1", port },
+  () => console.log(`Opine sessions example at http://localhost:${port}`),
+);

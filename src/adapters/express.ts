@@ -1,11 +1,28 @@
 /**
- * Sessions for Express 4 and 5, Connect and plain `node:http`, under Node and
- * Deno; a drop-in for express-session.
+ * Sessions for Express 4 and 5, Connect and plain `node:http`, under Node,
+ * Deno and Bun; a drop-in for express-session.
+ *
+ * `req.session` is typed by a declaration merged into Express's global
+ * `Express.Request` interface, as express-session's types do. The npm
+ * package's `./express` entry carries it; JSR does not allow a package to
+ * change global types, so on JSR (and when importing this file directly) add
+ * it to your app once:
+ *
+ * ```ts ignore
+ * import type { ExpressSession } from "@sessions/sessions/express";
+ * declare global {
+ *   namespace Express {
+ *     interface Request {
+ *       session: ExpressSession;
+ *       sessionID: string;
+ *     }
+ *   }
+ * }
+ * ```
  *
  * @module
  */
 
-import type { RequestHandler } from "express";
 import { commitNow } from "../_lifecycle.ts";
 import { rejectUnknownOptions } from "../_options.ts";
 import { sessionPropertyHandler } from "../_session_proxy.ts";
@@ -15,7 +32,7 @@ import type { CookieOptions, SameSite, SessionOptions } from "../core.ts";
 import { Session } from "../session.ts";
 import type { Store } from "../store.ts";
 import { connectSession } from "./_connect.ts";
-import type { ConnectHook } from "./_connect.ts";
+import type { ConnectHook, ConnectMiddleware } from "./_connect.ts";
 import { hookExpressResponse, isPrototypeOf } from "./_node_response.ts";
 import type { NodeResponse } from "./_node_response.ts";
 
@@ -30,23 +47,8 @@ export {
   StoreContractError,
 } from "../errors.ts";
 export { MemoryStore } from "../stores/memory.ts";
-
-declare global {
-  namespace Express {
-    // Express's own Request (express-serve-static-core) extends this global interface, the hook
-    // express-session uses too, so `req.session` is typed in Express 4 and 5 apps without a declaration.
-    interface Request {
-      /**
-       * The request's session, set by the `session()` middleware. Its keys
-       * read and write as properties too (`req.session.views = 1`), as with
-       * express-session.
-       */
-      session: ExpressSession;
-      /** The session id, as express-session has it. A secret: keep it out of logs. */
-      sessionID: string;
-    }
-  }
-}
+export type { ConnectMiddleware, ConnectRequest } from "./_connect.ts";
+export type { ConnectNext } from "./_node_response.ts";
 
 /**
  * express-session's per-session `req.session.cookie`, mapped onto this
@@ -317,7 +319,8 @@ function cookieMember(now: () => number, cookie: CookieOptions, idleMs: number |
  * `trustProxy` (or `proxy`) option.
  *
  * @param options Session options: see {@linkcode ExpressSessionOptions}.
- * @returns The middleware.
+ * @returns The middleware, `(req, res, next)`: Express's `app.use` takes it
+ *   as it is, and no type of Express's is needed to name it.
  * @throws {TypeError} for an unknown, invalid or unsupported option, naming it.
  *
  * @example
@@ -342,7 +345,7 @@ function cookieMember(now: () => number, cookie: CookieOptions, idleMs: number |
  * // app.listen(8000);
  * ```
  */
-export function session(options: ExpressSessionOptions = {}): RequestHandler {
+export function session(options: ExpressSessionOptions = {}): ConnectMiddleware {
   const { options: mapped, rolling } = toSessionOptions(options);
   const manager = new SessionManager(mapped);
   const idle = mapped.idleTimeout === undefined
@@ -353,7 +356,7 @@ export function session(options: ExpressSessionOptions = {}): RequestHandler {
   const handler = sessionPropertyHandler(Session, {
     cookie: cookieMember(mapped.now ?? Date.now, mapped.cookie ?? {}, idle),
   });
-  return connectSession(manager, expressHook(handler, rolling)) as unknown as RequestHandler;
+  return connectSession(manager, expressHook(handler, rolling));
 }
 
 export default session;

@@ -4,8 +4,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import express from "express";
 import type { Express } from "express";
-import defaultExport, { MemoryStore, session } from "./express.ts";
-import type { ExpressSessionOptions } from "./express.ts";
+import defaultExport, { MemoryStore, session } from "./express_npm.ts";
+import type { ExpressSessionOptions } from "./express_npm.ts";
 import { serveNodeHandler } from "../testing/node_server.ts";
 
 const SECRET = "express-dropin-test-secret-0123456789-ab";

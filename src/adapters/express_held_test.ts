@@ -14,8 +14,8 @@ import process from "node:process";
 import { Readable } from "node:stream";
 import express from "express";
 import type { ErrorRequestHandler, Express } from "express";
-import { MemoryStore, session } from "./express.ts";
-import type { ExpressSessionOptions } from "./express.ts";
+import { MemoryStore, session } from "./express_npm.ts";
+import type { ExpressSessionOptions } from "./express_npm.ts";
 import type { MaybePromise, SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
 import { serveNodeHandler } from "../testing/node_server.ts";
 

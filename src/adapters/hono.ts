@@ -22,12 +22,21 @@ export {
 } from "../errors.ts";
 export { MemoryStore } from "../stores/memory.ts";
 
-// The augmentation is the point: `c.get("session")` is typed in every app without a declaration of its own.
-declare module "hono" {
-  interface ContextVariableMap {
+/**
+ * The Hono environment the middleware adds: `c.get("session")`. Hono's
+ * `app.use()` merges it when chained (`new Hono().use(session())`);
+ * `new Hono<SessionEnv>()` types it in every handler. The npm package's
+ * `./hono` entry also adds `session` to Hono's `ContextVariableMap`, which
+ * types it in every app without either; JSR does not allow a package to
+ * change another module's types, so on JSR use `SessionEnv`.
+ */
+// deno-lint-ignore no-explicit-any
+export interface SessionEnv<T extends SessionData = Record<string, any>> {
+  /** Hono's per-request variables. */
+  Variables: {
     /** The request's session, set by the `session()` middleware. */
-    session: Session;
-  }
+    session: Session<T>;
+  };
 }
 
 /**
@@ -47,8 +56,9 @@ declare module "hono" {
  * ```ts
  * import { Hono } from "hono";
  * import { session } from "./hono.ts";
+ * import type { SessionEnv } from "./hono.ts";
  *
- * const app = new Hono();
+ * const app = new Hono<SessionEnv>(); // or new Hono().use(session(...)).get(...), chained
  * app.use(session({ secret: "a-secret-of-at-least-32-bytes-long!" }));
  * app.get("/", (c) => {
  *   const s = c.get("session");
@@ -63,7 +73,7 @@ declare module "hono" {
 // deno-lint-ignore no-explicit-any
 export function session<T extends SessionData = Record<string, any>>(
   options: SessionOptions = {},
-): MiddlewareHandler<{ Variables: { session: Session<T> } }> {
+): MiddlewareHandler<SessionEnv<T>> {
   const manager = new SessionManager<T>(options);
   return async function sessionMiddleware(c, next) {
     const current = await manager.load(requestFacts(c.req.raw, manager.trustProxy));

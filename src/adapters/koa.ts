@@ -1,10 +1,9 @@
 /**
- * Sessions for Koa 2 and 3, under Node and Deno.
+ * Sessions for Koa 2 and 3, under Node, Deno and Bun.
  *
  * @module
  */
 
-import type { Middleware } from "koa";
 import { sessionPropertyHandler } from "../_session_proxy.ts";
 import { SessionManager } from "../core.ts";
 import type { SessionOptions } from "../core.ts";
@@ -30,12 +29,37 @@ export { MemoryStore } from "../stores/memory.ts";
 // deno-lint-ignore no-explicit-any
 export type KoaSession = Session & { maxAge: number | "session" | undefined } & Record<string, any>;
 
-declare module "koa" {
-  interface ExtendableContext {
-    /** The request's session, set by the `session()` middleware. */
-    session: KoaSession;
-  }
+/**
+ * What the middleware adds to Koa's context: `ctx.session`. Koa's
+ * `app.use()` merges it into the app's context type, so
+ * `new Koa().use(session())` types `ctx.session` in the middleware chained
+ * after it; `new Koa<Koa.DefaultState, SessionContext>()` types it
+ * everywhere. The npm package's `./koa` entry also merges it into every Koa
+ * context (`declare module "koa"`), which JSR does not allow a package to
+ * do; there, add it to your app once (docs/adapters.md).
+ */
+export interface SessionContext {
+  /** The request's session, set by the `session()` middleware. */
+  session: KoaSession;
 }
+
+/**
+ * The parts of a Koa context the middleware uses; Koa's `ParameterizedContext`
+ * fits it. Structural, so that this module needs no type of Koa's.
+ */
+export interface KoaContext extends SessionContext {
+  /** A request header (`ctx.get`), `""` when absent. */
+  get(field: string): string;
+  /** Node's request. */
+  req: { socket?: unknown };
+  /** The response status. */
+  status: number;
+  /** Appends a response header (`ctx.append`). */
+  append(field: string, value: string): void;
+}
+
+/** A Koa middleware that puts the session on `ctx.session`. */
+export type KoaMiddleware = (ctx: KoaContext, next: () => Promise<unknown>) => Promise<void>;
 
 /**
  * Property access, koa-session style. `maxAge` is koa-session's per-session
@@ -105,7 +129,7 @@ const KOA_PROPERTIES = sessionPropertyHandler(Session, {
  * // app.listen(8000);
  * ```
  */
-export function session(options: SessionOptions = {}): Middleware {
+export function session(options: SessionOptions = {}): KoaMiddleware {
   const manager = new SessionManager(options);
   return async function sessionMiddleware(ctx, next) {
     const current = await manager.load({

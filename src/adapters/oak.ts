@@ -1,11 +1,16 @@
 /**
  * Sessions for Oak: the original module's `OakSession` and a plain
- * `session()` middleware.
+ * `session()` middleware, for Oak 17 (`jsr:@oak/oak`, Deno and Bun) and Oak 14
+ * (the npm build `@oakserver/oak`, Node).
+ *
+ * The module names no type of Oak's: the context, middleware and application
+ * types below are the parts of Oak's that the adapter uses, which Oak 14 and
+ * 17 share. So it type-checks with either Oak, or with neither installed
+ * (`mod.ts` re-exports `OakSession` to every app).
  *
  * @module
  */
 
-import type { Application, Middleware, State } from "@oakserver/oak";
 import { SessionManager } from "../core.ts";
 import type { SessionOptions } from "../core.ts";
 import type { Session, SessionData } from "../session.ts";
@@ -30,6 +35,38 @@ export interface SessionState<T extends SessionData = Record<string, any>> {
   session: Session<T>;
 }
 
+/** The parts of Oak's `Context` (14 and 17) the middleware uses; Oak's own context fits it. */
+export interface OakContext<S> {
+  /** The request. */
+  request: {
+    /** The request headers (a `Headers`; only `get` is used, so every runtime's `Headers` type fits). */
+    readonly headers: { get(name: string): string | null };
+    /** The fetch `Request` behind it, when the server has one (Deno's, Bun's, `app.handle()`). */
+    readonly source?: { readonly url: string };
+    /** Whether the request came over https, as given to `listen()` (Node's server). */
+    readonly secure: boolean;
+  };
+  /** The response being built. */
+  response: {
+    /** The status so far. */
+    readonly status: number;
+    /** The headers (a `Headers`); the middleware appends `Set-Cookie`. */
+    readonly headers: { append(name: string, value: string): void };
+  };
+  /** Per-request state; the middleware sets `state.session`. */
+  state: S;
+}
+
+/** An Oak middleware, `(ctx, next)`: what `app.use()` and `router.use()` take. */
+export type OakMiddleware<S> = (ctx: OakContext<S>, next: () => Promise<unknown>) => Promise<void>;
+
+/** What `OakSession` needs of an Oak `Application`: its `use`. */
+export interface OakApplication {
+  /** Mounts a middleware. */
+  // deno-lint-ignore no-explicit-any
+  use(middleware: OakMiddleware<any>): unknown;
+}
+
 /**
  * Session middleware for Oak: `ctx.state.session` in every later middleware.
  * Mount it on the app, or on a router for only its routes. The store write and
@@ -43,7 +80,7 @@ export interface SessionState<T extends SessionData = Record<string, any>> {
  * that terminates TLS, set the `trustProxy` session option.
  *
  * @param options Session options (all optional; see the README's options table).
- * @returns The middleware.
+ * @returns The middleware, for Oak's `app.use()` or `router.use()`.
  *
  * @example
  * ```ts
@@ -61,16 +98,16 @@ export interface SessionState<T extends SessionData = Record<string, any>> {
  * ```
  */
 // deno-lint-ignore no-explicit-any
-export function session<T extends SessionData = Record<string, any>, S extends State = Record<string, any>>(
+export function session<T extends SessionData = Record<string, any>, S extends object = Record<string, any>>(
   options: SessionOptions = {},
-): Middleware<S & SessionState<T>> {
+): OakMiddleware<S & SessionState<T>> {
   return middlewareFor<T, S>(new SessionManager<T>(options));
 }
 
 // deno-lint-ignore no-explicit-any
-function middlewareFor<T extends SessionData, S extends State = Record<string, any>>(
+function middlewareFor<T extends SessionData, S extends object = Record<string, any>>(
   manager: SessionManager<T>,
-): Middleware<S & SessionState<T>> {
+): OakMiddleware<S & SessionState<T>> {
   return async function sessionMiddleware(ctx, next) {
     const request = ctx.request;
     const headers = request.headers;
@@ -129,8 +166,7 @@ export class OakSession {
    * @param store Where sessions live. Default: a `MemoryStore`.
    * @param options Further session options (`secret`, `cookie`, timeouts...).
    */
-  // deno-lint-ignore no-explicit-any
-  constructor(app: Application<any>, store: Store | null = null, options: SessionOptions = {}) {
+  constructor(app: OakApplication, store: Store | null = null, options: SessionOptions = {}) {
     this.manager = new SessionManager({ ...options, store: store ?? options.store });
     app.use(middlewareFor(this.manager));
   }

@@ -3,6 +3,21 @@
  * module's `OpineSession`, and a plain `session()` middleware. For Express,
  * import `<package>/express`.
  *
+ * Opine's `Request` extends its open global `Opine.Request` interface, meant
+ * for declaration merging. JSR does not allow a package to change global
+ * types, so to type `req.session` add this to your app once:
+ *
+ * ```ts ignore
+ * import type { Session } from "@sessions/sessions";
+ * declare global {
+ *   namespace Opine {
+ *     interface Request {
+ *       session: Session;
+ *     }
+ *   }
+ * }
+ * ```
+ *
  * @module
  */
 
@@ -25,17 +40,6 @@ export {
 } from "../errors.ts";
 export { MemoryStore } from "../stores/memory.ts";
 export type { ConnectMiddleware } from "./_connect.ts";
-
-declare global {
-  namespace Opine {
-    // Opine's request type extends this open global interface, meant for declaration merging, so
-    // `req.session` is typed in Opine apps without a declaration (and without importing Opine here).
-    interface Request {
-      /** The request's session, set by `OpineSession` or the `session()` middleware. */
-      session: Session;
-    }
-  }
-}
 
 /** What `OpineSession` needs of an app: Opine's (or Express's) `app.use`. */
 export interface OpineApp {

@@ -12,6 +12,16 @@ import { startRedis } from "../stores/_test_servers.ts";
 import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
 import { FaultyStore } from "../testing/faulty_store.ts";
 
+// The declaration an Opine app adds to type req.session (the adapter cannot carry it: JSR refuses global
+// augmentations); the request double below extends Opine.Request as Opine's own request type does.
+declare global {
+  namespace Opine {
+    interface Request {
+      session: Session;
+    }
+  }
+}
+
 const SECRET = "opine-test-secret-0123456789-abcdefghij";
 
 // ---------------------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@
  * @module
  */
 
-import type { ConnectionOptions } from "node:tls";
 import {
   checkCommonOptions,
   keySlot,
@@ -18,6 +17,14 @@ import {
   type WaitedReply,
 } from "./_redis_store.ts";
 import { TIMEOUT_ERROR, timeoutError } from "./_redis_scripts.ts";
+
+/**
+ * TLS options for the connection: those of Node's `tls.connect()` (`ca`,
+ * `cert`, `key`, `servername`, `rejectUnauthorized`...), passed on to the
+ * `redis` client as they are. Typed loosely so that this module names no type
+ * of Node's and type-checks without `@types/node`.
+ */
+export type RedisTlsOptions = { readonly [option: string]: unknown };
 
 /**
  * The part of a node-redis client the store uses. Any client from
@@ -85,7 +92,7 @@ export interface RedisStoreOptions extends RedisStoreCommonOptions {
   /** Logical database number, for `SELECT`. Default `0`. Not in a cluster. */
   db?: number;
   /** `true`, or Node TLS options, to connect over TLS. Default `false`. */
-  tls?: boolean | ConnectionOptions;
+  tls?: boolean | RedisTlsOptions;
   /**
    * Prefix of every session key. Default `"session_"`, as in version 1. In a
    * cluster it must not hold `{` or `}`: the store puts its own hash tag after
@@ -160,7 +167,7 @@ interface ConnectionSettings extends Endpoint {
   username?: string;
   password?: string;
   db: number;
-  tls: boolean | ConnectionOptions;
+  tls: boolean | RedisTlsOptions;
   timeout: number;
   /** The root nodes of a cluster; absent for one server. */
   rootNodes?: Endpoint[];

@@ -2,33 +2,39 @@
  * A store that keeps sessions in an SQLite database file: persistent across
  * restarts, shared by every process on one machine, no server to run.
  *
- * The driver is the runtime's own `node:sqlite` where it exists (Deno 2,
- * Node >= 22.5 without a flag since 22.13) and the `better-sqlite3` package
- * otherwise (Node 20), loaded only when needed.
+ * The driver is found when the first store opens a file, in this order:
+ * 1. the runtime's own `node:sqlite` (`DatabaseSync`): Node 22.13 and later
+ *    (22.5-22.12 only with `--experimental-sqlite`), Deno 2, and Bun (1.4
+ *    has it);
+ * 2. `bun:sqlite`, Bun's own driver, on a Bun without `node:sqlite`;
+ * 3. the `better-sqlite3` package (an optional peer dependency), on a Node
+ *    without `node:sqlite`.
+ *
+ * Drivers are reached through `process.getBuiltinModule`, never imported, so
+ * the module loads on every runtime, Workers included, and names no type of
+ * Node's.
  *
  * @module
  */
 
-import process from "node:process";
-import { createRequire } from "node:module";
 import { applyChange, CorruptRecordError, storedRecord } from "../store.ts";
 import type { MaybePromise, SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
 
 /**
- * The part of a prepared statement the store uses; `node:sqlite` and
- * `better-sqlite3` both fit. The store binds only strings, numbers and null;
+ * The part of a prepared statement the store uses; `node:sqlite`,
+ * `bun:sqlite` and `better-sqlite3` all fit. The store binds only strings, numbers and null;
  * the parameters are typed `unknown` so both drivers' declarations match.
  */
 export interface SqliteStatement {
   /** Runs the statement; `changes` is the number of rows it wrote. */
   run(...params: unknown[]): { changes: number | bigint };
-  /** Runs the statement and returns its first row, `undefined` when there is none. */
+  /** Runs the statement and returns its first row; `undefined` (`null` in `bun:sqlite`) when there is none. */
   get(...params: unknown[]): unknown;
 }
 
 /**
  * The part of a database connection the store uses: a `DatabaseSync` of
- * `node:sqlite` or a `Database` of `better-sqlite3`.
+ * `node:sqlite`, a `Database` of `bun:sqlite` or one of `better-sqlite3`.
  */
 export interface SqliteDatabase {
   /** Runs one or more statements without parameters. */
@@ -49,7 +55,7 @@ export interface SqliteStoreOptions {
   path?: string;
   /**
    * A connection opened by the caller instead of `path`: a `node:sqlite`
-   * `DatabaseSync` or a `better-sqlite3` `Database`. The store leaves its
+   * `DatabaseSync`, a `bun:sqlite` `Database` or a `better-sqlite3` `Database`. The store leaves its
    * journal mode alone and never closes it, but sets `PRAGMA busy_timeout = 0`
    * on it: a wait inside the driver would freeze the event loop (see
    * `busyTimeoutMs`).
@@ -112,8 +118,8 @@ const DEADLINE_MARGIN = 2;
 
 /**
  * Whether a driver error is `SQLITE_BUSY`: another connection holds the lock.
- * better-sqlite3 sets `code`; Node's node:sqlite sets `errcode`; Deno's
- * node:sqlite only the message, SQLite's text for the code.
+ * better-sqlite3 and bun:sqlite set `code`; Node's node:sqlite sets
+ * `errcode`; Deno's node:sqlite only the message, SQLite's text for the code.
  */
 function isBusy(error: unknown): boolean {
   const { code, errcode, message } = (error ?? {}) as {
@@ -134,21 +140,36 @@ const CLEANUP_BATCH = 1_000;
 
 type DatabaseConstructor = new (path: string) => SqliteDatabase;
 
-/** Finds a driver without importing one statically, so the module loads on every runtime. */
-function loadDriver(): DatabaseConstructor {
-  // Node 22.5-22.12 has node:sqlite only behind a flag; without it this yields undefined.
-  let builtin: { DatabaseSync?: DatabaseConstructor } | undefined;
+/** `process.getBuiltinModule` where the runtime has it (Node >= 20.16, Deno 2, Bun), read without importing `node:process`. */
+function builtinModule(id: string): unknown {
+  const process = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
   try {
-    builtin = process.getBuiltinModule?.("node:sqlite") as typeof builtin;
+    return process?.getBuiltinModule?.(id);
   } catch {
-    builtin = undefined;
+    // Node 22.5-22.12 without --experimental-sqlite throws or yields undefined for node:sqlite.
+    return undefined;
   }
+}
+
+/**
+ * Finds a driver without importing one statically, so the module loads on
+ * every runtime: `node:sqlite`, then `bun:sqlite`, then `better-sqlite3`.
+ */
+function loadDriver(): DatabaseConstructor {
+  const builtin = builtinModule("node:sqlite") as { DatabaseSync?: DatabaseConstructor } | undefined;
   if (builtin?.DatabaseSync) return builtin.DatabaseSync;
+  const bun = builtinModule("bun:sqlite") as { Database?: DatabaseConstructor } | undefined;
+  if (bun?.Database) return bun.Database;
+  const nodeModule = builtinModule("node:module") as
+    | { createRequire(from: string): (id: string) => unknown }
+    | undefined;
   try {
-    return createRequire(import.meta.url)("better-sqlite3") as DatabaseConstructor;
+    if (nodeModule === undefined) throw new Error("this runtime has no process.getBuiltinModule");
+    return nodeModule.createRequire(import.meta.url)("better-sqlite3") as DatabaseConstructor;
   } catch (error) {
     throw new Error(
-      'Cannot open SQLite database: install the "better-sqlite3" package (Node < 22.5 has no node:sqlite)',
+      "Cannot open SQLite database: this runtime has no node:sqlite (Node >= 22.13, Deno 2, Bun) and the " +
+        '"better-sqlite3" package could not be loaded: install it, or pass an open database as "database"',
       { cause: error },
     );
   }
@@ -302,7 +323,7 @@ export class SqliteStore implements Store {
       );
       // Tables made by 3.0 lack the column of per-session lifetimes: add it (NULL: no lifetime of its own).
       const hasLifetime = db.prepare("SELECT 1 FROM pragma_table_info(?) WHERE name = 'lifetime_ms'")
-        .get(tableName);
+        .get(tableName) ?? undefined;
       if (hasLifetime === undefined) {
         db.exec(`ALTER TABLE ${table} ADD COLUMN lifetime_ms INTEGER`);
       }
@@ -373,7 +394,8 @@ export class SqliteStore implements Store {
   get(key: string): MaybePromise<SessionRecord | undefined> {
     return this.#run(() => {
       const now = this.#now();
-      const row = this.#select.get(key, now, now) as Row | undefined;
+      // `?? undefined`: bun:sqlite answers null for no row, node:sqlite and better-sqlite3 undefined.
+      const row = (this.#select.get(key, now, now) ?? undefined) as Row | undefined;
       if (row === undefined) return undefined;
       let record: SessionRecord;
       try {
@@ -432,7 +454,7 @@ export class SqliteStore implements Store {
       this.#db.exec("BEGIN IMMEDIATE");
       try {
         const now = this.#now();
-        const row = this.#select.get(key, now, now) as Row | undefined;
+        const row = (this.#select.get(key, now, now) ?? undefined) as Row | undefined;
         if (row === undefined) {
           this.#db.exec("COMMIT");
           return "gone";

@@ -12,8 +12,8 @@ import { deepEqual, equal, notEqual, ok } from "node:assert/strict";
 import type { SecurityEvent, SessionOptions } from "../core.ts";
 import { CookieStore } from "../stores/cookie.ts";
 import type { CookieStoreOptions } from "../stores/cookie.ts";
-import type { AdapterSuiteOptions } from "./adapter_suite.ts";
 import { sessionErrorBody } from "./adapter_suite.ts";
+import type { AdapterSuiteOptions } from "./adapter_suite.ts";
 import { Client, COOKIE_KEY, createRunner, OTHER_COOKIE_KEY, sleep } from "./_harness.ts";
 import type { TestFunction } from "./store_suite.ts";
 
