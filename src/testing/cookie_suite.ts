@@ -12,7 +12,7 @@ import { deepEqual, equal, notEqual, ok } from "node:assert/strict";
 import type { SecurityEvent, SessionOptions } from "../core.ts";
 import { CookieStore } from "../stores/cookie.ts";
 import type { CookieStoreOptions } from "../stores/cookie.ts";
-import type { AdapterSuiteOptions } from "./adapter_suite.ts";
+import { type AdapterSuiteOptions, sessionErrorBody } from "./adapter_suite.ts";
 import { Client, COOKIE_KEY, createRunner, OTHER_COOKIE_KEY, sleep } from "./_harness.ts";
 import type { TestFunction } from "./store_suite.ts";
 
@@ -336,7 +336,7 @@ export function cookieStoreSuite(test: TestFunction, options: AdapterSuiteOption
           down = true;
           const failing = await visitor.request("/peek");
           equal(failing.status, 503);
-          equal(failing.body, "error:SessionStoreError");
+          equal(failing.body, sessionErrorBody(options, "SessionStoreError"));
           deepEqual(failing.sessionCookies, []);
           down = false;
           revoked.add("ada"); // "log out everywhere" for ada
