@@ -273,22 +273,33 @@ function clientKind(client: object): ClientKind {
   return "standalone";
 }
 
+/** The write's own reply, once Redis answered it (before its `WAIT`). */
+interface WrittenReply {
+  answered: boolean;
+  reply: unknown;
+}
+
 /**
  * Sends `args` (after the commands in `before`, pipelined), and once it
  * succeeded, `WAIT` on the same client (connection), with the time left until
  * `waitUntil`. Not pipelined: a `WAIT` after a write the server refused (no
  * replica: `NOREPLICAS`) would still block the connection, and every command
- * queued behind it, for its whole timeout.
+ * queued behind it, for its whole timeout. `written` receives the write's
+ * reply as soon as it arrives, so a caller that stops waiting during `WAIT`
+ * still knows the write was applied.
  */
 async function writeThenWait(
   client: RedisClientLike,
   args: string[],
   replicas: number,
   waitUntil: number,
+  written: WrittenReply,
   before: string[][] = [],
 ): Promise<WaitedReply> {
   for (const command of before) client.sendCommand(command).catch(() => {});
   const reply = await client.sendCommand(args);
+  written.reply = reply;
+  written.answered = true;
   const timeoutMs = Math.max(1, Math.floor(waitUntil - Date.now()));
   return { reply, replicas: Number(await client.sendCommand(["WAIT", String(replicas), String(timeoutMs)])) };
 }
@@ -469,14 +480,26 @@ class NodeRedisTransport implements RedisTransport {
     );
   }
 
-  sendAndWait(args: string[], key: string, replicas: number, waitUntil: number): Promise<WaitedReply> {
-    return this.#deadline(
-      args[0],
-      () =>
-        this.#clusterClient !== undefined
-          ? this.#clusterWriteThenWait(this.#clusterClient, args, key, replicas, waitUntil)
-          : writeThenWait(this.#standalone!, args, replicas, waitUntil),
-    );
+  /**
+   * Once the write itself was answered, it stands whatever happens to its
+   * `WAIT`: a `WAIT` that fails or answers after the deadline (its own timeout
+   * plus a slow reply) counts as 0 replicas confirmed, so the store reports an
+   * applied but unconfirmed write, never a write that failed.
+   */
+  async sendAndWait(args: string[], key: string, replicas: number, waitUntil: number): Promise<WaitedReply> {
+    const written: WrittenReply = { answered: false, reply: undefined };
+    try {
+      return await this.#deadline(
+        args[0],
+        () =>
+          this.#clusterClient !== undefined
+            ? this.#clusterWriteThenWait(this.#clusterClient, args, key, replicas, waitUntil, written)
+            : writeThenWait(this.#standalone!, args, replicas, waitUntil, written),
+      );
+    } catch (error) {
+      if (written.answered) return { reply: written.reply, replicas: 0 };
+      throw error;
+    }
   }
 
   /**
@@ -495,6 +518,7 @@ class NodeRedisTransport implements RedisTransport {
     key: string,
     replicas: number,
     waitUntil: number,
+    written: WrittenReply,
   ): Promise<WaitedReply> {
     const slot = keySlot(key);
     let askAt: string | undefined;
@@ -508,6 +532,7 @@ class NodeRedisTransport implements RedisTransport {
           args,
           replicas,
           waitUntil,
+          written,
           askAt === undefined ? [] : [["ASKING"]],
         );
       } catch (error) {

@@ -394,6 +394,38 @@ if (servers.unavailable !== undefined) {
       }
     });
 
+    test("RedisStore: a write Redis applied whose WAIT answers after the deadline is reported applied but unconfirmed, never failed", async () => {
+      // Fault injection on a real client: WAIT's reply is held back past the store's deadline,
+      // as on a loaded machine where the reply to a WAIT that timed out in Redis arrives late.
+      const client = createClient({ url: redis.url });
+      client.on("error", () => {});
+      await client.connect();
+      const lateWait = {
+        async sendCommand(args: string[]): Promise<unknown> {
+          const reply = await client.sendCommand(args);
+          if (args[0] === "WAIT") await new Promise((resolve) => setTimeout(resolve, 400));
+          return reply;
+        },
+      };
+      const store = new RedisStore({ client: lateWait, keyPrefix: `${run}late_`, waitForReplicas: 1, timeoutMs: 300 });
+      try {
+        const key = `s1_${generateId()}`;
+        await assert.rejects(store.set(key, create({ a: 1 })), {
+          message:
+            "Redis applied the write, but 0 of 1 replicas confirmed it in time (WAIT): a failover now could lose it",
+        });
+        assert.equal(await client.exists(`${run}late_${key}`), 1, "the write stands");
+        await assert.rejects(store.delete(key), {
+          message:
+            "Redis deleted the session, but 0 of 1 replicas confirmed it in time (WAIT): a failover now could bring it back",
+        });
+        assert.equal(await client.exists(`${run}late_${key}`), 0, "the delete stands");
+      } finally {
+        await store.close();
+        await client.close();
+      }
+    });
+
     test("RedisStore: a server that stops answering makes commands fail after `timeoutMs`", async () => {
       const own = await startRedis();
       const store = new RedisStore({ host: own.host, port: own.port, timeoutMs: 300 });
