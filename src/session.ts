@@ -297,7 +297,9 @@ export class Session<T extends SessionData = Record<string, any>> {
    */
   async logIn(userId: string, options: LogInOptions = {}): Promise<void> {
     if (typeof userId !== "string" || userId.length === 0 || userId.length > 256) {
-      throw new TypeError("Invalid userId for logIn(): expected a non-empty string of at most 256 characters");
+      throw new TypeError(
+        "Invalid userId for logIn(): expected a non-empty string of at most 256 characters",
+      );
     }
     const details = options?.details;
     if (details !== undefined) {

@@ -407,7 +407,12 @@ if (servers.unavailable !== undefined) {
           return reply;
         },
       };
-      const store = new RedisStore({ client: lateWait, keyPrefix: `${run}late_`, waitForReplicas: 1, timeoutMs: 300 });
+      const store = new RedisStore({
+        client: lateWait,
+        keyPrefix: `${run}late_`,
+        waitForReplicas: 1,
+        timeoutMs: 300,
+      });
       try {
         const key = `s1_${generateId()}`;
         await assert.rejects(store.set(key, create({ a: 1 })), {
