@@ -763,7 +763,7 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
       });
       const client = cookieJar(manager);
       // Two browsers of ada, one of bob.
-      const phone = await client.request(async (session) => {
+      const phone = await client.request((session) => {
         session.set("cart", [1]);
       });
       const before = phone.cookie;
