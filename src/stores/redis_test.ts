@@ -353,7 +353,8 @@ if (servers.unavailable !== undefined) {
       // Replicas sync at once (the default waits 5 s for more replicas to share one transfer).
       const primary = await startRedis({ args: ["--repl-diskless-sync-delay", "0"] });
       const replica = await startRedis({ args: ["--replicaof", primary.host, String(primary.port)] });
-      const store = new RedisStore({ url: primary.url, waitForReplicas: 1, timeoutMs: 500 });
+      // 1.5 s: a replica on a loaded machine (CI runs every suite at once) may take a few hundred ms to confirm.
+      const store = new RedisStore({ url: primary.url, waitForReplicas: 1, timeoutMs: 1500 });
       await store.init();
       try {
         await waitFor(
@@ -407,7 +408,12 @@ if (servers.unavailable !== undefined) {
           return reply;
         },
       };
-      const store = new RedisStore({ client: lateWait, keyPrefix: `${run}late_`, waitForReplicas: 1, timeoutMs: 300 });
+      const store = new RedisStore({
+        client: lateWait,
+        keyPrefix: `${run}late_`,
+        waitForReplicas: 1,
+        timeoutMs: 300,
+      });
       try {
         const key = `s1_${generateId()}`;
         await assert.rejects(store.set(key, create({ a: 1 })), {
