@@ -549,20 +549,20 @@ test("DenoKvStore: a closed store refuses work; close() twice is fine", async ()
 function lockFile(path: string, holdMs: number): Promise<{ released: Promise<void> }> {
   const body = `db.exec("BEGIN IMMEDIATE"); console.log("locked");
     setTimeout(() => { db.exec("ROLLBACK"); db.close(); }, ${holdMs});`;
-  const [command, args] = deno === undefined
-    ? [process.execPath, [
-      "-e",
-      `const db = new (require("better-sqlite3"))(${JSON.stringify(path)}); ${body}`,
-    ]]
-    : [
-      deno.execPath(),
-      [
-        "eval",
-        `import { DatabaseSync } from "node:sqlite"; const db = new DatabaseSync(${
-          JSON.stringify(path)
-        }); ${body}`,
-      ],
-    ];
+  // On Node, the driver SqliteStore would pick on the same binary: node:sqlite where it exists (Node 22.5+;
+  // better-sqlite3 is compiled for the Node that ran `npm ci`, which CI's Node 24 cannot load).
+  const open = process.getBuiltinModule?.("node:sqlite") !== undefined
+    ? `const db = new (require("node:sqlite").DatabaseSync)(${JSON.stringify(path)});`
+    : `const db = new (require("better-sqlite3"))(${JSON.stringify(path)});`;
+  const [command, args] = deno === undefined ? [process.execPath, ["-e", `${open} ${body}`]] : [
+    deno.execPath(),
+    [
+      "eval",
+      `import { DatabaseSync } from "node:sqlite"; const db = new DatabaseSync(${
+        JSON.stringify(path)
+      }); ${body}`,
+    ],
+  ];
   const root = fileURLToPath(new URL("../..", import.meta.url));
   const child = spawn(command, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
   const ended = new Promise<void>((resolve) => child.on("close", () => resolve()));
