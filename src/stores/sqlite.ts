@@ -104,8 +104,8 @@ interface MetaRow {
   expires_at: number;
   absolute_expires_at: number;
   lifetime_ms: number | null;
-  /** The UTF-8 bytes of the `user_id` text (see {@linkcode META_COLUMNS}). */
-  user_id: Uint8Array | null;
+  /** The user id as {@linkcode storedUserId} wrote it. */
+  user_id: string | null;
   details: string | null;
 }
 
@@ -119,16 +119,24 @@ interface KeyedRow extends MetaRow {
   id: string;
 }
 
-/**
- * The metadata columns, in the order of {@linkcode MetaRow}. `user_id` is read
- * as its bytes: Deno's `node:sqlite` cuts a text value at its first NUL
- * character, which would turn the user `"a\0b"` into `"a"`. (`data`, `flash`
- * and `details` are JSON, where a NUL is written `\u0000`.)
- */
-const META_COLUMNS =
-  "created_at, expires_at, absolute_expires_at, lifetime_ms, CAST(user_id AS BLOB) AS user_id, details";
+/** The metadata columns, in the order of {@linkcode MetaRow}. */
+const META_COLUMNS = "created_at, expires_at, absolute_expires_at, lifetime_ms, user_id, details";
 
-const utf8 = new TextDecoder();
+/**
+ * A user id as the `user_id` column holds it: the inside of its JSON string
+ * literal. An ordinary id stays as it is; `"`, `\`, control characters and
+ * lone surrogates are escaped, because the drivers cannot keep the last two:
+ * `node:sqlite` turns a lone surrogate into U+FFFD (two users would share one
+ * id) and Deno's `node:sqlite` cuts text read back at a NUL.
+ */
+function storedUserId(userId: string): string {
+  return JSON.stringify(userId).slice(1, -1);
+}
+
+/** The user id of a `user_id` value; only escaped ones contain a backslash. */
+function userIdOf(stored: string): string {
+  return stored.includes("\\") ? JSON.parse(`"${stored}"`) : stored;
+}
 
 /**
  * Columns added after the first schema, with their types: a table made by an
@@ -138,7 +146,7 @@ const utf8 = new TextDecoder();
 const ADDED_COLUMNS = [["lifetime_ms", "INTEGER"], ["user_id", "TEXT"], ["details", "TEXT"]] as const;
 
 /**
- * A row's metadata. `details` that is not valid JSON throws a
+ * A row's metadata. A `user_id` or `details` that cannot be decoded throws a
  * {@linkcode CorruptRecordError}.
  */
 function metaOf(row: MetaRow): SessionMeta {
@@ -148,13 +156,11 @@ function metaOf(row: MetaRow): SessionMeta {
     absoluteExpiresAt: row.absolute_expires_at,
   };
   if (row.lifetime_ms !== null) meta.lifetimeMs = row.lifetime_ms === 0 ? null : row.lifetime_ms;
-  if (row.user_id !== null) meta.userId = utf8.decode(row.user_id);
-  if (row.details !== null) {
-    try {
-      meta.details = JSON.parse(row.details);
-    } catch (error) {
-      throw new CorruptRecordError("the details column is not valid JSON", { cause: error });
-    }
+  try {
+    if (row.user_id !== null) meta.userId = userIdOf(row.user_id);
+    if (row.details !== null) meta.details = JSON.parse(row.details);
+  } catch (error) {
+    throw new CorruptRecordError("the user_id or details column cannot be decoded", { cause: error });
   }
   return meta;
 }
@@ -534,7 +540,7 @@ export class SqliteStore implements Store {
           meta.expiresAt,
           meta.absoluteExpiresAt,
           lifetimeColumn(meta.lifetimeMs),
-          meta.userId ?? null,
+          meta.userId === undefined ? null : storedUserId(meta.userId),
           meta.details === undefined ? null : JSON.stringify(meta.details),
         );
         return "written";
@@ -602,7 +608,7 @@ export class SqliteStore implements Store {
   listByUser(userId: string): MaybePromise<UserSessionEntry[]> {
     return this.#run(() => {
       const now = this.#now();
-      return (this.#listByUser.all(userId, now, now) as KeyedRow[]).map((row) => {
+      return (this.#listByUser.all(storedUserId(userId), now, now) as KeyedRow[]).map((row) => {
         let meta: SessionMeta;
         try {
           meta = metaOf(row);

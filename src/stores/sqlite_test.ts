@@ -426,19 +426,40 @@ test("SqliteStore: listByUser skips rows past either deadline by the store's clo
   }
 });
 
-test("SqliteStore: user ids and details with NUL, quotes and unicode round-trip and stay apart", async () => {
+test("SqliteStore: user ids and details with NUL, lone surrogates, quotes and backslashes round-trip and stay apart", async () => {
   const db = openDatabase(":memory:");
   try {
     const store = new SqliteStore({ database: db });
-    const users = ["a", "a\u0000", "a\u0000b", "a'; DROP TABLE sessions; --", "ä", "a%", "A"];
-    const details = { text: "x\u0000y", quote: "'\"", emoji: "😀", deep: { list: [null, 1.5, "\u0000"] } };
+    const users = [
+      "a",
+      "a\u0000",
+      "a\u0000b",
+      "a\\u0000",
+      "a\uD800",
+      "a\uDBFF",
+      "a\uFFFD",
+      "a\uD83D\uDE00",
+      'a"',
+      "a\\",
+      "a'; DROP TABLE sessions; --",
+      "ä",
+      "A",
+    ];
+    const details = {
+      text: "x\u0000y\uD800",
+      quote: "'\"\\",
+      emoji: "😀",
+      deep: { list: [null, 1.5, "\u0000"] },
+    };
     for (const [i, user] of users.entries()) await store.set(id(i), loggedIn(user, details));
     for (const [i, user] of users.entries()) {
       const listed = await store.listByUser(user);
       assert.deepEqual(listed.map((entry) => entry.key), [id(i)], JSON.stringify(user));
       assert.deepEqual(listed[0].meta.details, details);
-      assert.deepEqual((await store.get(id(i)))?.meta.userId, user);
+      assert.equal((await store.get(id(i)))?.meta.userId, user, JSON.stringify(user));
     }
+    const stored = db.prepare("SELECT user_id FROM sessions WHERE id = ?").get(id(11)) as { user_id: string };
+    assert.equal(stored.user_id, "ä", "an ordinary id is stored as it is");
     await store.close();
   } finally {
     db.close();
