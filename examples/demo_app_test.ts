@@ -79,32 +79,65 @@ class Browser {
   }
 }
 
-test("demo page: the counter counts from 1 and pluralises; the fingerprint stays; the id never shows", async () => {
-  const browser = new Browser(createDemoApp(new MemoryStore(), SECRET));
-  const first = await browser.go("/");
-  assert.equal(first.status, 200);
-  assert.equal(browser.visits, "1 visit");
-  assert.match(browser.fingerprint, /^[0-9a-f]{8}$/);
-  const fingerprint = browser.fingerprint;
-  await browser.go("/");
-  assert.equal(browser.visits, "2 visits");
-  assert.equal(browser.fingerprint, fingerprint, "same session, same fingerprint");
-  const id = browser.cookie.slice("sid=".length).split(".")[0];
-  assert.equal(id.length, 32);
-  assert.ok(!browser.html.includes(id), "the id is never in the page");
-  assert.ok(!browser.html.includes(id.slice(0, 12)), "not even a part of it");
-  // What the panel says.
-  assert.match(browser.html, /<code>visits<\/code> = 2/);
-  assert.match(browser.html, /HttpOnly.*\n?.*SameSite=Lax.*Path=\//);
-  assert.match(browser.html, /not <code>Secure<\/code> \(this page came over http/);
-  assert.match(browser.html, /nobody \(not logged in\)/);
-  assert.doesNotMatch(browser.html, /id="your-sessions"/, "no list of sessions before login");
-  // A page fit for a phone, with nothing that fails to load.
-  assert.match(browser.html, /<meta name="viewport" content="width=device-width, initial-scale=1">/);
-  assert.match(browser.html, /<link rel="icon" href="data:image\/svg\+xml,/);
-  assert.match(first.response.headers.get("content-security-policy") ?? "", /default-src 'none'/);
-  assert.match(first.html, /PORT=8001 npm run demo/);
-});
+/** The stores the flows run on: the reference one, and the one `npm run demo` uses. */
+const STORES: [string, () => { store: Store; done: () => Promise<void> }][] = [
+  ["MemoryStore", () => ({ store: new MemoryStore(), done: () => Promise.resolve() })],
+  ["SqliteStore", () => {
+    const dir = mkdtempSync(join(tmpdir(), "demo-"));
+    const store = new SqliteStore({ path: join(dir, "sessions.db") });
+    return {
+      store,
+      done: async () => {
+        await store.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }],
+];
+
+/** A test of the demo app, run once on each store. */
+function demoTest(name: string, run: (app: ReturnType<typeof createDemoApp>) => Promise<void>): void {
+  for (const [kind, make] of STORES) {
+    test(`${name} (${kind})`, async () => {
+      const { store, done } = make();
+      try {
+        await run(createDemoApp(store, SECRET));
+      } finally {
+        await done();
+      }
+    });
+  }
+}
+
+demoTest(
+  "demo page: the counter counts from 1 and pluralises; the fingerprint stays; the id never shows",
+  async (app) => {
+    const browser = new Browser(app);
+    const first = await browser.go("/");
+    assert.equal(first.status, 200);
+    assert.equal(browser.visits, "1 visit");
+    assert.match(browser.fingerprint, /^[0-9a-f]{8}$/);
+    const fingerprint = browser.fingerprint;
+    await browser.go("/");
+    assert.equal(browser.visits, "2 visits");
+    assert.equal(browser.fingerprint, fingerprint, "same session, same fingerprint");
+    const id = browser.cookie.slice("sid=".length).split(".")[0];
+    assert.equal(id.length, 32);
+    assert.ok(!browser.html.includes(id), "the id is never in the page");
+    assert.ok(!browser.html.includes(id.slice(0, 12)), "not even a part of it");
+    // What the panel says.
+    assert.match(browser.html, /<code>visits<\/code> = 2/);
+    assert.match(browser.html, /HttpOnly.*\n?.*SameSite=Lax.*Path=\//);
+    assert.match(browser.html, /not <code>Secure<\/code> \(this page came over http/);
+    assert.match(browser.html, /nobody \(not logged in\)/);
+    assert.doesNotMatch(browser.html, /id="your-sessions"/, "no list of sessions before login");
+    // A page fit for a phone, with nothing that fails to load.
+    assert.match(browser.html, /<meta name="viewport" content="width=device-width, initial-scale=1">/);
+    assert.match(browser.html, /<link rel="icon" href="data:image\/svg\+xml,/);
+    assert.match(first.response.headers.get("content-security-policy") ?? "", /default-src 'none'/);
+    assert.match(first.html, /PORT=8001 npm run demo/);
+  },
+);
 
 test("demo page over https: the panel says the cookie is Secure, and it is", async () => {
   const app = createDemoApp(new MemoryStore(), SECRET);
@@ -125,121 +158,141 @@ test("demo: /favicon.ico is an icon and touches no session; an unknown page is a
   assert.match(await missing.text(), /There is no such page in this demo\./);
 });
 
-test("demo: the counter survives a restart (SqliteStore)", async () => {
+test("demo: sessions and logins survive a restart (SqliteStore)", async () => {
   const dir = mkdtempSync(join(tmpdir(), "demo-"));
   const path = join(dir, "sessions.db");
   try {
     let store = new SqliteStore({ path });
-    const browser = new Browser(createDemoApp(store, SECRET));
-    await browser.go("/");
-    await browser.go("/");
-    const fingerprint = browser.fingerprint;
+    const laptop = new Browser(createDemoApp(store, SECRET));
+    const phone = new Browser(laptop.app, FIREFOX_ANDROID);
+    const visitor = new Browser(laptop.app);
+    await visitor.go("/");
+    await visitor.go("/");
+    const fingerprint = visitor.fingerprint;
+    for (const browser of [laptop, phone]) {
+      await browser.go("/");
+      await browser.submit("/login", { user: "ada" });
+    }
     // Restart: a new store on the same file, a new app.
     await store.close();
     store = new SqliteStore({ path });
-    browser.app = createDemoApp(store, SECRET);
-    await browser.go("/");
-    assert.equal(browser.visits, "3 visits");
-    assert.equal(browser.fingerprint, fingerprint);
+    const app = createDemoApp(store, SECRET);
+    for (const browser of [laptop, phone, visitor]) browser.app = app;
+    await visitor.go("/");
+    assert.equal(visitor.visits, "3 visits");
+    assert.equal(visitor.fingerprint, fingerprint);
+    await laptop.go("/");
+    assert.match(laptop.html, /Logged in as <b id="user-name">ada<\/b>/);
+    assert.deepEqual(laptop.sessions.map(({ device, current }) => ({ device, current })), [
+      { device: "Chrome on Linux", current: true },
+      { device: "Firefox on Android", current: false },
+    ]);
+    await laptop.submit("/logout-others");
+    await phone.go("/");
+    assert.match(phone.html, /id="ended"/);
     await store.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test("demo: login gives a new id and keeps the counter; the name is escaped; logout starts afresh", async () => {
-  const browser = new Browser(createDemoApp(new MemoryStore(), SECRET));
-  await browser.go("/");
-  await browser.go("/");
-  const before = { cookie: browser.cookie, fingerprint: browser.fingerprint, csrf: browser.csrf };
+demoTest(
+  "demo: login gives a new id and keeps the counter; the name is escaped; logout starts afresh",
+  async (app) => {
+    const browser = new Browser(app);
+    await browser.go("/");
+    await browser.go("/");
+    const before = { cookie: browser.cookie, fingerprint: browser.fingerprint, csrf: browser.csrf };
 
-  const home = await browser.submit("/login", { user: "  Ada <script>  " });
-  assert.notEqual(browser.cookie, before.cookie, "a new cookie at login");
-  assert.notEqual(browser.fingerprint, before.fingerprint, "a new id at login: the fingerprint changes");
-  assert.notEqual(browser.csrf, before.csrf, "a new form token at login");
-  assert.equal(browser.visits, "3 visits", "the data is kept");
-  assert.match(home, /Welcome, Ada &lt;script&gt;! You have a new session id/);
-  assert.match(home, /Logged in as <b id="user-name">Ada &lt;script&gt;<\/b>/);
-  assert.doesNotMatch(home, /<script>/);
-  assert.match(home, /Expires<\/dt><dd id="expires"><time datetime="[^"]+">[^<]+ UTC<\/time> \(in 24 h\)/);
-  assert.deepEqual(browser.sessions.map(({ device, current }) => ({ device, current })), [
-    { device: "Chrome on Linux", current: true },
-  ]);
-  await browser.go("/");
-  assert.doesNotMatch(browser.html, /Welcome/, "the flash shows once");
+    const home = await browser.submit("/login", { user: "  Ada <script>  " });
+    assert.notEqual(browser.cookie, before.cookie, "a new cookie at login");
+    assert.notEqual(browser.fingerprint, before.fingerprint, "a new id at login: the fingerprint changes");
+    assert.notEqual(browser.csrf, before.csrf, "a new form token at login");
+    assert.equal(browser.visits, "3 visits", "the data is kept");
+    assert.match(home, /Welcome, Ada &lt;script&gt;! You have a new session id/);
+    assert.match(home, /Logged in as <b id="user-name">Ada &lt;script&gt;<\/b>/);
+    assert.doesNotMatch(home, /<script>/);
+    assert.match(home, /Expires<\/dt><dd id="expires"><time datetime="[^"]+">[^<]+ UTC<\/time> \(in 24 h\)/);
+    assert.deepEqual(browser.sessions.map(({ device, current }) => ({ device, current })), [
+      { device: "Chrome on Linux", current: true },
+    ]);
+    await browser.go("/");
+    assert.doesNotMatch(browser.html, /Welcome/, "the flash shows once");
 
-  const loggedIn = browser.cookie;
-  const out = await browser.post("/logout");
-  assert.equal(out.status, 303);
-  assert.notEqual(browser.cookie, loggedIn);
-  const after = (await browser.go("/")).html;
-  assert.match(after, /You are logged out: the session was deleted and this is a new one/);
-  assert.equal(browser.visits, "1 visit", "a new session: the counter starts again");
-  assert.match(after, /name="user"/);
-  assert.doesNotMatch(after, /id="ended"/, "logging out here is not 'ended elsewhere'");
+    const loggedIn = browser.cookie;
+    const out = await browser.post("/logout");
+    assert.equal(out.status, 303);
+    assert.notEqual(browser.cookie, loggedIn);
+    const after = (await browser.go("/")).html;
+    assert.match(after, /You are logged out: the session was deleted and this is a new one/);
+    assert.equal(browser.visits, "1 visit", "a new session: the counter starts again");
+    assert.match(after, /name="user"/);
+    assert.doesNotMatch(after, /id="ended"/, "logging out here is not 'ended elsewhere'");
 
-  // The old cookie names nothing now: presented again, it is a fresh session, told so.
-  const replay = new Browser(browser.app);
-  replay.cookie = loggedIn;
-  await replay.go("/");
-  assert.match(replay.html, /id="ended"/);
-  assert.equal(replay.visits, "1 visit");
-  assert.doesNotMatch(replay.html, /Logged in as/);
-});
+    // The old cookie names nothing now: presented again, it is a fresh session, told so.
+    const replay = new Browser(browser.app);
+    replay.cookie = loggedIn;
+    await replay.go("/");
+    assert.match(replay.html, /id="ended"/);
+    assert.equal(replay.visits, "1 visit");
+    assert.doesNotMatch(replay.html, /Logged in as/);
+  },
+);
 
-test("demo: two browsers of one user: both listed, this one marked; log the other out; it is told on its next request", async () => {
-  const app = createDemoApp(new MemoryStore(), SECRET);
-  const laptop = new Browser(app);
-  const phone = new Browser(app, FIREFOX_ANDROID);
-  await laptop.go("/");
-  await laptop.submit("/login", { user: "ada" });
-  await phone.go("/");
-  await phone.submit("/login", { user: "ada" });
-  assert.deepEqual(phone.sessions.map(({ device, current }) => ({ device, current })), [
-    { device: "Firefox on Android", current: true },
-    { device: "Chrome on Linux", current: false },
-  ]);
-  await laptop.go("/");
-  const listed = laptop.sessions;
-  assert.deepEqual(listed.map(({ device, current }) => ({ device, current })), [
-    { device: "Chrome on Linux", current: true },
-    { device: "Firefox on Android", current: false },
-  ]);
-  assert.match(laptop.html, /2 sessions/);
-  assert.match(laptop.html, /Log out everywhere else/);
-  for (const { handle } of listed) assert.match(handle, /^h1_[\w-]{22}$/);
+demoTest(
+  "demo: two browsers of one user: both listed, this one marked; log the other out; it is told on its next request",
+  async (app) => {
+    const laptop = new Browser(app);
+    const phone = new Browser(app, FIREFOX_ANDROID);
+    await laptop.go("/");
+    await laptop.submit("/login", { user: "ada" });
+    await phone.go("/");
+    await phone.submit("/login", { user: "ada" });
+    assert.deepEqual(phone.sessions.map(({ device, current }) => ({ device, current })), [
+      { device: "Firefox on Android", current: true },
+      { device: "Chrome on Linux", current: false },
+    ]);
+    await laptop.go("/");
+    const listed = laptop.sessions;
+    assert.deepEqual(listed.map(({ device, current }) => ({ device, current })), [
+      { device: "Chrome on Linux", current: true },
+      { device: "Firefox on Android", current: false },
+    ]);
+    assert.match(laptop.html, /2 sessions/);
+    assert.match(laptop.html, /Log out everywhere else/);
+    for (const { handle } of listed) assert.match(handle, /^h1_[\w-]{22}$/);
 
-  const phoneForm = phone.csrf;
-  const home = await laptop.submit("/revoke", { handle: listed[1].handle });
-  assert.match(home, /Logged out Firefox on Android: its next request starts a new, logged-out session\./);
-  assert.deepEqual(laptop.sessions.map((s) => s.device), ["Chrome on Linux"]);
-  assert.doesNotMatch(laptop.html, /Log out everywhere else/, "no one else to log out");
+    const phoneForm = phone.csrf;
+    const home = await laptop.submit("/revoke", { handle: listed[1].handle });
+    assert.match(home, /Logged out Firefox on Android: its next request starts a new, logged-out session\./);
+    assert.deepEqual(laptop.sessions.map((s) => s.device), ["Chrome on Linux"]);
+    assert.doesNotMatch(laptop.html, /Log out everywhere else/, "no one else to log out");
 
-  // The phone's next request: logged out, and told why.
-  await phone.go("/");
-  assert.doesNotMatch(phone.html, /Logged in as/);
-  assert.match(phone.html, /id="ended">The session your browser had has ended/);
-  assert.equal(phone.visits, "1 visit");
-  // A form the phone still had open is refused, and does nothing.
-  const stale = await phone.post("/logout-others", { csrf: phoneForm });
-  assert.equal(stale.status, 403);
-  assert.match(stale.html, /Nothing was done/);
-  await laptop.go("/");
-  assert.match(laptop.html, /Logged in as <b id="user-name">ada<\/b>/);
+    // The phone's next request: logged out, and told why.
+    await phone.go("/");
+    assert.doesNotMatch(phone.html, /Logged in as/);
+    assert.match(phone.html, /id="ended">The session your browser had has ended/);
+    assert.equal(phone.visits, "1 visit");
+    // A form the phone still had open is refused, and does nothing.
+    const stale = await phone.post("/logout-others", { csrf: phoneForm });
+    assert.equal(stale.status, 403);
+    assert.match(stale.html, /Nothing was done/);
+    await laptop.go("/");
+    assert.match(laptop.html, /Logged in as <b id="user-name">ada<\/b>/);
 
-  // Revoking a session that has already ended says so.
-  assert.match(
-    await laptop.submit("/revoke", { handle: listed[1].handle }),
-    /That session had already ended\./,
-  );
-  // Revoking this browser's own row logs it out.
-  const own = await laptop.submit("/revoke", { handle: laptop.sessions[0].handle });
-  assert.match(own, /You are logged out \(this browser\)\./);
-  assert.doesNotMatch(own, /Logged in as/);
-});
+    // Revoking a session that has already ended says so.
+    assert.match(
+      await laptop.submit("/revoke", { handle: listed[1].handle }),
+      /That session had already ended\./,
+    );
+    // Revoking this browser's own row logs it out.
+    const own = await laptop.submit("/revoke", { handle: laptop.sessions[0].handle });
+    assert.match(own, /You are logged out \(this browser\)\./);
+    assert.doesNotMatch(own, /Logged in as/);
+  },
+);
 
-test("demo: log out everywhere else keeps this browser logged in", async () => {
-  const app = createDemoApp(new MemoryStore(), SECRET);
+demoTest("demo: log out everywhere else keeps this browser logged in", async (app) => {
   const browsers = [new Browser(app), new Browser(app, FIREFOX_ANDROID), new Browser(app)];
   for (const browser of browsers) {
     await browser.go("/");
@@ -259,8 +312,7 @@ test("demo: log out everywhere else keeps this browser logged in", async () => {
   }
 });
 
-test("demo: a form without this session's token is refused with 403 and changes nothing", async () => {
-  const app = createDemoApp(new MemoryStore(), SECRET);
+demoTest("demo: a form without this session's token is refused with 403 and changes nothing", async (app) => {
   const victim = new Browser(app);
   const attacker = new Browser(app);
   await victim.go("/");
@@ -283,8 +335,8 @@ test("demo: a form without this session's token is refused with 403 and changes 
   assert.equal(victim.visits, "2 visits", "the same session, untouched");
 });
 
-test(`demo: a name is 1 to ${MAX_NAME_LENGTH} characters`, async () => {
-  const browser = new Browser(createDemoApp(new MemoryStore(), SECRET));
+demoTest(`demo: a name is 1 to ${MAX_NAME_LENGTH} characters`, async (app) => {
+  const browser = new Browser(app);
   await browser.go("/");
   for (const user of ["", "   ", "x".repeat(MAX_NAME_LENGTH + 1)]) {
     const home = await browser.submit("/login", { user });
@@ -294,19 +346,21 @@ test(`demo: a name is 1 to ${MAX_NAME_LENGTH} characters`, async () => {
   assert.match(await browser.submit("/login", { user: "x".repeat(MAX_NAME_LENGTH) }), /Logged in as/);
 });
 
-test(`demo: at most ${MAX_SESSIONS_PER_USER} sessions per user: another login ends the oldest`, async () => {
-  const app = createDemoApp(new MemoryStore(), SECRET);
-  const browsers = Array.from({ length: MAX_SESSIONS_PER_USER + 1 }, () => new Browser(app));
-  for (const browser of browsers) {
-    await browser.go("/");
-    await browser.submit("/login", { user: "ada" });
-  }
-  assert.equal(browsers.at(-1)!.sessions.length, MAX_SESSIONS_PER_USER);
-  await browsers[0].go("/");
-  assert.match(browsers[0].html, /id="ended"/, "the oldest was logged out");
-  await browsers[1].go("/");
-  assert.match(browsers[1].html, /Logged in as/);
-});
+demoTest(
+  `demo: at most ${MAX_SESSIONS_PER_USER} sessions per user: another login ends the oldest`,
+  async (app) => {
+    const browsers = Array.from({ length: MAX_SESSIONS_PER_USER + 1 }, () => new Browser(app));
+    for (const browser of browsers) {
+      await browser.go("/");
+      await browser.submit("/login", { user: "ada" });
+    }
+    assert.equal(browsers.at(-1)!.sessions.length, MAX_SESSIONS_PER_USER);
+    await browsers[0].go("/");
+    assert.match(browsers[0].html, /id="ended"/, "the oldest was logged out");
+    await browsers[1].go("/");
+    assert.match(browsers[1].html, /Logged in as/);
+  },
+);
 
 test("demo: a request whose session is logged out while it runs gets the 409 page and saves nothing", async () => {
   // Fault injection: the phone's next read of its record is held until the laptop has revoked it.

@@ -4,6 +4,7 @@
 // stored it, the fingerprint changing at login, a page that fits a phone, and no console error, page error or
 // failed request. A screenshot of each state goes to .data/screenshots/ (git-ignored) for a person to look at.
 //
+// The app runs as `npm run demo` runs it, on a SqliteStore (in a temporary folder).
 // Without Chromium the test is skipped, saying why; under CI=true it fails instead.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -16,7 +17,7 @@ import { serve } from "@hono/node-server";
 import { chromium } from "playwright-core";
 import type { BrowserContext, Cookie, Page } from "playwright-core";
 import { createDemoApp } from "./demo_app.ts";
-import { MemoryStore } from "../src/stores/memory.ts";
+import { SqliteStore } from "../src/stores/sqlite.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SCREENSHOTS = fileURLToPath(new URL("../.data/screenshots/", import.meta.url));
@@ -106,7 +107,7 @@ test(
       page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
 
     const dir = mkdtempSync(join(tmpdir(), "demo-browser-"));
-    const store = new MemoryStore();
+    const store = new SqliteStore({ path: join(dir, "sessions.db") });
     const app = createDemoApp(store, SECRET);
     let server: ReturnType<typeof serve> | undefined;
     const port = await new Promise<number>((resolve) => {
@@ -243,6 +244,7 @@ test(
     } finally {
       await browser.close();
       await new Promise((resolve) => server!.close(resolve));
+      await store.close();
       rmSync(dir, { recursive: true, force: true });
     }
   },
