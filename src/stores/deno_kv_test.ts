@@ -29,6 +29,8 @@ import { honoSuiteApp } from "../adapters/_test_hono_app.ts";
 type DenoRuntime = { openKv(path?: string): Promise<DenoKv>; execPath(): string };
 const deno = (globalThis as unknown as { Deno?: DenoRuntime }).Deno;
 const runtime = deno === undefined ? "Node" : "Deno";
+/** The repository's root: child processes run there, so that Deno finds the npm packages in node_modules. */
+const root = fileURLToPath(new URL("../..", import.meta.url));
 
 /** A second handle on a KV file, with the same engine the store picks on this runtime. */
 async function openHandle(path: string): Promise<DenoKv> {
@@ -563,7 +565,6 @@ function lockFile(path: string, holdMs: number): Promise<{ released: Promise<voi
         }); ${body}`,
       ],
     ];
-  const root = fileURLToPath(new URL("../..", import.meta.url));
   const child = spawn(command, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
   const ended = new Promise<void>((resolve) => child.on("close", () => resolve()));
   return new Promise((resolve, reject) => {
@@ -615,7 +616,10 @@ function runScript(
   env: Record<string, string> = {},
 ): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { env: { ...process.env, ...env, NO_COLOR: "1" } });
+    const child = spawn(process.execPath, args, {
+      cwd: root,
+      env: { ...process.env, ...env, NO_COLOR: "1" },
+    });
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk));
     child.stderr.on("data", (chunk) => (output += chunk));
@@ -637,7 +641,8 @@ if (deno !== undefined) {
           JSON.stringify(join(dir, "x.kv"))
         } }).init().catch((e) => console.log(e.message));`,
       );
-      const { output } = await runScript(["run", "-A", "--no-config", script]);
+      // Without deno.json (which turns KV on), its npm imports resolved from node_modules.
+      const { output } = await runScript(["run", "-A", "--no-config", "--node-modules-dir=manual", script]);
       assert.match(
         output,
         /Cannot open Deno KV at ".*": DenoKvStore needs Deno\.openKv, which Deno 2 keeps behind a flag: run with --unstable-kv \(or add "unstable": \["kv"\] to deno\.json\)/,
@@ -674,7 +679,9 @@ if (deno !== undefined) {
       );
       const denoBin = fileURLToPath(new URL("../../node_modules/.bin/deno", import.meta.url));
       const output = await new Promise<string>((resolve) => {
-        const child = spawn(denoBin, ["run", "-A", "--no-config", "--unstable-kv", script], {
+        const args = ["run", "-A", "--no-config", "--node-modules-dir=manual", "--unstable-kv", script];
+        const child = spawn(denoBin, args, {
+          cwd: root,
           env: { ...process.env, NO_COLOR: "1" },
         });
         let out = "";
