@@ -430,9 +430,12 @@ export class PostgresStore implements Store {
       // IN (subquery) may hash-join against a full scan); SKIP LOCKED lets instances clean side by side.
       deleteExpired: `DELETE FROM ${t} WHERE id = ANY(ARRAY(
           SELECT id FROM ${t} WHERE expires_at <= $1 LIMIT ${CLEANUP_BATCH} FOR UPDATE SKIP LOCKED))`,
-      // `user_id = $1` implies the partial index's `user_id IS NOT NULL`: the planner can use it.
+      // `user_id = $1` implies the partial index's `user_id IS NOT NULL`: the planner can use it. The deadlines
+      // are tested as one expression (the same rows as `expires_at > $2 AND absolute_expires_at > $2`) that no
+      // index serves: without statistics the planner otherwise ANDs in a bitmap scan of the expires_at index,
+      // which reads an entry per live session of every user (3 ms at 100,000 sessions, measured).
       listByUser: `SELECT id, ${META_COLUMNS} FROM ${t}
-        WHERE user_id = $1 AND expires_at > $2 AND absolute_expires_at > $2`,
+        WHERE user_id = $1 AND LEAST(expires_at, absolute_expires_at) > $2`,
     };
   }
 
