@@ -179,6 +179,37 @@ export const HOSTILE_CHARACTERS = [
 ];
 
 /**
+ * User ids that broke per-user indexes: NUL (PostgreSQL text refuses it;
+ * Deno's `node:sqlite` cuts text it reads at it), lone surrogates (drivers
+ * that encode UTF-8 turn both into U+FFFD, making two users one), U+FFFD
+ * itself, an escape sequence spelled out, quotes and backslashes. Each must
+ * be kept exactly and apart from every other.
+ */
+export const EDGE_USER_IDS: readonly string[] = [
+  "a",
+  "a\u0000",
+  "a\u0000b",
+  "a\\u0000",
+  "a\uD800",
+  "a\uDBFF",
+  "a\uFFFD",
+  "a\uD83D\uDE00",
+  'a"',
+  "a\\",
+  "a'; DROP TABLE sessions; --",
+  "ä",
+  "A",
+];
+
+/** Login details with NUL, a lone surrogate, quotes and nesting, for the same tests. */
+export const EDGE_DETAILS: Readonly<Record<string, unknown>> = {
+  text: "x\u0000y\uD800",
+  quote: "'\"\\",
+  emoji: "😀",
+  deep: { list: [null, 1.5, "\u0000"] },
+};
+
+/**
  * Registers the store conformance tests with `test`.
  *
  * @example Running it with node:test (also works under Deno)
