@@ -37,7 +37,15 @@ import {
   StoreContractError,
 } from "./errors.ts";
 import type { StoreOperation } from "./errors.ts";
-import { isAllowedKey, newSession, Session, sessionInternals, settleChanges } from "./session.ts";
+import {
+  isAllowedKey,
+  isUserId,
+  newSession,
+  Session,
+  sessionInternals,
+  settleChanges,
+  USER_ID_RULE,
+} from "./session.ts";
 import type { SessionData, SessionHost, SessionInternals, UserSessionInfo } from "./session.ts";
 import { isSessionRecord, NEVER } from "./store.ts";
 import type {
@@ -333,9 +341,7 @@ function blankState(https: boolean | (() => boolean), presented: Presented | und
 
 /** `userId` when it is one `logIn()` accepts; a `TypeError` otherwise. */
 function checkedUserId(userId: unknown): string {
-  if (typeof userId !== "string" || userId.length === 0 || userId.length > 256) {
-    throw new TypeError("Invalid userId: expected a non-empty string of at most 256 characters");
-  }
+  if (!isUserId(userId)) throw new TypeError(`Invalid userId: ${USER_ID_RULE}`);
   return userId;
 }
 

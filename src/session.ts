@@ -118,6 +118,22 @@ export interface SessionInternals {
   details: Record<string, unknown> | undefined;
 }
 
+/** What a user id must be, for error messages. */
+export const USER_ID_RULE = "expected a non-empty string of at most 256 characters, well-formed Unicode " +
+  "(no lone surrogate: stores could not keep two such ids apart)";
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Whether `value` is a user id `logIn()` accepts: a non-empty string of at
+ * most 256 UTF-16 code units that is well-formed Unicode. A lone surrogate
+ * has no UTF-8 form, so stores that keep text as UTF-8 (SQLite, PostgreSQL,
+ * Redis through most clients) would turn different ids into the same one.
+ */
+export function isUserId(value: unknown): value is string {
+  return typeof value === "string" && value.length > 0 && value.length <= 256 && !LONE_SURROGATE.test(value);
+}
+
 const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 
 /** Whether a key may be used as a session key (`__proto__`, `constructor` and `prototype` may not). */
@@ -298,11 +314,7 @@ export class Session<T extends SessionData = Record<string, any>> {
    * @throws {SessionStoreError} (rejects) when the store fails.
    */
   async logIn(userId: string, options: LogInOptions = {}): Promise<void> {
-    if (typeof userId !== "string" || userId.length === 0 || userId.length > 256) {
-      throw new TypeError(
-        "Invalid userId for logIn(): expected a non-empty string of at most 256 characters",
-      );
-    }
+    if (!isUserId(userId)) throw new TypeError(`Invalid userId for logIn(): ${USER_ID_RULE}`);
     const details = options?.details;
     if (details !== undefined) {
       if (typeof details !== "object" || details === null || Array.isArray(details)) {

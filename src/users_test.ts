@@ -66,7 +66,7 @@ test("logIn refuses a bad user id or details with a TypeError and leaves the ses
   const first = await request(undefined, (s) => s.set("n", 1));
   await request(first.cookie, async (s) => {
     const id = s.id;
-    for (const bad of ["", "x".repeat(257), 42, null, undefined]) {
+    for (const bad of ["", "x".repeat(257), 42, null, undefined, "a\uD800", "\uDC00b", "a\uDBFFz"]) {
       await assert.rejects(s.logIn(bad as string), /Invalid userId for logIn\(\)/);
     }
     for (const details of [[1], "x", { f: () => 1 }, { n: Number.NaN }, { d: new Date() }]) {
@@ -82,6 +82,8 @@ test("logIn refuses a bad user id or details with a TypeError and leaves the ses
   await request(undefined, async (s) => {
     await s.logIn("x".repeat(256));
     assert.equal(s.userId, "x".repeat(256), "256 characters are fine");
+    await s.logIn("\u{1F469}\u200D\u{1F680} \0 \uFFFD");
+    assert.equal(s.userId, "\u{1F469}\u200D\u{1F680} \0 \uFFFD", "pairs, NUL and U+FFFD are fine");
   });
 });
 
@@ -184,6 +186,7 @@ test("revoking by handle reaches only the user's own sessions", async () => {
   assert.equal(await manager.revokeSession("ada", adaSession.handle), true);
   assert.deepEqual(await manager.sessionsOfUser("ada"), []);
   await assert.rejects(manager.sessionsOfUser(""), TypeError);
+  await assert.rejects(manager.revokeSession("a\uD800", adaSession.handle), /no lone surrogate/);
   await assert.rejects(manager.logOutEverywhere(7 as unknown as string), TypeError);
 });
 
