@@ -579,7 +579,8 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
    * @throws {SessionStoreError} (rejects) when the store fails.
    */
   async revokeSession(userId: string, handle: string): Promise<boolean> {
-    return (await this.#revoke(checkedUserId(userId), typeof handle === "string" ? handle : "", undefined)) > 0;
+    return (await this.#revoke(checkedUserId(userId), typeof handle === "string" ? handle : "", undefined)) >
+      0;
   }
 
   /**
@@ -839,7 +840,8 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     if (state.stored) return this.#commitStored(state, now);
 
     // A logged-in session is stored even with no values: the login is its content.
-    const hasContent = state.data.size > 0 || (state.outgoingFlash?.size ?? 0) > 0 || state.userId !== undefined;
+    const hasContent = state.data.size > 0 || (state.outgoingFlash?.size ?? 0) > 0 ||
+      state.userId !== undefined;
     if (!hasContent) {
       // The client's cookie named a session this request destroyed or regenerated: clear it.
       return state.hadCookie ? this.#cookie.clear(isHttps(state)) : undefined;
@@ -958,7 +960,10 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
         typeof entry !== "object" || entry === null || typeof entry.key !== "string" ||
         !isSessionRecord({ data: {}, meta: entry.meta }) || entry.meta.userId !== userId
       ) {
-        throw new StoreContractError("read", "listByUser answered an entry that is not a record of that user");
+        throw new StoreContractError(
+          "read",
+          "listByUser answered an entry that is not a record of that user",
+        );
       }
       if (!this.#expired(entry.meta, now)) live.push(entry);
     }
@@ -966,7 +971,10 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
   }
 
   /** A user's sessions as the app sees them: the current one (of `state`) marked and first, then the most recent. */
-  async #sessionsOf(userId: string | undefined, state: SessionInternals | undefined): Promise<UserSessionInfo[]> {
+  async #sessionsOf(
+    userId: string | undefined,
+    state: SessionInternals | undefined,
+  ): Promise<UserSessionInfo[]> {
     if (userId === undefined) return [];
     const entries = await this.#listUser(userId);
     const now = this.#now();
@@ -1032,7 +1040,9 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     const max = this.#maxSessionsPerUser;
     if (max !== null) {
       // The session logging in replaces its own record, so it does not count.
-      const others = (await this.#listUser(userId)).filter((entry) => !(state.stored && entry.key === state.key));
+      const others = (await this.#listUser(userId)).filter((entry) =>
+        !(state.stored && entry.key === state.key)
+      );
       if (others.length >= max) {
         if (this.#refuseOverLimit) throw new SessionLimitError(max);
         others.sort((a, b) => a.meta.createdAt - b.meta.createdAt);

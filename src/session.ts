@@ -285,19 +285,23 @@ export class Session<T extends SessionData = Record<string, any>> {
    * `sessionsOfUser()` and can be revoked from elsewhere. Logging in again
    * (as the same or another user) does the same.
    *
-   * Needs a store with a per-user index (every store of this package but
-   * `CookieStore`). With `maxSessionsPerUser`, a user at the limit either
-   * loses their oldest session or is refused (`onSessionLimit`).
+   * Works on every store. Listing and ending the user's sessions elsewhere
+   * (`sessionsOfUser()`, `revoke()`, `logOutEverywhere()`) need a store with
+   * a per-user index: every store of this package but `CookieStore`. With
+   * `maxSessionsPerUser`, a user at the limit either loses their oldest
+   * session or is refused (`onSessionLimit`).
    *
    * @param userId The user's id: a non-empty string of at most 256 characters (use your own stable id, not an email address that can change).
    * @param options `details`: what to show about this login in the list of sessions.
-   * @throws {TypeError} (rejects) for a bad `userId` or `details`, or a store without a per-user index.
+   * @throws {TypeError} (rejects) for a bad `userId` or `details`.
    * @throws {SessionLimitError} (rejects) when the user is at `maxSessionsPerUser` and the limit refuses logins.
    * @throws {SessionStoreError} (rejects) when the store fails.
    */
   async logIn(userId: string, options: LogInOptions = {}): Promise<void> {
     if (typeof userId !== "string" || userId.length === 0 || userId.length > 256) {
-      throw new TypeError("Invalid userId for logIn(): expected a non-empty string of at most 256 characters");
+      throw new TypeError(
+        "Invalid userId for logIn(): expected a non-empty string of at most 256 characters",
+      );
     }
     const details = options?.details;
     if (details !== undefined) {
@@ -330,6 +334,7 @@ export class Session<T extends SessionData = Record<string, any>> {
    * marked `current` (listed even before its record is saved); `[]` when no
    * user is logged in. Costs one store call, O(sessions of that user).
    *
+   * @throws {TypeError} (rejects) when the store keeps no per-user index (`CookieStore`, or a store without `listByUser`).
    * @throws {SessionStoreError} (rejects) when the store fails.
    */
   sessionsOfUser(): Promise<UserSessionInfo[]> {
@@ -343,6 +348,7 @@ export class Session<T extends SessionData = Record<string, any>> {
    * with a `SessionConflictError` (409), as after any logout.
    *
    * @returns `true` when a live session of this user had that handle.
+   * @throws {TypeError} (rejects) when the store keeps no per-user index (`CookieStore`, or a store without `listByUser`).
    * @throws {SessionStoreError} (rejects) when the store fails.
    */
   async revoke(handle: string): Promise<boolean> {
@@ -363,6 +369,7 @@ export class Session<T extends SessionData = Record<string, any>> {
    *
    * @param options `keepCurrent`: keep this session logged in (default `false`).
    * @returns How many sessions were ended, this one included.
+   * @throws {TypeError} (rejects) when the store keeps no per-user index (`CookieStore`, or a store without `listByUser`).
    * @throws {SessionStoreError} (rejects) when the store fails.
    */
   async logOutEverywhere(options: { keepCurrent?: boolean } = {}): Promise<number> {

@@ -7,7 +7,14 @@
  */
 
 import { applyChange, setOwn } from "../store.ts";
-import type { SessionMeta, SessionRecord, Store, StoreWrite, UserSessionEntry, WriteResult } from "../store.ts";
+import type {
+  SessionMeta,
+  SessionRecord,
+  Store,
+  StoreWrite,
+  UserSessionEntry,
+  WriteResult,
+} from "../store.ts";
 
 /** Options for {@linkcode MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -222,7 +229,9 @@ export class MemoryStore implements Store {
         absoluteExpiresAt: record.meta.absoluteExpiresAt,
         lifetimeMs: record.meta.lifetimeMs,
         userId,
-        details: record.meta.details === undefined ? undefined : new JsonText(JSON.stringify(record.meta.details)),
+        details: record.meta.details === undefined
+          ? undefined
+          : new JsonText(JSON.stringify(record.meta.details)),
         bucket: previous?.bucket ?? Number.NaN,
       };
       this.#entries.set(key, entry);

@@ -401,7 +401,8 @@ if (servers.unavailable !== undefined) {
       // Replicas sync at once (the default waits 5 s for more replicas to share one transfer).
       const primary = await startRedis({ args: ["--repl-diskless-sync-delay", "0"] });
       const replica = await startRedis({ args: ["--replicaof", primary.host, String(primary.port)] });
-      const store = new RedisStore({ url: primary.url, waitForReplicas: 1, timeoutMs: 500 });
+      // 1.5 s: a replica on a loaded machine (CI runs every suite at once) may take a few hundred ms to confirm.
+      const store = new RedisStore({ url: primary.url, waitForReplicas: 1, timeoutMs: 1500 });
       await store.init();
       try {
         await waitFor(

@@ -656,28 +656,42 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
 
   // The per-user index, through the store contract and through the core.
   // Records of earlier cases may share the backend (one table, one key prefix): each case has users of its own.
-  const withIndex = (title: string, body: (store: Store, user: (name: string) => string) => Promise<void>) => {
+  const withIndex = (
+    title: string,
+    body: (store: Store, user: (name: string) => string) => Promise<void>,
+  ) => {
     const run = generateId().slice(0, 8);
-    return withStore(`per-user index: ${title}`, (store) => body(store, (name) => `${name}-${run}`), "perUserIndex");
+    return withStore(
+      `per-user index: ${title}`,
+      (store) => body(store, (name) => `${name}-${run}`),
+      "perUserIndex",
+    );
   };
 
-  withIndex("a user's records are listed with their metadata; other users' and anonymous ones are not", async (store, user) => {
-    const ada = [userSessionKey(store, user("ada")), userSessionKey(store, user("ada")), userSessionKey(store, user("ada"))];
-    const bob = userSessionKey(store, user("bob"));
-    const anonymous = storageKey(generateId());
-    const writes = new Map<string, StoreWrite>();
-    for (const key of ada) writes.set(key, loggedIn(user("ada"), { n: 1 }, { device: key.slice(0, 8) }));
-    writes.set(bob, loggedIn(user("bob"), {}));
-    writes.set(anonymous, create({ n: 1 }));
-    for (const [key, write] of writes) equal(await store.set(key, write), "written");
-    const listed = await store.listByUser!(user("ada"));
-    deepEqual(
-      sortByKey(listed),
-      sortByKey(ada.map((key) => ({ key, meta: writes.get(key)!.record.meta }))),
-    );
-    deepEqual(await store.listByUser!(user("bob")), [{ key: bob, meta: writes.get(bob)!.record.meta }]);
-    deepEqual(await store.listByUser!(user("carol")), [], "a user with no sessions");
-  });
+  withIndex(
+    "a user's records are listed with their metadata; other users' and anonymous ones are not",
+    async (store, user) => {
+      const ada = [
+        userSessionKey(store, user("ada")),
+        userSessionKey(store, user("ada")),
+        userSessionKey(store, user("ada")),
+      ];
+      const bob = userSessionKey(store, user("bob"));
+      const anonymous = storageKey(generateId());
+      const writes = new Map<string, StoreWrite>();
+      for (const key of ada) writes.set(key, loggedIn(user("ada"), { n: 1 }, { device: key.slice(0, 8) }));
+      writes.set(bob, loggedIn(user("bob"), {}));
+      writes.set(anonymous, create({ n: 1 }));
+      for (const [key, write] of writes) equal(await store.set(key, write), "written");
+      const listed = await store.listByUser!(user("ada"));
+      deepEqual(
+        sortByKey(listed),
+        sortByKey(ada.map((key) => ({ key, meta: writes.get(key)!.record.meta }))),
+      );
+      deepEqual(await store.listByUser!(user("bob")), [{ key: bob, meta: writes.get(bob)!.record.meta }]);
+      deepEqual(await store.listByUser!(user("carol")), [], "a user with no sessions");
+    },
+  );
 
   withIndex("an update keeps a record listed, with its new metadata", async (store, user) => {
     const key = userSessionKey(store, user("ada"));
@@ -743,10 +757,14 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     "through the core: logIn, sessionsOfUser, revoke, logOutEverywhere; a revoked session starts afresh and its late write gets 409",
     async (store, user) => {
       const events: SecurityEvent[] = [];
-      const manager = new SessionManager({ store, ...signing, onSecurityEvent: (event) => events.push(event) });
+      const manager = new SessionManager({
+        store,
+        ...signing,
+        onSecurityEvent: (event) => events.push(event),
+      });
       const client = cookieJar(manager);
       // Two browsers of ada, one of bob.
-      const phone = await client.request(async (session) => {
+      const phone = await client.request((session) => {
         session.set("cart", [1]);
       });
       const before = phone.cookie;
@@ -759,7 +777,9 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
         equal(listed[0].current, true);
       }, before);
       ok(phoneLogin.cookie !== before, "logIn gives a new id");
-      const laptop = await client.request((session) => session.logIn(user("ada"), { details: { device: "laptop" } }));
+      const laptop = await client.request((session) =>
+        session.logIn(user("ada"), { details: { device: "laptop" } })
+      );
       await client.request((session) => session.logIn(user("bob")));
 
       const seen = await client.request(async (session) => {
@@ -770,7 +790,9 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
         for (const info of list) {
           ok(/^h1_[A-Za-z0-9_-]{22}$/.test(info.handle));
           ok(!laptop.cookie!.includes(info.handle) && !phoneLogin.cookie!.includes(info.handle));
-          ok(info.createdAt <= info.lastSeenAt && info.lastSeenAt <= Date.now() && info.expiresAt > Date.now());
+          ok(
+            info.createdAt <= info.lastSeenAt && info.lastSeenAt <= Date.now() && info.expiresAt > Date.now(),
+          );
         }
         return list;
       }, laptop.cookie);
@@ -801,7 +823,10 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
 
       // Log out everywhere else, then everywhere from outside a request.
       const tablet = await client.request((session) => session.logIn(user("ada")));
-      const ended = await client.request((session) => session.logOutEverywhere({ keepCurrent: true }), tablet.cookie);
+      const ended = await client.request(
+        (session) => session.logOutEverywhere({ keepCurrent: true }),
+        tablet.cookie,
+      );
       equal(ended.value, 1, "the laptop");
       await client.request((session) => {
         equal(session.userId, user("ada"), "kept");
@@ -832,7 +857,12 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     await client.request((session) => session.logIn(user("bob")), again.cookie);
     equal((await oldest.sessionsOfUser(user("bob"))).length, 1);
 
-    const refusing = new SessionManager({ store, ...signing, maxSessionsPerUser: 2, onSessionLimit: "refuse" });
+    const refusing = new SessionManager({
+      store,
+      ...signing,
+      maxSessionsPerUser: 2,
+      onSessionLimit: "refuse",
+    });
     const strict = cookieJar(refusing);
     await rejects(
       strict.request((session) => session.logIn(user("ada"))),
@@ -867,7 +897,9 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
 
 /** A storage key for a new session of `userId`, in the group the store keeps that user's sessions in. */
 function userSessionKey(store: Store, userId: string): string {
-  return storageKey(store.groupsUserSessions === true ? generateIdInGroup(userKey(userId).slice(3, 5)) : generateId());
+  return storageKey(
+    store.groupsUserSessions === true ? generateIdInGroup(userKey(userId).slice(3, 5)) : generateId(),
+  );
 }
 
 /** A create of a record logged in as `userId`. */
