@@ -1,10 +1,12 @@
 // The cost of a user's list of sessions and of "log out everywhere" (issue 15), per store, for a user with
 // 10 and with 1,000 sessions: `SessionManager.sessionsOfUser(userId)` and `logOutEverywhere(userId)`.
 //
-//   node --import tsx bench/user_sessions.ts [store ...]          memory, sqlite, postgres, redis, webdis
+//   node --import tsx bench/user_sessions.ts [store ...]          memory, sqlite, postgres, redis, webdis,
+//                                                                 redis-cluster
 //   node_modules/.bin/deno run -A bench/user_sessions.ts deno-kv  (Deno KV on Deno; on Node, @deno/kv)
 //
-// Redis: REDIS_URL (default redis://127.0.0.1:6379), WEBDIS_URL for webdis (skipped without it); PostgreSQL:
+// Redis: REDIS_URL (default redis://127.0.0.1:6379), WEBDIS_URL for webdis, REDIS_CLUSTER_URL (a node of
+// the cluster) for redis-cluster (each refused without its variable); PostgreSQL:
 // PG_URL (default postgres://postgres@127.0.0.1:5432/test). Each run uses its own table or key prefix and
 // removes it. Times are the median of the rounds, in milliseconds; the sessions are made through the core
 // (logIn, commit) before each round and are not timed.
@@ -59,6 +61,14 @@ const factories: Record<string, Factory> = {
       url: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
       keyPrefix: `${run}_`,
     });
+    await store.init();
+    return { store, cleanup: () => store.close() };
+  },
+  async "redis-cluster"() {
+    const url = process.env.REDIS_CLUSTER_URL;
+    if (url === undefined) throw new Error("set REDIS_CLUSTER_URL");
+    const { RedisStore } = await import("../src/stores/redis.ts");
+    const store = new RedisStore({ cluster: { rootNodes: [{ url }] }, keyPrefix: `${run}_` });
     await store.init();
     return { store, cleanup: () => store.close() };
   },
