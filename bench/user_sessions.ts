@@ -6,7 +6,8 @@
 //   node --import tsx bench/user_sessions.ts [--store=sqlite,postgres,memory] [--sizes=10,1000] [--runs=7]
 //     [--others=10000]
 //   deno run -A bench/user_sessions.ts --store=sqlite,deno-kv
-//   ... --store=redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379), --store=webdis (BENCH_WEBDIS_URL)
+//   ... --store=redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379), --store=webdis (BENCH_WEBDIS_URL),
+//   --store=redis-cluster (BENCH_REDIS_CLUSTER_URL: a node of the cluster)
 //
 // sqlite: a file in a temporary directory (WAL, as the store opens it). postgres: postgres.js through `url`
 // (BENCH_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/test) in a schema of the run's own, dropped
@@ -181,6 +182,23 @@ if (isMain) {
         store: () => {
           const store = new RedisStore({ url, keyPrefix: `bench_${Date.now().toString(36)}_` });
           // The first command waits for the connection; init() is the documented way.
+          return Object.assign(store, { ready: store.init() });
+        },
+        stop: () => Promise.resolve(),
+      };
+    },
+    "redis-cluster": async () => {
+      const url = process.env.BENCH_REDIS_CLUSTER_URL;
+      if (url === undefined) {
+        throw new Error("redis-cluster: set BENCH_REDIS_CLUSTER_URL (a node of the cluster)");
+      }
+      const { RedisStore } = await import("../src/stores/redis.ts");
+      return {
+        store: () => {
+          const store = new RedisStore({
+            cluster: { rootNodes: [{ url }] },
+            keyPrefix: `bench_${Date.now().toString(36)}_`,
+          });
           return Object.assign(store, { ready: store.init() });
         },
         stop: () => Promise.resolve(),

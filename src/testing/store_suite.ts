@@ -671,7 +671,8 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
   );
 
   withRecords("a record's user and login details round-trip with its metadata", async (store) => {
-    const key = storageKey(generateId());
+    // A key as the core gives a session of that user: a store that groups a user's sessions may refuse others.
+    const key = userSessionKey(store, "user:ünï/{x}");
     const write = create({ n: 1 });
     write.record.meta.userId = "user:ünï/{x}";
     write.record.meta.details = { device: "Firefox on Linux", at: [1, 2], nested: { ok: true } };
