@@ -61,21 +61,23 @@ export type {
   SessionOptions,
 } from "./src/core.ts";
 export { Session } from "./src/session.ts";
-export type { SessionData } from "./src/session.ts";
+export type { LogInOptions, SessionData, UserSessionInfo } from "./src/session.ts";
 export {
   CorruptRecordError,
   SessionConflictError,
+  SessionLimitError,
   SessionStoreError,
   SessionTooLargeError,
   StoreContractError,
 } from "./src/errors.ts";
 export type { StoreOperation } from "./src/errors.ts";
-export { applyChange, isSessionRecord, NEVER, setOwn, storedRecord } from "./src/store.ts";
+export { applyChange, isSessionRecord, NEVER, setOwn, storedRecord, userKey } from "./src/store.ts";
 export type {
   MaybePromise,
   SessionMeta,
   SessionRecord,
   Store,
   StoreWrite,
+  UserSessionEntry,
   WriteResult,
 } from "./src/store.ts";

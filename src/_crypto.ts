@@ -110,6 +110,64 @@ export function storageKey(id: string): string {
   return STORAGE_KEY_PREFIX + sha256Base64Url(id);
 }
 
+/** The version prefix of user keys ({@linkcode userKey}). */
+export const USER_KEY_PREFIX = "u1_";
+
+/**
+ * A key-safe name for a user id, for stores that index sessions by user:
+ * {@linkcode USER_KEY_PREFIX} and the base64url SHA-256 of the id (46
+ * characters, the shape of a storage key), whatever characters the id holds.
+ */
+export function userKey(userId: string): string {
+  return USER_KEY_PREFIX + sha256Base64Url(userId);
+}
+
+/** The value of a base64url character (`A`-`Z`, `a`-`z`, `0`-`9`, `-`, `_`); -1 for any other. */
+function base64UrlValue(code: number): number {
+  if (code >= 65 && code <= 90) return code - 65;
+  if (code >= 97 && code <= 122) return code - 71;
+  if (code >= 48 && code <= 57) return code + 4;
+  return code === 45 ? 62 : code === 95 ? 63 : -1;
+}
+
+/** Ids tried before {@linkcode generateIdInGroup} gives up: the chance of needing more is e^-244. */
+const GROUP_ATTEMPTS = 1_000_000;
+
+/**
+ * A new session id whose storage key's first two hash characters are
+ * `group` (e.g. `"Ab"`: the storage key then starts `s1_Ab`), for a store that
+ * must keep every session of one user in one Redis Cluster slot. Ids are
+ * drawn as {@linkcode generateId} draws them, until one fits: 4,096 tries on
+ * average (12 bits), about 2-4 ms, paid once per login. The id keeps its 192
+ * random bits; only its hash is constrained, and an attacker who knows the
+ * group still faces 2^180 candidates per user.
+ *
+ * Its own leaf because it runs thousands of times per call: it compares the
+ * first 12 bits of each digest with the group's instead of encoding the hash.
+ */
+export function generateIdInGroup(group: string): string {
+  const high = base64UrlValue(group.charCodeAt(0));
+  const low = base64UrlValue(group.charCodeAt(1));
+  if (group.length !== 2 || high < 0 || low < 0) throw new TypeError(`Invalid storage key group "${group}"`);
+  const want = (high << 6) | low;
+  for (let attempt = 0; attempt < GROUP_ATTEMPTS; attempt++) {
+    const id = generateId();
+    FRESH_SHA256._cloneInto(scratchSha).update(textBytes(id)).digestInto(scratchDigest);
+    if (((scratchDigest[0] << 4) | (scratchDigest[1] >> 4)) === want) return id;
+  }
+  throw new Error(`No id found for storage key group "${group}" in ${GROUP_ATTEMPTS} tries`);
+}
+
+/**
+ * The handle of a stored session, for lists of a user's sessions: `h1_` and
+ * 22 base64url characters of SHA-256 over a purpose string and the storage
+ * key. It names the session to `revoke()` and nothing more: it is not the
+ * cookie value and cannot be turned into it, nor into the storage key.
+ */
+export function sessionHandle(storageKey: string): string {
+  return "h1_" + sha256Base64Url("session handle\0" + storageKey).slice(0, 22);
+}
+
 /** What a cookie value carries once it is read and verified. */
 export interface Presented {
   /** The session id. */

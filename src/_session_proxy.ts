@@ -55,7 +55,9 @@ export function sessionPropertyHandler(
     let forward = forwarders.get(method);
     if (forward === undefined) {
       forward = function (this: unknown, ...args: unknown[]): unknown {
-        const session = typeof this === "object" && this !== null ? (this as { [TARGET]?: Session })[TARGET] : undefined;
+        const session = typeof this === "object" && this !== null
+          ? (this as { [TARGET]?: Session })[TARGET]
+          : undefined;
         return Reflect.apply(method, session ?? this, args);
       };
       forwarders.set(method, forward);

@@ -11,7 +11,18 @@
 import { CookieWriter } from "./_cookie.ts";
 import type { CookieOptions } from "./_cookie.ts";
 import { readCookieValues } from "./_cookie.ts";
-import { COOKIE_BUDGET, maxCookieValueLength, SignedToken, storageKey, UnsignedToken } from "./_crypto.ts";
+import {
+  COOKIE_BUDGET,
+  generateId,
+  generateIdInGroup,
+  maxCookieValueLength,
+  sessionHandle,
+  SignedToken,
+  storageKey,
+  UnsignedToken,
+  USER_KEY_PREFIX,
+  userKey,
+} from "./_crypto.ts";
 import { isPromiseLike, registerCommitNow } from "./_lifecycle.ts";
 import { rejectUnknownOptions } from "./_options.ts";
 import type { CookieToken, Presented } from "./_crypto.ts";
@@ -20,15 +31,32 @@ import type { Opened, Sealer, SealingStore } from "./_seal.ts";
 import {
   CorruptRecordError,
   SessionConflictError,
+  SessionLimitError,
   SessionStoreError,
   SessionTooLargeError,
   StoreContractError,
 } from "./errors.ts";
 import type { StoreOperation } from "./errors.ts";
-import { isAllowedKey, newSession, Session, sessionInternals, settleChanges } from "./session.ts";
-import type { SessionData, SessionHost, SessionInternals } from "./session.ts";
+import {
+  isAllowedKey,
+  isUserId,
+  newSession,
+  Session,
+  sessionInternals,
+  settleChanges,
+  USER_ID_RULE,
+} from "./session.ts";
+import type { SessionData, SessionHost, SessionInternals, UserSessionInfo } from "./session.ts";
 import { isSessionRecord, NEVER } from "./store.ts";
-import type { MaybePromise, SessionMeta, SessionRecord, Store, StoreWrite, WriteResult } from "./store.ts";
+import type {
+  MaybePromise,
+  SessionMeta,
+  SessionRecord,
+  Store,
+  StoreWrite,
+  UserSessionEntry,
+  WriteResult,
+} from "./store.ts";
 import { MemoryStore } from "./stores/memory.ts";
 
 export type { CookieOptions, SameSite } from "./_cookie.ts";
@@ -115,6 +143,21 @@ export interface SessionOptions {
   now?: () => number;
   /** Called for every {@linkcode SecurityEvent}. Errors it throws are ignored. */
   onSecurityEvent?: (event: SecurityEvent) => void;
+  /**
+   * The most live sessions one user may have at once (`Session.logIn()`), a
+   * positive integer; default `null`, no limit. Needs a store with a
+   * per-user index (`Store.listByUser`). Checked at each login: two logins
+   * of one user at the very same moment may both pass, leaving one session
+   * over the limit until the next login.
+   */
+  maxSessionsPerUser?: number | null;
+  /**
+   * What a login does when the user already has `maxSessionsPerUser`
+   * sessions: `"revoke-oldest"` (default) ends the ones created longest ago,
+   * `"refuse"` rejects the login with a `SessionLimitError` (409) and leaves
+   * the session as it was.
+   */
+  onSessionLimit?: "revoke-oldest" | "refuse";
 }
 
 /** What an adapter knows about a request: facts, never decisions. */
@@ -155,6 +198,8 @@ export const SESSION_OPTION_NAMES: readonly string[] = [
   "storeTimeout",
   "now",
   "onSecurityEvent",
+  "maxSessionsPerUser",
+  "onSessionLimit",
 ];
 
 /** What to say for option names users bring from other session libraries. */
@@ -229,6 +274,7 @@ type StoreCall<R> = (store: Store, key: string, write?: StoreWrite) => MaybeProm
 const storeGet: StoreCall<SessionRecord | undefined> = (store, key) => store.get(key);
 const storeSet: StoreCall<WriteResult> = (store, key, write) => store.set(key, write!);
 const storeDelete: StoreCall<void> = (store, key) => store.delete(key);
+const storeListByUser: StoreCall<UserSessionEntry[]> = (store, userId) => store.listByUser!(userId);
 
 /**
  * The records of sessions sealed into the cookie (a `CookieStore`): nothing on
@@ -288,7 +334,22 @@ function blankState(https: boolean | (() => boolean), presented: Presented | und
     lifetimeMs: undefined,
     lifetimeChanged: false,
     touched: false,
+    userId: undefined,
+    details: undefined,
   };
+}
+
+/** `userId` when it is one `logIn()` accepts; a `TypeError` otherwise. */
+function checkedUserId(userId: unknown): string {
+  if (!isUserId(userId)) throw new TypeError(`Invalid userId: ${USER_ID_RULE}`);
+  return userId;
+}
+
+/** Puts the session's user (and the details of its login) into a record's metadata. */
+function withUser(meta: SessionMeta, state: SessionInternals): void {
+  if (state.userId === undefined) return;
+  meta.userId = state.userId;
+  if (state.details !== undefined) meta.details = state.details;
 }
 
 /** A short description of a value a store answered, for contract errors (never the value itself). */
@@ -387,6 +448,12 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
   #now: () => number;
   #onSecurityEvent: ((event: SecurityEvent) => void) | undefined;
   #host: SessionHost;
+  /** Whether the store keeps a per-user index (`listByUser`). */
+  #indexesUsers: boolean;
+  /** Whether ids of a user's sessions must share a storage key group (`groupsUserSessions`). */
+  #groupsUsers: boolean;
+  #maxSessionsPerUser: number | null;
+  #refuseOverLimit: boolean;
 
   static {
     // The connect adapter's synchronous commit (see src/_lifecycle.ts): the same lifecycle, not a copy.
@@ -465,10 +532,74 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
         'Session ids are not signed: pass a "secret" option (32+ random bytes) to sign the session cookie',
       );
     }
+    this.#indexesUsers = this.#records === store && typeof store.listByUser === "function";
+    this.#groupsUsers = this.#indexesUsers && store.groupsUserSessions === true;
+    const max = options.maxSessionsPerUser ?? null;
+    if (max !== null && (typeof max !== "number" || !Number.isInteger(max) || max < 1)) {
+      throw optionError("maxSessionsPerUser", "must be a positive integer, or null for no limit");
+    }
+    if (max !== null && !this.#indexesUsers) {
+      throw optionError(
+        "maxSessionsPerUser",
+        "needs a store with a per-user index (listByUser); this store keeps none (docs/stores.md)",
+      );
+    }
+    this.#maxSessionsPerUser = max;
+    const onLimit = options.onSessionLimit ?? "revoke-oldest";
+    if (onLimit !== "revoke-oldest" && onLimit !== "refuse") {
+      throw optionError("onSessionLimit", 'must be "revoke-oldest" or "refuse"');
+    }
+    this.#refuseOverLimit = onLimit === "refuse";
     this.#host = {
       deleteRecord: (key) => settled(() => this.#delete(key)),
       reload: (state) => this.#reload(state),
+      newId: (userId) =>
+        userId !== undefined && this.#groupsUsers
+          ? generateIdInGroup(userKey(userId).slice(USER_KEY_PREFIX.length, USER_KEY_PREFIX.length + 2))
+          : generateId(),
+      logIn: (state, userId) => this.#logIn(state, userId),
+      sessionsOfUser: (state) => this.#sessionsOf(state.userId, state),
+      revokeOthers: (state, which) => this.#revoke(state.userId!, which, state),
+      handleOf: (state) => state.id === undefined ? undefined : sessionHandle(storageKey(state.id)),
     };
+  }
+
+  /**
+   * The live sessions of `userId` (see `Session.sessionsOfUser()`), for code
+   * outside a request: an admin panel, a support tool. None is `current`.
+   *
+   * @param userId The user, as given to `Session.logIn()`.
+   * @throws {TypeError} (rejects) when the store keeps no per-user index.
+   * @throws {SessionStoreError} (rejects) when the store fails.
+   */
+  sessionsOfUser(userId: string): Promise<UserSessionInfo[]> {
+    return settled(() => this.#sessionsOf(checkedUserId(userId), undefined));
+  }
+
+  /**
+   * Ends the session of `userId` named by `handle` (from
+   * {@linkcode sessionsOfUser}), for code outside a request.
+   *
+   * @returns `true` when a live session of that user had that handle.
+   * @throws {TypeError} (rejects) when the store keeps no per-user index.
+   * @throws {SessionStoreError} (rejects) when the store fails.
+   */
+  async revokeSession(userId: string, handle: string): Promise<boolean> {
+    return (await this.#revoke(checkedUserId(userId), typeof handle === "string" ? handle : "", undefined)) >
+      0;
+  }
+
+  /**
+   * Ends every session of `userId` (after a password reset, or when an
+   * account is closed), for code outside a request. Each ended session's
+   * next request is a fresh, logged-out session.
+   *
+   * @returns How many sessions were ended.
+   * @throws {TypeError} (rejects) when the store keeps no per-user index.
+   * @throws {SessionStoreError} (rejects) when the store fails.
+   */
+  logOutEverywhere(userId: string): Promise<number> {
+    return settled(() => this.#revoke(checkedUserId(userId), "all", undefined));
   }
 
   /** Whether the session cookie is signed (a `secret` was given; not with a `CookieStore`, which seals it). */
@@ -673,6 +804,8 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     state.lifetimeMs = meta.lifetimeMs;
     state.lifetimeChanged = false;
     state.touched = false;
+    state.userId = meta.userId;
+    state.details = meta.details;
   }
 
   /** `Session.reload()`: reads the record of `state` again; `false` when it is gone or expired. */
@@ -712,7 +845,9 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     const now = this.#now();
     if (state.stored) return this.#commitStored(state, now);
 
-    const hasContent = state.data.size > 0 || (state.outgoingFlash?.size ?? 0) > 0;
+    // A logged-in session is stored even with no values: the login is its content.
+    const hasContent = state.data.size > 0 || (state.outgoingFlash?.size ?? 0) > 0 ||
+      state.userId !== undefined;
     if (!hasContent) {
       // The client's cookie named a session this request destroyed or regenerated: clear it.
       return state.hadCookie ? this.#cookie.clear(isHttps(state)) : undefined;
@@ -728,6 +863,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       absoluteExpiresAt,
     };
     if (lifetime !== undefined) meta.lifetimeMs = lifetime;
+    withUser(meta, state);
     const record: SessionRecord = { data: toObject(state.data), meta };
     if (state.outgoingFlash?.size) record.flash = toObject(state.outgoingFlash);
     const id = session.id;
@@ -773,6 +909,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       absoluteExpiresAt,
     };
     if (lifetime !== undefined) meta.lifetimeMs = lifetime;
+    withUser(meta, state);
     if (!changed && !touch) {
       return state.rotated
         ? this.#written(state, { data: toObject(state.data), meta }, now, true)
@@ -806,6 +943,120 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
 
   #delete(key: string): MaybePromise<void> {
     return this.#call("delete", storeDelete, key);
+  }
+
+  /** The live records of `userId`, checked as reads are: deadlines, and the store's answer shape. */
+  async #listUser(userId: string): Promise<UserSessionEntry[]> {
+    if (!this.#indexesUsers) {
+      throw new TypeError(
+        "Listing or revoking a user's sessions needs a store with a per-user index (listByUser): " +
+          (this.#records === this.store
+            ? "this store keeps none (docs/stores.md)"
+            : "a CookieStore keeps sessions in cookies, where nothing on the server can find them"),
+      );
+    }
+    const entries = await this.#call("read", storeListByUser, userId);
+    if (!Array.isArray(entries)) {
+      throw new StoreContractError("read", `listByUser answered ${shape(entries)}, not an array`);
+    }
+    const now = this.#now();
+    const live: UserSessionEntry[] = [];
+    for (const entry of entries) {
+      if (
+        typeof entry !== "object" || entry === null || typeof entry.key !== "string" ||
+        !isSessionRecord({ data: {}, meta: entry.meta }) || entry.meta.userId !== userId
+      ) {
+        throw new StoreContractError(
+          "read",
+          "listByUser answered an entry that is not a record of that user",
+        );
+      }
+      if (!this.#expired(entry.meta, now)) live.push(entry);
+    }
+    return live;
+  }
+
+  /** A user's sessions as the app sees them: the current one (of `state`) marked and first, then the most recent. */
+  async #sessionsOf(
+    userId: string | undefined,
+    state: SessionInternals | undefined,
+  ): Promise<UserSessionInfo[]> {
+    if (userId === undefined) return [];
+    const entries = await this.#listUser(userId);
+    const now = this.#now();
+    const currentKey = state?.stored ? state.key : undefined;
+    const list = entries.map((entry) => this.#describe(entry.key, entry.meta, entry.key === currentKey, now));
+    if (state !== undefined && !state.stored && state.id !== undefined) {
+      // Logged in during this request: listed as the record it will be once saved.
+      const idleMs = typeof state.lifetimeMs === "number" ? state.lifetimeMs : this.#idleMs;
+      const absolute = this.#absoluteMs === null ? NEVER : now + this.#absoluteMs;
+      list.push({
+        handle: sessionHandle(storageKey(state.id)),
+        createdAt: now,
+        lastSeenAt: now,
+        expiresAt: idleMs === null ? absolute : Math.min(now + idleMs, absolute),
+        current: true,
+        ...(state.details === undefined ? {} : { details: structuredClone(state.details) }),
+      });
+    }
+    return list.sort((a, b) => Number(b.current) - Number(a.current) || b.lastSeenAt - a.lastSeenAt);
+  }
+
+  /**
+   * One listed session. `lastSeenAt` is when its idle deadline last moved,
+   * which the touch rule does once half the idle timeout has passed: the
+   * deadline minus the idle timeout, never before creation nor after now.
+   */
+  #describe(key: string, meta: SessionMeta, current: boolean, now: number): UserSessionInfo {
+    const idleMs = typeof meta.lifetimeMs === "number" ? meta.lifetimeMs : this.#idleMs;
+    const lastSeenAt = idleMs === null
+      ? meta.createdAt
+      : Math.min(now, Math.max(meta.createdAt, meta.expiresAt - idleMs));
+    const info: UserSessionInfo = {
+      handle: sessionHandle(key),
+      createdAt: meta.createdAt,
+      lastSeenAt,
+      expiresAt: meta.expiresAt,
+      current,
+    };
+    if (meta.details !== undefined) info.details = meta.details;
+    return info;
+  }
+
+  /**
+   * Deletes the records of `userId` named by `which` (a handle, or `"all"`),
+   * never the one of `state` (the caller ends that one itself). Answers how
+   * many it deleted.
+   */
+  async #revoke(userId: string, which: string, state: SessionInternals | undefined): Promise<number> {
+    const entries = await this.#listUser(userId);
+    const currentKey = state?.stored ? state.key : undefined;
+    const doomed = entries.filter((entry) =>
+      entry.key !== currentKey && (which === "all" || sessionHandle(entry.key) === which)
+    );
+    await Promise.all(doomed.map((entry) => settled(() => this.#delete(entry.key))));
+    return doomed.length;
+  }
+
+  /**
+   * The store side of `Session.logIn()`: makes room under `maxSessionsPerUser`
+   * (or refuses), then deletes the session's old record, as `regenerate()` does.
+   */
+  async #logIn(state: SessionInternals, userId: string): Promise<void> {
+    const max = this.#maxSessionsPerUser;
+    if (max !== null) {
+      // The session logging in replaces its own record, so it does not count.
+      const others = (await this.#listUser(userId)).filter((entry) =>
+        !(state.stored && entry.key === state.key)
+      );
+      if (others.length >= max) {
+        if (this.#refuseOverLimit) throw new SessionLimitError(max);
+        others.sort((a, b) => a.meta.createdAt - b.meta.createdAt);
+        const oldest = others.slice(0, others.length - max + 1);
+        await Promise.all(oldest.map((entry) => settled(() => this.#delete(entry.key))));
+      }
+    }
+    if (state.stored && state.key !== undefined) await settled(() => this.#delete(state.key!));
   }
 
   /**

@@ -123,6 +123,52 @@ export class SessionConflictError extends Error {
 }
 
 /**
+ * A login refused because the user already has `maxSessionsPerUser` live
+ * sessions and the app chose `onSessionLimit: "refuse"`. The session is left
+ * as it was (not logged in). Status 409: the request conflicts with the
+ * user's other sessions; the message names no session.
+ *
+ * @example
+ * ```ts
+ * import { SessionLimitError } from "./errors.ts";
+ *
+ * const error = new SessionLimitError(3);
+ * console.log(error.status, error.expose); // 409 true
+ * console.log(error.message); // "Cannot log in: this user already has 3 sessions, the most allowed (log out elsewhere first)"
+ * ```
+ */
+export class SessionLimitError extends Error {
+  /** HTTP status a framework should answer with. */
+  readonly status = 409;
+  /** The same status under the name some Node frameworks read (Express's final handler, Koa). */
+  readonly statusCode = 409;
+  /** Whether a framework may show the message to the client: yes, it names nothing internal. */
+  readonly expose = true;
+  /** The limit that was reached (`maxSessionsPerUser`). */
+  readonly limit: number;
+
+  /** @param limit The limit that was reached. */
+  constructor(limit: number) {
+    super(
+      `Cannot log in: this user already has ${limit} session${
+        limit === 1 ? "" : "s"
+      }, the most allowed (log out elsewhere first)`,
+    );
+    this.name = "SessionLimitError";
+    this.limit = limit;
+  }
+
+  /**
+   * The response to send: 409 with the message as a plain-text body.
+   *
+   * @returns A new `Response` on every call.
+   */
+  getResponse(): Response {
+    return textResponse(409, this.message);
+  }
+}
+
+/**
  * A store answered in a way the store contract does not allow: a write that
  * is neither `"written"` nor `"gone"`, a create answered `"gone"`, a read that
  * is not a session record. That is a bug in the store (a programming error),

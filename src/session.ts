@@ -24,6 +24,54 @@ export interface SessionHost {
    * the request's (for `reload()`); `false` when the record is gone.
    */
   reload(state: SessionInternals): Promise<boolean>;
+  /** A new id for a session of `userId` (or of no user): grouped as the store needs. */
+  newId(userId: string | undefined): string;
+  /** `logIn()`: enforces the session limit and deletes the old record; the caller then gives the new id. */
+  logIn(state: SessionInternals, userId: string): Promise<void>;
+  /** The live sessions of the state's user, this one marked. */
+  sessionsOfUser(state: SessionInternals): Promise<UserSessionInfo[]>;
+  /** Deletes the records of the state's user named by `handles` (never this session's). */
+  revokeOthers(state: SessionInternals, handles: "all" | string): Promise<number>;
+  /** The handle of this session, once it has an id. */
+  handleOf(state: SessionInternals): string | undefined;
+}
+
+/**
+ * One live session of a user, as `sessionsOfUser()` lists it. Times are
+ * milliseconds since the epoch.
+ */
+export interface UserSessionInfo {
+  /**
+   * Names the session to `revoke()`: `h1_` and 22 base64url characters
+   * derived one-way from its storage key. Not the cookie value, and nothing
+   * can turn it into one: safe to put in a page.
+   */
+  handle: string;
+  /** When the session was created (its last login). */
+  createdAt: number;
+  /**
+   * When the session was last seen, as precisely as the touch rule allows:
+   * the idle deadline moves once half the idle timeout has passed, so this is
+   * the last request that moved it (within half the idle timeout of the last
+   * request). With no idle timeout it is `createdAt`.
+   */
+  lastSeenAt: number;
+  /** When it expires unless used again (the earlier of its idle and absolute deadlines). */
+  expiresAt: number;
+  /** `true` for the session of the request that asked. */
+  current: boolean;
+  /** What the app recorded at login (`logIn(userId, { details })`), if anything. */
+  details?: Record<string, unknown>;
+}
+
+/** Options of `Session.logIn()`. */
+export interface LogInOptions {
+  /**
+   * JSON data to keep with this login and show in the user's list of
+   * sessions (e.g. `{ device: "Firefox on Linux" }`). Nothing is recorded by
+   * default.
+   */
+  details?: Record<string, unknown>;
 }
 
 /** A Node-style callback, as express-session's methods take. */
@@ -64,6 +112,26 @@ export interface SessionInternals {
   lifetimeChanged: boolean;
   /** `touch()` was called during this request: the idle deadline slides now. */
   touched: boolean;
+  /** The user this session is logged in as, if any. */
+  userId: string | undefined;
+  /** What the app recorded at login. */
+  details: Record<string, unknown> | undefined;
+}
+
+/** What a user id must be, for error messages. */
+export const USER_ID_RULE = "expected a non-empty string of at most 256 characters, well-formed Unicode " +
+  "(no lone surrogate: stores could not keep two such ids apart)";
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Whether `value` is a user id `logIn()` accepts: a non-empty string of at
+ * most 256 UTF-16 code units that is well-formed Unicode. A lone surrogate
+ * has no UTF-8 form, so stores that keep text as UTF-8 (SQLite, PostgreSQL,
+ * Redis through most clients) would turn different ids into the same one.
+ */
+export function isUserId(value: unknown): value is string {
+  return typeof value === "string" && value.length > 0 && value.length <= 256 && !LONE_SURROGATE.test(value);
 }
 
 const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
@@ -218,6 +286,113 @@ export class Session<T extends SessionData = Record<string, any>> {
    */
   get id(): string {
     return this.#state.id ??= generateId();
+  }
+
+  /** The user this session is logged in as (`logIn()`), or `undefined`. */
+  get userId(): string | undefined {
+    return this.#state.userId;
+  }
+
+  /**
+   * Logs the user in: gives the session a new id (so an id planted before
+   * login is worthless: OWASP Session Management Cheat Sheet, "Renew the
+   * Session ID After Any Privilege Level Change"), deletes the old record,
+   * keeps the data, and binds the session to `userId`, so it appears in
+   * `sessionsOfUser()` and can be revoked from elsewhere. Logging in again
+   * (as the same or another user) does the same.
+   *
+   * Works on every store. Listing and ending the user's sessions elsewhere
+   * (`sessionsOfUser()`, `revoke()`, `logOutEverywhere()`) need a store with
+   * a per-user index: every store of this package but `CookieStore`. With
+   * `maxSessionsPerUser`, a user at the limit either loses their oldest
+   * session or is refused (`onSessionLimit`).
+   *
+   * @param userId The user's id: a non-empty string of at most 256 characters (use your own stable id, not an email address that can change).
+   * @param options `details`: what to show about this login in the list of sessions.
+   * @throws {TypeError} (rejects) for a bad `userId` or `details`.
+   * @throws {SessionLimitError} (rejects) when the user is at `maxSessionsPerUser` and the limit refuses logins.
+   * @throws {SessionStoreError} (rejects) when the store fails.
+   */
+  async logIn(userId: string, options: LogInOptions = {}): Promise<void> {
+    if (!isUserId(userId)) throw new TypeError(`Invalid userId for logIn(): ${USER_ID_RULE}`);
+    const details = options?.details;
+    if (details !== undefined) {
+      if (typeof details !== "object" || details === null || Array.isArray(details)) {
+        throw new TypeError('Invalid "details" for logIn(): expected a plain object of JSON data');
+      }
+      try {
+        assertJson(details, "details", "details", undefined);
+      } catch (error) {
+        throw new TypeError(`Invalid "details" for logIn(): ${(error as Error).message}`);
+      }
+    }
+    const state = this.#state;
+    await this.#host.logIn(state, userId);
+    state.stored = false;
+    state.key = undefined;
+    state.meta = undefined;
+    state.userId = userId;
+    state.details = details === undefined ? undefined : JSON.parse(JSON.stringify(details));
+    state.id = this.#host.newId(userId);
+  }
+
+  /** Logs out: the same as `destroy()` (the session leaves its user's list at once). */
+  logOut(callback?: SessionCallback): Promise<void> {
+    return this.destroy(callback);
+  }
+
+  /**
+   * The live sessions of the user this session is logged in as, this one
+   * marked `current` (listed even before its record is saved); `[]` when no
+   * user is logged in. Costs one store call, O(sessions of that user).
+   *
+   * @throws {TypeError} (rejects) when the store keeps no per-user index (`CookieStore`, or a store without `listByUser`).
+   * @throws {SessionStoreError} (rejects) when the store fails.
+   */
+  sessionsOfUser(): Promise<UserSessionInfo[]> {
+    return this.#host.sessionsOfUser(this.#state);
+  }
+
+  /**
+   * Ends one session of this user, named by the `handle` a list gave. Ending
+   * this very session is `destroy()`. The ended session's next request is a
+   * fresh, logged-out session; a request of it still running fails to save
+   * with a `SessionConflictError` (409), as after any logout.
+   *
+   * @returns `true` when a live session of this user had that handle.
+   * @throws {TypeError} (rejects) when the store keeps no per-user index (`CookieStore`, or a store without `listByUser`).
+   * @throws {SessionStoreError} (rejects) when the store fails.
+   */
+  async revoke(handle: string): Promise<boolean> {
+    if (typeof handle !== "string") return false;
+    const state = this.#state;
+    if (state.userId === undefined) return false;
+    if (state.id !== undefined && handle === this.#host.handleOf(state)) {
+      await this.destroy();
+      return true;
+    }
+    return (await this.#host.revokeOthers(state, handle)) > 0;
+  }
+
+  /**
+   * Logs this user out of every session: the others at once, and this one
+   * too unless `keepCurrent` (e.g. after a password change: "log out
+   * everywhere else").
+   *
+   * @param options `keepCurrent`: keep this session logged in (default `false`).
+   * @returns How many sessions were ended, this one included.
+   * @throws {TypeError} (rejects) when the store keeps no per-user index (`CookieStore`, or a store without `listByUser`).
+   * @throws {SessionStoreError} (rejects) when the store fails.
+   */
+  async logOutEverywhere(options: { keepCurrent?: boolean } = {}): Promise<number> {
+    const state = this.#state;
+    if (state.userId === undefined) return 0;
+    let ended = await this.#host.revokeOthers(state, "all");
+    if (options?.keepCurrent !== true) {
+      await this.destroy();
+      ended++;
+    }
+    return ended;
   }
 
   /** True until the session has a stored record that the client presented. */
@@ -437,8 +612,12 @@ export class Session<T extends SessionData = Record<string, any>> {
       state.stored = false;
       state.key = undefined;
       state.meta = undefined;
-      state.id = generateId();
-      if (callback !== undefined) this.clear();
+      if (callback !== undefined) {
+        this.clear();
+        state.userId = undefined;
+        state.details = undefined;
+      }
+      state.id = this.#host.newId(state.userId);
     };
     return withCallback(run(), callback);
   }
@@ -472,6 +651,8 @@ export class Session<T extends SessionData = Record<string, any>> {
     state.lifetimeMs = undefined;
     state.lifetimeChanged = false;
     state.touched = false;
+    state.userId = undefined;
+    state.details = undefined;
   }
 
   /**

@@ -25,6 +25,7 @@
 import { CorruptRecordError } from "./errors.ts";
 
 export { CorruptRecordError } from "./errors.ts";
+export { userKey } from "./_crypto.ts";
 
 /** Library metadata kept apart from user keys, all times in milliseconds since the epoch. */
 export interface SessionMeta {
@@ -46,6 +47,19 @@ export interface SessionMeta {
    * "absent".
    */
   lifetimeMs?: number | null;
+  /**
+   * The user this session is logged in as (`Session.logIn()`); absent for a
+   * session no user logged in to. Fixed when the record is created: an
+   * update never changes it. Stores with a per-user index
+   * ({@linkcode Store.listByUser}) list the record under it.
+   */
+  userId?: string;
+  /**
+   * What the app chose to record at login (`logIn(userId, { details })`,
+   * e.g. a user-agent summary): JSON data, listed with the user's sessions.
+   * Absent unless the app gave some; fixed at creation like `userId`.
+   */
+  details?: Record<string, unknown>;
 }
 
 /** A session as a store keeps it. User keys and library metadata never share a namespace. */
@@ -96,6 +110,14 @@ export interface StoreWrite {
    * deadline (a store used on its own).
    */
   deadline?: number;
+}
+
+/** One entry of a per-user index: a live record of the user, by its storage key. */
+export interface UserSessionEntry {
+  /** The record's storage key. */
+  key: string;
+  /** The record's metadata as stored now (its `userId` is the user listed). */
+  meta: SessionMeta;
 }
 
 /** A value, or a promise of it. */
@@ -171,6 +193,28 @@ export interface Store {
    * outcome is unknown.
    */
   readonly refusesLateWrites?: boolean;
+  /**
+   * The per-user index ("where am I logged in", "log out everywhere"):
+   * optional, and present only on stores that keep one. Answers the live
+   * records whose `meta.userId` is `userId`, in any order, each with its
+   * current metadata.
+   *
+   * The index is kept atomically with the records: a `set` that creates a
+   * record with a `userId` lists it in the same step; `delete` (and the
+   * backend's own expiry) removes it in the same step, so a record is never
+   * listed once it is gone and never missing while it lives. An entry whose
+   * record expired is never answered and may be pruned lazily, during a
+   * listing. Cost: O(records of that user), never a scan of all records.
+   */
+  listByUser?(userId: string): MaybePromise<UserSessionEntry[]>;
+  /**
+   * `true` for a store that must keep every record of one user together (a
+   * Redis Cluster: one hash slot, so one script can write a record and its
+   * user's index). The core then gives every session bound to a user a
+   * storage key whose two characters after `s1_` are those of
+   * {@linkcode userKey}`(userId)` after `u1_`. Read once, when the core is built.
+   */
+  readonly groupsUserSessions?: boolean;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -205,7 +249,9 @@ export function isSessionRecord(value: unknown): value is SessionRecord {
     Number.isFinite(meta.createdAt) && meta.createdAt >= 0 &&
     isTime(meta.expiresAt) && isTime(meta.absoluteExpiresAt) &&
     (meta.lifetimeMs === undefined || meta.lifetimeMs === null ||
-      (typeof meta.lifetimeMs === "number" && Number.isFinite(meta.lifetimeMs) && meta.lifetimeMs > 0));
+      (typeof meta.lifetimeMs === "number" && Number.isFinite(meta.lifetimeMs) && meta.lifetimeMs > 0)) &&
+    (meta.userId === undefined || (typeof meta.userId === "string" && meta.userId.length > 0)) &&
+    (meta.details === undefined || isPlainObject(meta.details));
 }
 
 /**

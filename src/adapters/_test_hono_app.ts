@@ -9,6 +9,7 @@
 
 import { Hono } from "hono";
 import { session } from "./hono.ts";
+import type { SessionEnv } from "./hono.ts";
 import type { SessionOptions } from "../core.ts";
 import { handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
 import type { SuiteFrameworkOptions } from "../testing/adapter_suite.ts";
@@ -18,7 +19,9 @@ export function honoSuiteApp(
   options: SessionOptions,
   framework?: SuiteFrameworkOptions,
 ): { fetch(request: Request): Promise<Response> } {
-  const app = new Hono();
+  // Typed by SessionEnv, not by the npm entry's global augmentation, so a test program that does not load
+  // that entry (`deno test` of one store's file) type-checks too.
+  const app = new Hono<SessionEnv>();
   app.use(session(options));
   if (!framework?.defaultErrorHandling) {
     app.onError((error, c) => {

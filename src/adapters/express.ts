@@ -39,9 +39,10 @@ import type { NodeResponse } from "./_node_response.ts";
 export { SessionManager } from "../core.ts";
 export type { RequestFacts, ResponseFacts, SecurityEvent, SessionOptions } from "../core.ts";
 export { Session } from "../session.ts";
-export type { SessionData } from "../session.ts";
+export type { LogInOptions, SessionData, UserSessionInfo } from "../session.ts";
 export {
   SessionConflictError,
+  SessionLimitError,
   SessionStoreError,
   SessionTooLargeError,
   StoreContractError,

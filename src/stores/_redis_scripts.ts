@@ -1,9 +1,9 @@
 /**
  * The Redis scripts and codec of the Redis session store (`_redis_store.ts`,
  * behind `RedisStore` and `WebdisStore`): one hash per session, the Lua
- * scripts that read, write and delete it, the server clock that write
- * deadlines are set in, and the codec between hash fields and
- * {@linkcode SessionRecord}s. Runtime-neutral (Web Crypto only), so the
+ * scripts that read, write and delete it and list a user's sessions, the
+ * server clock that write deadlines are set in, and the codec between hash
+ * fields and {@linkcode SessionRecord}s. Runtime-neutral (Web Crypto only), so the
  * fetch-only Webdis store can import it.
  *
  * Hash fields:
@@ -13,12 +13,22 @@
  *   cannot carry lone surrogates).
  * - `meta`: the {@linkcode SessionMeta} as JSON.
  * - `flash`: the flash values as JSON, absent when there are none.
+ * - `exp`: the record's deadline in ms (the earlier of `expiresAt` and
+ *   `absoluteExpiresAt`), which the write script compares without decoding
+ *   `meta`.
+ * - `user`: for a record with a user (`meta.userId`), the Redis key of that
+ *   user's index, which the delete script takes the record off.
+ *
+ * A user's index is a sorted set at `keyPrefix` (+ the group's hash tag in a
+ * cluster) + `userKey(userId)` (`src/store.ts`): each member a storage key, its
+ * score the record's deadline. The write, delete and list scripts keep it in
+ * the same step as the records.
  *
  * @module
  */
 
-import { CorruptRecordError, NEVER, setOwn, storedRecord } from "../store.ts";
-import type { SessionMeta, SessionRecord, StoreWrite } from "../store.ts";
+import { CorruptRecordError, isSessionRecord, NEVER, setOwn, storedRecord } from "../store.ts";
+import type { SessionMeta, SessionRecord, StoreWrite, UserSessionEntry } from "../store.ts";
 
 /** Prefix of the hash fields that hold user keys. */
 export const DATA_FIELD_PREFIX = "d:";
@@ -61,24 +71,49 @@ return reply
 export const READ_SCRIPT_PLAIN = READ_SCRIPT.slice(READ_SCRIPT.indexOf("\n") + 1);
 
 /**
+ * Lua that defines `keepIndex(index)`: sets the expiry of a user's index (a
+ * sorted set scored by its records' deadlines) to its highest score, so the
+ * index outlives every record it lists and vanishes with the last of them.
+ * Scores are milliseconds, at most {@linkcode NEVER}: `%.0f` writes them as
+ * the integer `PEXPIREAT` wants.
+ */
+const KEEP_INDEX = `local function keepIndex(index)
+  local top = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+  if top[2] then redis.call('PEXPIREAT', index, string.format('%.0f', math.ceil(tonumber(top[2])))) end
+end`;
+
+/**
  * Writes one session hash atomically: a create, or an update applied per key,
- * unless the request's deadline has passed by the server's clock.
+ * unless the request's deadline has passed by the server's clock; and, for a
+ * record with a user, that user's index in the same step.
  *
- * KEYS[1]: the session hash.
+ * KEYS[1]: the session hash; KEYS[2], only for a record with a user: the
+ * user's index (a sorted set: member the storage key, score the record's
+ * deadline).
  * ARGV: the request's tag, the deadline (server ms, "" for none), mode
  * ("create" | "update"), now (ms, the app's clock, for expiry), PEXPIREAT
  * deadline (ms), meta JSON, flash action ("keep" | "drop" | "set"), flash
- * JSON ("" unless "set"), cleared ("1" | "0"), the number n of deleted fields,
- * n deleted fields, then field/value pairs to set.
+ * JSON ("" unless "set"), cleared ("1" | "0"), the record's deadline (ms, the
+ * earlier of `expiresAt` and `absoluteExpiresAt`, kept in the `exp` field and
+ * as its index score), the storage key ("" without a user), the number n of
+ * deleted fields, n deleted fields, then field/value pairs to set.
+ *
+ * An update reads the stored record's deadline from `exp`, never by decoding
+ * `meta` in Lua: Redis's cjson refuses the `\udXXX` escape of a lone
+ * surrogate, which a user id or login details may hold. (Records written
+ * before `exp` existed hold only numbers in `meta` and are decoded.)
  *
  * Answers the tag, the key (see {@linkcode keyEcho}), a status and the
- * server's time in ms. Status 1:
- * written; 0: an update found no live record (nothing written); -1: the
- * deadline had passed when the script ran (nothing written): the client has
- * answered 503 by then, and a write it gave up on must not land later.
+ * server's time in ms. Status 1: written; 0: an update found no live record
+ * (nothing written); -1: the deadline had passed when the script ran (nothing
+ * written): the client has answered 503 by then, and a write it gave up on
+ * must not land later; -2: an update names another user (or none) than the
+ * record was created with (nothing written): a record's user is fixed.
  */
 export const WRITE_SCRIPT = `local key = KEYS[1]
+local index = KEYS[2]
 ${KEY_ECHO}
+${KEEP_INDEX}
 local time = redis.call('TIME')
 local serverNow = ${SERVER_MS}
 local function answer(status) return {ARGV[1], echo, status, serverNow} end
@@ -86,41 +121,104 @@ if ARGV[2] ~= '' and serverNow > tonumber(ARGV[2]) then return answer(-1) end
 if ARGV[3] == 'create' then
   redis.call('DEL', key)
 else
-  local stored = redis.call('HGET', key, 'meta')
-  if not stored then return answer(0) end
+  local stored = redis.call('HMGET', key, 'meta', 'exp', 'user')
+  if not stored[1] then return answer(0) end
   -- Redis evicts lazily and by its own clock: an expired record must not be revived by a late update.
   local now = tonumber(ARGV[4])
-  local meta = cjson.decode(stored)
-  local expiresAt = tonumber(meta.expiresAt)
-  local absoluteExpiresAt = tonumber(meta.absoluteExpiresAt)
-  if expiresAt == nil or expiresAt <= now then return answer(0) end
-  if absoluteExpiresAt ~= nil and absoluteExpiresAt <= now then return answer(0) end
+  local deadline
+  if stored[2] then
+    deadline = tonumber(stored[2])
+  else
+    local meta = cjson.decode(stored[1])
+    deadline = tonumber(meta.expiresAt)
+    local absoluteExpiresAt = tonumber(meta.absoluteExpiresAt)
+    if deadline ~= nil and absoluteExpiresAt ~= nil then deadline = math.min(deadline, absoluteExpiresAt) end
+  end
+  if deadline == nil or deadline <= now then return answer(0) end
+  if (stored[3] or '') ~= (index or '') then return answer(-2) end
   if ARGV[9] == '1' then
     for _, field in ipairs(redis.call('HKEYS', key)) do
       if string.sub(field, 1, 2) == 'd:' then redis.call('HDEL', key, field) end
     end
   end
 end
-local deleted = tonumber(ARGV[10])
-for i = 11, 10 + deleted do redis.call('HDEL', key, ARGV[i]) end
-for i = 11 + deleted, #ARGV, 2 do redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
+local deleted = tonumber(ARGV[12])
+for i = 13, 12 + deleted do redis.call('HDEL', key, ARGV[i]) end
+for i = 13 + deleted, #ARGV, 2 do redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
 if ARGV[7] == 'set' then
   redis.call('HSET', key, 'flash', ARGV[8])
 elseif ARGV[7] == 'drop' then
   redis.call('HDEL', key, 'flash')
 end
-redis.call('HSET', key, 'meta', ARGV[6])
+redis.call('HSET', key, 'meta', ARGV[6], 'exp', ARGV[10])
 redis.call('PEXPIREAT', key, ARGV[5])
+if index then
+  redis.call('HSET', key, 'user', index)
+  redis.call('ZADD', index, ARGV[10], ARGV[11])
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', serverNow)
+  keepIndex(index)
+end
 return answer(1)
 `;
 
 /**
- * Deletes one session hash. KEYS[1]: the hash; ARGV[1]: the request's tag.
- * Answers the tag and the key (see {@linkcode keyEcho}).
+ * Deletes one session hash and, in the same step, takes it off its user's
+ * index: the index's name is in the hash's `user` field (absent for a record
+ * without a user).
+ *
+ * KEYS[1]: the hash. ARGV[1]: the request's tag; ARGV[2]: the storage key
+ * (the index member). Answers the tag and the key (see {@linkcode keyEcho}).
+ *
+ * A key that holds something else than a hash is deleted all the same, and
+ * an index that cannot be changed (not a sorted set) keeps a member that
+ * the next listing drops, since its record is gone: a delete never fails
+ * because of the index.
  */
 export const DELETE_SCRIPT = `${KEY_ECHO}
+${KEEP_INDEX}
+local index = redis.pcall('HGET', KEYS[1], 'user')
 redis.call('DEL', KEYS[1])
+if type(index) == 'string' then
+  if type(redis.pcall('ZREM', index, ARGV[2])) == 'number' then keepIndex(index) end
+end
 return {ARGV[1], echo}
+`;
+
+/**
+ * Lists one user's live records from the user's index, pruning it on the way.
+ *
+ * KEYS[1]: the user's index. ARGV[1]: the request's tag; ARGV[2]: what goes
+ * in front of a storage key to make the Redis key of a record of this user
+ * (`keyPrefix`, and in a cluster the group's hash tag).
+ *
+ * Members whose score (the record's deadline) has passed by the server's
+ * clock are removed (`ZREMRANGEBYSCORE`), as are members whose record is gone
+ * or no longer names this index in its `user` field (recreated for another
+ * user). Cost: O(log n + m) for the m pruned, and one `HMGET` per remaining
+ * member: O(sessions of that user).
+ *
+ * Answers the tag, the index key (see {@linkcode keyEcho}), the server's
+ * time in ms, then each listed record's storage key and its `meta` JSON.
+ */
+export const LIST_SCRIPT = `local index = KEYS[1]
+${KEY_ECHO}
+${KEEP_INDEX}
+local time = redis.call('TIME')
+local serverNow = ${SERVER_MS}
+local reply = {ARGV[1], echo, serverNow}
+local removed = redis.call('ZREMRANGEBYSCORE', index, '-inf', serverNow)
+for _, member in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+  local fields = redis.call('HMGET', ARGV[2] .. member, 'meta', 'user')
+  if fields[1] and fields[2] == index then
+    reply[#reply + 1] = member
+    reply[#reply + 1] = fields[1]
+  else
+    redis.call('ZREM', index, member)
+    removed = removed + 1
+  end
+end
+if removed > 0 then keepIndex(index) end
+return reply
 `;
 
 /** A Lua script and its SHA-1, for `EVALSHA`. */
@@ -149,6 +247,7 @@ export const SCRIPTS = {
   readPlain: new RedisScript(READ_SCRIPT_PLAIN),
   write: new RedisScript(WRITE_SCRIPT),
   delete: new RedisScript(DELETE_SCRIPT),
+  list: new RedisScript(LIST_SCRIPT),
 };
 
 /** The SHA-1 of {@linkcode WRITE_SCRIPT} in hex, as EVALSHA wants it. */
@@ -256,6 +355,19 @@ function expiryArgument(meta: SessionMeta): string {
 }
 
 /**
+ * A record's deadline, for the `exp` field and its index score: the earlier
+ * of `expiresAt` and `absoluteExpiresAt` in milliseconds (as they are, not
+ * rounded: the same comparison as a read's), never past {@linkcode NEVER}.
+ */
+function deadlineArgument(meta: SessionMeta): string {
+  const deadline = Math.min(meta.expiresAt, meta.absoluteExpiresAt ?? meta.expiresAt, NEVER);
+  if (typeof deadline !== "number" || Number.isNaN(deadline)) {
+    throw new TypeError("Invalid session meta: expiresAt and absoluteExpiresAt must be numbers");
+  }
+  return String(deadline);
+}
+
+/**
  * The ARGV of {@linkcode WRITE_SCRIPT} for one write, from the mode on (the
  * tag and the deadline come first).
  *
@@ -264,8 +376,9 @@ function expiryArgument(meta: SessionMeta): string {
  *
  * @param write The write.
  * @param now The current time in milliseconds, to refuse updates of expired records.
+ * @param member The storage key, for a record with a user (its index member); `""` for one without.
  */
-export function writeScriptArguments(write: StoreWrite, now: number): string[] {
+export function writeScriptArguments(write: StoreWrite, now: number, member: string): string[] {
   const update = write.kind === "update";
   const source = update ? write.set : write.record.data;
   const deleted = update ? write.deleted.map(dataField) : [];
@@ -296,6 +409,8 @@ export function writeScriptArguments(write: StoreWrite, now: number): string[] {
     flashAction,
     flash,
     update && write.cleared ? "1" : "0",
+    deadlineArgument(write.record.meta),
+    member,
     String(deleted.length),
     ...deleted,
     ...pairs,
@@ -342,6 +457,39 @@ function decodeFields(fields: Iterable<readonly [string, string]>, now: number):
   const record: SessionRecord = { data, meta };
   if (flash !== undefined) record.flash = flash;
   return record;
+}
+
+/**
+ * The entries of a list script reply (after its tag, key and time): storage
+ * key and `meta` JSON pairs. Entries past their deadline by `now` are left
+ * out, as `get` answers nothing for them, and so are entries whose `meta` is
+ * not the metadata of a record of `userId`: such a record is dead already
+ * (`get` throws {@linkcode CorruptRecordError} for it and the core deletes
+ * it), and leaving it out keeps the user's other sessions listable.
+ *
+ * @param items Storage key and `meta` JSON, alternating.
+ * @param userId The user listed.
+ * @param now The current time in milliseconds.
+ * @throws {Error} when the reply is not such pairs of strings.
+ */
+export function decodeUserList(items: unknown[], userId: string, now: number): UserSessionEntry[] {
+  if (items.length % 2 !== 0) throw new Error("Unexpected list reply from Redis: odd number of elements");
+  const entries: UserSessionEntry[] = [];
+  for (let i = 0; i < items.length; i += 2) {
+    const [key, json] = [items[i], items[i + 1]];
+    if (typeof key !== "string" || typeof json !== "string") {
+      throw new Error("Unexpected list reply from Redis: not pairs of strings");
+    }
+    let meta: SessionMeta;
+    try {
+      meta = JSON.parse(json);
+    } catch {
+      continue;
+    }
+    if (!isSessionRecord({ data: {}, meta }) || meta.userId !== userId) continue;
+    if (meta.expiresAt > now && meta.absoluteExpiresAt > now) entries.push({ key, meta });
+  }
+  return entries;
 }
 
 /**

@@ -11,9 +11,11 @@
  * @module
  */
 
-import type { SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
+import { userKey } from "../store.ts";
+import type { SessionRecord, Store, StoreWrite, UserSessionEntry, WriteResult } from "../store.ts";
 import {
   decodeSessionHash,
+  decodeUserList,
   hashPairs,
   keyEcho,
   type RedisScript,
@@ -89,8 +91,8 @@ const SLOT_GROUP = /^[A-Za-z0-9]+_[A-Za-z0-9_-]{2}/;
  * The slot group of a storage key: its scheme (`s1`), the `_`, and the next
  * two characters, e.g. `s1_Ab` (4,096 groups per scheme); `""` for a key of
  * another shape. In a Redis Cluster, every key of one group lives in one
- * slot: a later per-user index keeps a user's keys in the group its sessions'
- * storage keys start with.
+ * slot: a user's index lives in the group its sessions' storage keys start
+ * with (see {@linkcode RedisSessionStore.groupsUserSessions}).
  */
 export function slotGroup(storageKey: string): string {
   return SLOT_GROUP.exec(storageKey)?.[0] ?? "";
@@ -135,6 +137,29 @@ export function keySlot(key: string): number {
     if (close > open + 1) bytes = bytes.subarray(open + 1, close);
   }
   return crc16(bytes) & 0x3fff;
+}
+
+/** The shape of a storage key the core makes, which a record with a user must have (it is an index member). */
+const INDEXED_KEY = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Where a user's keys live: the index, and what goes in front of a storage key of theirs. */
+interface UserKeys {
+  /** The Redis key of the user's index. */
+  index: string;
+  /** `keyPrefix`, and in a cluster the hash tag of the user's group: + a storage key = a record's Redis key. */
+  records: string;
+}
+
+/**
+ * The Redis keys of a user: `keyPrefix` + `userKey(userId)` for the index,
+ * and with `hashTags` the hash tag of the user's group in between
+ * (`session_{s1_Xy}u1_Xy…`), the group whose storage keys the core gives the
+ * user's sessions (`s1_Xy…`): the index shares their slot.
+ */
+export function userRedisKeys(keyPrefix: string, userId: string, hashTags: boolean): UserKeys {
+  const user = userKey(userId);
+  const records = hashTags ? `${keyPrefix}{s1_${user.slice(3, 5)}}` : keyPrefix;
+  return { index: records + user, records };
 }
 
 /** The options every Redis store shares. */
@@ -204,10 +229,24 @@ export interface RedisSessionStoreSettings extends CheckedCommonOptions {
  * With `waitForReplicas` above 0, every write and delete that succeeded is
  * followed on the same connection by `WAIT`, and is answered only once that
  * many replicas confirmed it; fewer within the time left rejects (503).
+ *
+ * The per-user index ({@linkcode listByUser}) is a sorted set per user (see
+ * {@linkcode userRedisKeys}): member the storage key, score the record's
+ * deadline. The write script adds or rescores a record with a user in the
+ * same step as it writes it; the delete script removes it in the same step
+ * as the record (the record's `user` field names the index); the list script
+ * prunes what expired by the server's clock and reads every listed record.
  */
 export class RedisSessionStore implements Store {
   /** Writes carry a deadline the write script enforces by the server's clock. */
   readonly refusesLateWrites = true;
+  /**
+   * `true` with hash tags (Redis Cluster): a script touches the keys of one
+   * slot only, so the core gives a user's sessions storage keys of the
+   * group of the user's index, and the store refuses a record with a user
+   * under a key of another group.
+   */
+  readonly groupsUserSessions: boolean;
   #transport: RedisTransport;
   #keyPrefix: string;
   #hashTags: boolean;
@@ -230,6 +269,7 @@ export class RedisSessionStore implements Store {
     this.#transport = transport;
     this.#keyPrefix = settings.keyPrefix;
     this.#hashTags = settings.hashTags;
+    this.groupsUserSessions = settings.hashTags;
     this.#timeout = settings.timeoutMs;
     this.#now = settings.now;
     this.#waitFor = settings.waitForReplicas;
@@ -241,19 +281,29 @@ export class RedisSessionStore implements Store {
 
   /**
    * Runs a script by its SHA-1; after a `NOSCRIPT` (a restart, `SCRIPT FLUSH`),
-   * once by its source. With `waitUntil`, a write followed by `WAIT`.
+   * once by its source. With `waitUntil`, a write followed by `WAIT`. The
+   * first of `keys` routes the command (in a cluster, all share its slot).
    */
-  async #run(script: RedisScript, key: string, args: string[], waitUntil?: number): Promise<WaitedReply> {
+  async #run(script: RedisScript, keys: string[], args: string[], waitUntil?: number): Promise<WaitedReply> {
+    const key = keys[0];
     const send = (command: string[]): Promise<WaitedReply> =>
       waitUntil === undefined
         ? this.#transport.send(command, key, script === this.#read).then((reply) => ({ reply, replicas: 0 }))
         : this.#transport.sendAndWait!(command, key, this.#waitFor, waitUntil);
     try {
-      return await send(["EVALSHA", await script.sha1(), "1", key, ...args]);
+      return await send(["EVALSHA", await script.sha1(), String(keys.length), ...keys, ...args]);
     } catch (error) {
       if (!isNoScript(error)) throw error;
-      return await send(["EVAL", script.source, "1", key, ...args]);
+      return await send(["EVAL", script.source, String(keys.length), ...keys, ...args]);
     }
+  }
+
+  /** The Redis keys of `userId`; a `TypeError` for a user id that is not a non-empty string. */
+  #userKeys(userId: unknown): UserKeys {
+    if (typeof userId !== "string" || userId === "") {
+      throw new TypeError("A session's user id must be a non-empty string");
+    }
+    return userRedisKeys(this.#keyPrefix, userId, this.#hashTags);
   }
 
   /** When `WAIT` stops waiting for a write to be answered by `giveUpAt`; none without replicas to wait for. */
@@ -268,14 +318,14 @@ export class RedisSessionStore implements Store {
     const sentAt = Date.now();
     let reply: unknown;
     try {
-      reply = (await this.#run(this.#read, fullKey, [tag])).reply;
+      reply = (await this.#run(this.#read, [fullKey], [tag])).reply;
     } catch (error) {
       // Servers before Redis 7 cannot compile the flag line: read without it from now on.
       if (this.#read === SCRIPTS.readPlain || !/Error compiling script/i.test((error as Error)?.message)) {
         throw error;
       }
       this.#read = SCRIPTS.readPlain;
-      reply = (await this.#run(this.#read, fullKey, [tag])).reply;
+      reply = (await this.#run(this.#read, [fullKey], [tag])).reply;
     }
     const items = verified(reply, tag, fullKey, 3);
     this.#clock.observe(sentAt, Date.now(), Number(items[2]));
@@ -286,10 +336,34 @@ export class RedisSessionStore implements Store {
    * Creates a record, or applies an update per key to a live one (`"gone"`
    * when it is gone or expired), unless the deadline has passed when Redis
    * runs it. One `EVALSHA` (and, with `waitForReplicas`, a `WAIT` after it);
-   * Redis refuses it once `write.deadline` (or `timeoutMs`) has passed.
+   * Redis refuses it once `write.deadline` (or `timeoutMs`) has passed. A
+   * record with a user (`meta.userId`) is put on, or rescored in, the user's
+   * index by the same script.
+   *
+   * @throws {TypeError} for a record with a user under a storage key not of
+   * the core's shape (`[A-Za-z0-9_-]`, at most 64), or, in a cluster, not in
+   * the user's group; nothing is sent.
+   * @throws {Error} for an update that names another user (or none) than the
+   * record was created with: nothing is written.
    */
   async set(key: string, write: StoreWrite): Promise<WriteResult> {
     const fullKey = redisKey(this.#keyPrefix, key, this.#hashTags);
+    const keys = [fullKey];
+    const userId = write.record?.meta?.userId;
+    if (userId !== undefined) {
+      const user = this.#userKeys(userId);
+      if (!INDEXED_KEY.test(key)) {
+        throw new TypeError(
+          "A session with a user needs a storage key of 1 to 64 characters [A-Za-z0-9_-], as the core makes: nothing was written",
+        );
+      }
+      if (user.records + key !== fullKey) {
+        throw new TypeError(
+          "In a Redis Cluster, a session with a user needs a storage key in the user's group (groupsUserSessions: the core makes these): nothing was written",
+        );
+      }
+      keys.push(user.index);
+    }
     const tag = this.#tag();
     const sentAt = Date.now();
     const giveUpAt = Math.min(write.deadline ?? Number.POSITIVE_INFINITY, sentAt + this.#timeout);
@@ -302,8 +376,8 @@ export class RedisSessionStore implements Store {
     try {
       answer = await this.#run(
         SCRIPTS.write,
-        fullKey,
-        [tag, String(deadline), ...writeScriptArguments(write, this.#now())],
+        keys,
+        [tag, String(deadline), ...writeScriptArguments(write, this.#now(), keys.length > 1 ? key : "")],
         waitUntil,
       );
     } catch (error) {
@@ -331,10 +405,19 @@ export class RedisSessionStore implements Store {
         "Redis ran the write after its deadline (the request had given up waiting) and refused it: nothing was written",
       );
     }
+    if (status === -2) {
+      throw new Error(
+        "An update cannot change a session's user (meta.userId is fixed when the record is created): nothing was written",
+      );
+    }
     throw new Error(`Unexpected reply from the session write script: ${JSON.stringify(status)}`);
   }
 
-  /** Deletes a record. One `EVALSHA` of the delete script (and, with `waitForReplicas`, a `WAIT` after it). */
+  /**
+   * Deletes a record and takes it off its user's index in the same step. One
+   * `EVALSHA` of the delete script (and, with `waitForReplicas`, a `WAIT`
+   * after it).
+   */
   async delete(key: string): Promise<void> {
     const fullKey = redisKey(this.#keyPrefix, key, this.#hashTags);
     const tag = this.#tag();
@@ -342,8 +425,8 @@ export class RedisSessionStore implements Store {
     const margin = Math.min(REPLY_MARGIN_MAX_MS, this.#timeout * REPLY_MARGIN_SHARE);
     const answer = await this.#run(
       SCRIPTS.delete,
-      fullKey,
-      [tag],
+      [fullKey],
+      [tag, key],
       this.#waitUntil(sentAt + this.#timeout, margin),
     );
     verified(answer.reply, tag, fullKey, 2);
@@ -352,6 +435,27 @@ export class RedisSessionStore implements Store {
         `Redis deleted the session, but ${answer.replicas} of ${this.#waitFor} replicas confirmed it in time (WAIT): a failover now could bring it back`,
       );
     }
+  }
+
+  /**
+   * The live records of `userId`, each with its metadata: one `EVALSHA` of
+   * the list script on the user's index, which also prunes it (entries past
+   * their deadline by the server's clock, entries whose record is gone).
+   * O(sessions of that user). Records past their deadline by `now` are not
+   * answered, as `get` answers none for them.
+   *
+   * @param userId The user, as in `meta.userId`.
+   * @returns The entries, in no particular order.
+   * @throws {TypeError} for a user id that is not a non-empty string.
+   */
+  async listByUser(userId: string): Promise<UserSessionEntry[]> {
+    const { index, records } = this.#userKeys(userId);
+    const tag = this.#tag();
+    const sentAt = Date.now();
+    const { reply } = await this.#run(SCRIPTS.list, [index], [tag, records]);
+    const items = verified(reply, tag, index, 3);
+    this.#clock.observe(sentAt, Date.now(), Number(items[2]));
+    return decodeUserList(items.slice(3), userId, this.#now());
   }
 
   /** Releases what the transport holds; nothing here. Stores with connections override it. */

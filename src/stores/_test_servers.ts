@@ -494,7 +494,8 @@ export function plantCorruptHash(
 
 /**
  * A `dump` for the store suite: every key under `keyPrefix` with all its hash
- * fields and values, read with node-redis behind the store's back.
+ * fields and values (a user's index: its members and scores), read with
+ * node-redis behind the store's back.
  */
 export function dumpRedis(server: { url: string }, keyPrefix: string): () => Promise<string> {
   return async () => {
@@ -502,9 +503,7 @@ export function dumpRedis(server: { url: string }, keyPrefix: string): () => Pro
     const client = await createClient({ url: server.url }).connect();
     try {
       const lines: string[] = [];
-      for (const key of await client.keys(`${keyPrefix}*`)) {
-        lines.push(key, JSON.stringify(await client.hGetAll(key)));
-      }
+      for (const key of await client.keys(`${keyPrefix}*`)) lines.push(key, await dumpValue(client, key));
       return lines.join("\n");
     } finally {
       client.destroy();
@@ -734,12 +733,28 @@ export async function adminCluster(cluster: { rootNodes: Array<{ url: string }> 
 /** Every key under `pattern` on every master of a cluster, with the master's node client. */
 async function clusterKeys(cluster: { rootNodes: Array<{ url: string }> }, pattern: string) {
   const admin = await adminCluster(cluster);
-  const keys: Array<{ key: string; node: { hGetAll(key: string): Promise<Record<string, string>> } }> = [];
+  const keys: Array<{ key: string; node: DumpClient }> = [];
   for (const master of admin.masters) {
     const node = await admin.nodeClient(master);
     for (const key of await node.keys(pattern)) keys.push({ key, node });
   }
   return { admin, keys };
+}
+
+/** What a node client the dumps use can do. */
+interface DumpClient {
+  type(key: string): Promise<string>;
+  hGetAll(key: string): Promise<Record<string, string>>;
+  sendCommand(args: string[]): Promise<unknown>;
+}
+
+/** One key's value as JSON text: a session hash's fields, or a user index's members and scores. */
+async function dumpValue(client: DumpClient, key: string): Promise<string> {
+  const type = await client.type(key);
+  if (type === "zset") {
+    return JSON.stringify(await client.sendCommand(["ZRANGE", key, "0", "-1", "WITHSCORES"]));
+  }
+  return JSON.stringify(await client.hGetAll(key));
 }
 
 /** A `dump` for the store suite on a cluster: every key under `keyPrefix` with its hash fields, from every master. */
@@ -751,7 +766,7 @@ export function dumpCluster(
     const { admin, keys } = await clusterKeys(cluster, `${keyPrefix}*`);
     try {
       const lines: string[] = [];
-      for (const { key, node } of keys) lines.push(key, JSON.stringify(await node.hGetAll(key)));
+      for (const { key, node } of keys) lines.push(key, await dumpValue(node, key));
       return lines.join("\n");
     } finally {
       admin.destroy();
@@ -773,6 +788,7 @@ export async function countClusterSessions(
   try {
     let live = 0;
     for (const { key, node } of keys) {
+      if (await node.type(key) !== "hash") continue; // a user's index
       const meta = (await node.hGetAll(key)).meta;
       if (meta === undefined) continue;
       const { expiresAt, absoluteExpiresAt } = JSON.parse(meta);

@@ -20,6 +20,8 @@ storeConformanceSuite(test, {
   lacks: {
     serverRecords: "a CookieStore keeps each record sealed in its cookie: nothing on a server to get, set, " +
       "delete or dump by storage key",
+    perUserIndex: "a CookieStore keeps sessions in cookies: nothing on a server can list a user's sessions " +
+      "or end one (logIn still binds a user; the isRevoked option is the remedy)",
   },
   dump: () => Promise.resolve(""),
 });

@@ -7,8 +7,15 @@
  * @module
  */
 
-import { applyChange, CorruptRecordError, NEVER, storedRecord } from "../store.ts";
-import type { SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
+import { applyChange, CorruptRecordError, isSessionRecord, NEVER, storedRecord, userKey } from "../store.ts";
+import type {
+  SessionMeta,
+  SessionRecord,
+  Store,
+  StoreWrite,
+  UserSessionEntry,
+  WriteResult,
+} from "../store.ts";
 
 /** One part of a Deno KV key. */
 export type DenoKvKeyPart = Uint8Array | string | number | bigint | boolean;
@@ -40,9 +47,12 @@ export interface DenoKvAtomicOperation {
  * `Deno.openKv()`, or a `Kv` from `openKv()` of the npm package `@deno/kv`.
  */
 export interface DenoKv {
-  /** Lists entries in key order. */
+  /** Lists entries in key order: those under `prefix`, or from `start` (included) to `end` (excluded). */
   list(
-    selector: { prefix: readonly DenoKvKeyPart[] },
+    selector: { prefix: readonly DenoKvKeyPart[] } | {
+      start: readonly DenoKvKeyPart[];
+      end: readonly DenoKvKeyPart[];
+    },
     options?: { limit?: number; batchSize?: number },
   ): AsyncIterable<DenoKvEntry>;
   /** Starts an atomic operation. */
@@ -71,14 +81,16 @@ export interface DenoKvStoreOptions {
   kv?: DenoKv;
   /**
    * The key parts every session key starts with, so sessions can share a
-   * database with other data. Default `["sessions"]`.
+   * database with other data. Default `["sessions"]`. The per-user index
+   * lives under `[...keyPrefix, "users"]`.
    */
   keyPrefix?: readonly DenoKvKeyPart[];
   /**
-   * The most times one update is tried when overlapping requests of the same
-   * session commit between its read and its commit (each try re-reads the
-   * record and applies the change again). Default 20; then the write fails,
-   * which the core reports as a `SessionStoreError` (503).
+   * The most times one update (or delete) is tried when overlapping
+   * requests of the same session commit between its read and its commit
+   * (each try re-reads the record and applies the change again). Default 20;
+   * then the write fails, which the core reports as a `SessionStoreError`
+   * (503).
    */
   maxAttempts?: number;
   /**
@@ -116,6 +128,21 @@ export const MAX_RECORD_BYTES: number = KV_VALUE_BYTES * MAX_PARTS;
  * the clock checks alone.
  */
 const MAX_EXPIRE_IN = 2 ** 52;
+/**
+ * The largest metadata of a logged-in record (its login `details`
+ * included), in bytes of its JSON text (UTF-8): 16 KiB. The per-user index
+ * keeps a copy of it in one KV value, written by the same atomic write as
+ * the record: a record of 768 KiB, this copy and the keys of both fit in
+ * Deno KV's 800 KiB.
+ */
+export const MAX_META_BYTES = 16_384;
+/** The key part, after a storage key, of a logged-in record's user entry (the `userKey` of its user). */
+const USER_ENTRY = -1;
+/** The key part, after the key prefix, that the per-user index lives under. */
+const USERS = "users";
+/** Index entries per round trip of a listing: `@deno/kv` answers at most 500 per batch. */
+const INDEX_BATCH = 500;
+const USER_KEY = /^u1_[A-Za-z0-9_-]{43}$/;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -185,14 +212,57 @@ function encodeRecord(record: SessionRecord): Uint8Array[] {
   return parts;
 }
 
+/** The JSON text in UTF-8 of a logged-in record's metadata, for its index entry. */
+function encodeMeta(meta: SessionMeta): Uint8Array {
+  const bytes = encoder.encode(JSON.stringify(meta));
+  if (bytes.length > MAX_META_BYTES) {
+    throw new Error(
+      `DenoKvStore cannot keep the metadata of a logged-in session of ${bytes.length} bytes: the limit is ${MAX_META_BYTES} bytes of JSON (the per-user index keeps a copy of it, in the same atomic write as the record); keep less in the login details`,
+    );
+  }
+  return bytes;
+}
+
+/** The metadata in an index entry when it is the metadata of a record of `userId`; `undefined` otherwise. */
+function indexedMeta(value: unknown, userId: string): SessionMeta | undefined {
+  if (!(value instanceof Uint8Array)) return undefined;
+  let meta: unknown;
+  try {
+    meta = JSON.parse(decoder.decode(value));
+  } catch {
+    return undefined;
+  }
+  const record = { data: {}, meta };
+  return isSessionRecord(record) && record.meta.userId === userId ? record.meta : undefined;
+}
+
+/** The user key in a user entry; `undefined` for anything else. */
+function userKeyIn(value: unknown): string | undefined {
+  if (!(value instanceof Uint8Array)) return undefined;
+  const text = new TextDecoder().decode(value);
+  return USER_KEY.test(text) ? text : undefined;
+}
+
+/** `meta` with the user and login details of the stored record's `stored`: an update never changes them. */
+function withStoredUser(meta: SessionMeta, stored: SessionMeta): SessionMeta {
+  const kept: SessionMeta = { ...meta };
+  delete kept.userId;
+  delete kept.details;
+  if (stored.userId !== undefined) kept.userId = stored.userId;
+  if (stored.details !== undefined) kept.details = stored.details;
+  return kept;
+}
+
 /** What a read found under one storage key. */
 interface Stored {
-  /** The versionstamp of the commit that wrote the record. */
-  versionstamp: string;
+  /** The versionstamp of value 0, the commit that wrote the record; `null` when there is no value 0. */
+  versionstamp: string | null;
   /** The record's parts, in order. */
   parts: Uint8Array[];
-  /** The index of every entry found (stale ones included), for a write to delete what it no longer uses. */
+  /** The index of every value found (stale ones included), for a write to delete what it no longer uses. */
   indexes: number[];
+  /** The user key in the record's user entry: whose index lists the record. */
+  user: string | undefined;
 }
 
 function decodeRecord(parts: Uint8Array[]): SessionRecord {
@@ -211,8 +281,8 @@ function decodeRecord(parts: Uint8Array[]): SessionRecord {
   return storedRecord(JSON.parse(text));
 }
 
-function isLive(record: SessionRecord, now: number): boolean {
-  return record.meta.expiresAt > now && record.meta.absoluteExpiresAt > now;
+function isLive(meta: SessionMeta, now: number): boolean {
+  return meta.expiresAt > now && meta.absoluteExpiresAt > now;
 }
 
 /**
@@ -222,17 +292,26 @@ function isLive(record: SessionRecord, now: number): boolean {
  * record over 768 KiB of JSON is refused with an error: Deno KV limits one
  * atomic write to 800 KiB.
  *
+ * The per-user index ({@linkcode DenoKvStore.listByUser}): a record with a
+ * `meta.userId` also has a user entry `[...keyPrefix, storageKey, -1]`
+ * (its user's `userKey`) and an index entry
+ * `[...keyPrefix, "users", userKey, storageKey]` holding a copy of its
+ * metadata, written, refreshed and deleted by the same atomic operations as
+ * the record. Its metadata (login details included) may take up to 16 KiB
+ * of JSON.
+ *
  * Every write sets KV's native expiry (`expireIn`) from the record's
  * deadline, and reads re-check the deadline, because KV removes expired keys
  * lazily.
  *
  * Round trips: a read is one `list` of the session's keys, a new session one
- * atomic commit, a delete one atomic commit. An update reads the record and
- * commits the request's change with a check that the record's versionstamp
- * is unchanged; when an overlapping request committed in between, it reads
- * and applies the change again, at most `maxAttempts` times, with a short
- * random pause between tries. A record deleted meanwhile (logout,
- * regenerate) is never written back: the update answers `"gone"`.
+ * atomic commit, a delete one `list` and one atomic commit, a user's
+ * sessions one `list` per 500. An update reads the record and commits the
+ * request's change with a check that the record's versionstamp is
+ * unchanged; when an overlapping request committed in between, it reads and
+ * applies the change again, at most `maxAttempts` times, with a short random
+ * pause between tries (a delete does the same). A record deleted meanwhile
+ * (logout, regenerate) is never written back: the update answers `"gone"`.
  *
  * @example
  * ```ts
@@ -351,28 +430,44 @@ export class DenoKvStore implements Store {
     return [...this.#prefix, key, index];
   }
 
-  /** Reads every entry of one session in one list (one round trip, one consistent snapshot). */
-  async #read(kv: DenoKv, key: string): Promise<Stored | undefined> {
+  /** The key of a record's entry in its user's index. */
+  #indexKey(user: string, key: string): DenoKvKeyPart[] {
+    return [...this.#prefix, USERS, user, key];
+  }
+
+  /**
+   * Reads the entries of one session in one list (one round trip, one consistent snapshot): its user entry
+   * and its values up to index `through` (excluded; 1 for value 0 alone).
+   */
+  async #read(kv: DenoKv, key: string, through = MAX_PARTS): Promise<Stored> {
     const entries: DenoKvEntry[] = [];
     try {
-      const listing = kv.list({ prefix: [...this.#prefix, key] }, {
-        limit: MAX_PARTS + 1,
-        batchSize: MAX_PARTS + 1,
+      // A range of numbers after the storage key: no index entry (a string there) falls in it, whatever the key.
+      const listing = kv.list({ start: this.#key(key, USER_ENTRY), end: this.#key(key, through) }, {
+        limit: through + 1,
+        batchSize: through + 1,
       });
       for await (const entry of listing) entries.push(entry);
     } catch (error) {
       throw new Error(`Deno KV list failed: ${reason(error)}`, { cause: error });
     }
-    // Entries under [...prefix, key] of the form [...prefix, key, index]: the values of a record.
+    // Entries of the form [...prefix, key, index]: the user entry (-1) and the values of a record (0, 1...).
     const depth = this.#prefix.length + 2;
     const indexOf = (entry: DenoKvEntry) => {
       const index = entry.key[depth - 1];
-      return entry.key.length === depth && typeof index === "number" ? index : undefined;
+      return entry.key.length === depth && Number.isInteger(index) ? index as number : undefined;
     };
-    const indexes = entries.map(indexOf).filter((index) => index !== undefined);
-    const head = entries.find((entry) => indexOf(entry) === 0);
-    // No head: nothing stored, or the leftovers of a record KV is expiring piece by piece.
-    if (head === undefined) return undefined;
+    let user: string | undefined;
+    let head: DenoKvEntry | undefined;
+    const indexes: number[] = [];
+    for (const entry of entries) {
+      const index = indexOf(entry);
+      if (index === USER_ENTRY) user = userKeyIn(entry.value);
+      else if (index !== undefined) indexes.push(index);
+      if (index === 0) head = entry;
+    }
+    // No value 0: nothing stored, or the leftovers of a record KV is expiring piece by piece.
+    if (head === undefined) return { versionstamp: null, parts: [], indexes, user };
     // The parts of the head's record are the ones its commit wrote: 0, 1, 2... with its versionstamp.
     const parts: Uint8Array[] = [];
     for (const entry of entries) {
@@ -382,7 +477,7 @@ export class DenoKvStore implements Store {
       }
       parts.push(entry.value);
     }
-    return { versionstamp: head.versionstamp, parts, indexes };
+    return { versionstamp: head.versionstamp, parts, indexes, user };
   }
 
   /**
@@ -398,8 +493,12 @@ export class DenoKvStore implements Store {
     }
   }
 
-  /** Runs `attempt` until it answers; pauses a random, growing while after each `"conflict"` or `"busy"`. */
+  /**
+   * Runs `attempt` until it answers; pauses a random, growing while after each `"conflict"` or `"busy"`.
+   * `what` names the write in the error after `maxAttempts` conflicts ("an update").
+   */
   async #retrying<T>(
+    what: string,
     attempt: (started: number) => Promise<T | "conflict" | "busy">,
   ): Promise<T> {
     const started = Date.now();
@@ -409,7 +508,7 @@ export class DenoKvStore implements Store {
       if (outcome === "conflict") {
         if (++conflicts >= this.#maxAttempts) {
           throw new Error(
-            `DenoKvStore gave up an update after ${conflicts} attempts: overlapping requests of the same session kept committing first (raise "maxAttempts" if this is expected)`,
+            `DenoKvStore gave up ${what} after ${conflicts} attempts: overlapping requests of the same session kept committing first (raise "maxAttempts" if this is expected)`,
           );
         }
       } else if (outcome !== "busy") {
@@ -420,14 +519,24 @@ export class DenoKvStore implements Store {
     }
   }
 
-  /** Adds the sets of a record's parts, with native expiry from its deadline, and the deletes of stale parts. */
-  #writeParts(
+  /**
+   * Adds to `operation` the sets of a record's values and, for a logged-in record, of its user entry and
+   * its index entry (a copy of its metadata), all with native expiry from its deadline; and the deletes of
+   * what is no longer used: values of indexes in `stale` past the record's, and the user and index entries
+   * of the record replaced (`previous`: the user key of its user entry).
+   *
+   * @throws {Error} when the record's JSON is over 768 KiB, or its metadata's over 16 KiB for a logged-in one.
+   */
+  #writeRecord(
     operation: DenoKvAtomicOperation,
     key: string,
     record: SessionRecord,
     stale: Iterable<number>,
+    previous: string | undefined,
   ): void {
     const parts = encodeRecord(record);
+    const user = record.meta.userId === undefined ? undefined : userKey(record.meta.userId);
+    const meta = user === undefined ? undefined : encodeMeta(record.meta);
     const deadline = Math.min(record.meta.expiresAt, record.meta.absoluteExpiresAt);
     const options = deadline >= NEVER
       ? undefined
@@ -436,6 +545,13 @@ export class DenoKvStore implements Store {
     for (const index of stale) {
       if (index >= parts.length) operation.delete(this.#key(key, index));
     }
+    if (user !== undefined) {
+      operation.set(this.#key(key, USER_ENTRY), encoder.encode(user), options);
+      operation.set(this.#indexKey(user, key), meta!, options);
+    } else if (previous !== undefined) {
+      operation.delete(this.#key(key, USER_ENTRY));
+    }
+    if (previous !== undefined && previous !== user) operation.delete(this.#indexKey(previous, key));
   }
 
   /**
@@ -446,9 +562,9 @@ export class DenoKvStore implements Store {
   async get(key: string): Promise<SessionRecord | undefined> {
     const kv = await this.#database();
     const stored = await this.#read(kv, key);
-    if (stored === undefined) return undefined;
+    if (stored.versionstamp === null) return undefined;
     const record = this.#decode(stored);
-    return isLive(record, this.#now()) ? record : undefined;
+    return isLive(record.meta, this.#now()) ? record : undefined;
   }
 
   #decode(stored: Stored): SessionRecord {
@@ -461,52 +577,131 @@ export class DenoKvStore implements Store {
   }
 
   /**
-   * Creates a record (one atomic commit), or applies an update to a live one
-   * (a read and a commit checked against the record's versionstamp, tried
-   * again when an overlapping request committed first): `"gone"` when it is
-   * gone or expired.
+   * Creates a record, or applies an update to a live one (a read and a
+   * commit checked against the record's versionstamp, tried again when an
+   * overlapping request committed first): `"gone"` when it is gone or
+   * expired. A record with `meta.userId` is listed in its user's index by
+   * the same commit; an update refreshes that entry and keeps the record's
+   * user and login details as they were created.
    *
-   * @throws {Error} (rejects) when the record's JSON is over 768 KiB, or an
-   * update lost to overlapping commits `maxAttempts` times in a row.
+   * A create is one commit that checks that nothing is stored under the key;
+   * when something is, it reads what is there and replaces it, removing its
+   * index entry in the same commit.
+   *
+   * @throws {Error} (rejects) when the record's JSON is over 768 KiB, the
+   * metadata of a logged-in record over 16 KiB, or a write lost to
+   * overlapping commits `maxAttempts` times in a row.
    */
   async set(key: string, write: StoreWrite): Promise<WriteResult> {
     const kv = await this.#database();
     if (write.kind === "create") {
-      return await this.#retrying(async (started) => {
-        const operation = kv.atomic();
+      let replaced: Stored | undefined;
+      return await this.#retrying("a create", async (started) => {
+        const operation = kv.atomic().check({
+          key: this.#key(key, 0),
+          versionstamp: replaced?.versionstamp ?? null,
+        });
         // Replaces anything under the key, parts of a larger earlier record included.
-        this.#writeParts(operation, key, write.record, ALL_PARTS);
+        this.#writeRecord(operation, key, write.record, ALL_PARTS, replaced?.user);
         const outcome = await this.#commit(operation, started);
+        if (outcome === "conflict") replaced = await this.#read(kv, key, 1);
         return outcome === "ok" ? "written" : outcome;
       });
     }
-    return await this.#retrying(async (started) => {
+    return await this.#retrying("an update", async (started) => {
       const stored = await this.#read(kv, key);
-      if (stored === undefined) return "gone";
+      if (stored.versionstamp === null) return "gone";
       const current = this.#decode(stored);
-      if (!isLive(current, this.#now())) return "gone";
+      if (!isLive(current.meta, this.#now())) return "gone";
       const record: SessionRecord = {
         data: applyChange(current.data, write),
-        meta: write.record.meta,
+        meta: withStoredUser(write.record.meta, current.meta),
       };
       const flash = write.flashChanged ? write.record.flash : current.flash;
       if (flash !== undefined) record.flash = flash;
       const operation = kv.atomic().check({ key: this.#key(key, 0), versionstamp: stored.versionstamp });
-      this.#writeParts(operation, key, record, stored.indexes);
+      this.#writeRecord(operation, key, record, stored.indexes, stored.user);
       const outcome = await this.#commit(operation, started);
       return outcome === "ok" ? "written" : outcome;
     });
   }
 
-  /** Deletes a record and every part of it: one atomic commit. */
+  /**
+   * Deletes a record, every part of it and its entry in its user's index:
+   * one `list` (of value 0 and the user entry, which names the index entry)
+   * and one atomic commit checked against the versionstamp read, tried again
+   * when a write of the record committed in between.
+   */
   async delete(key: string): Promise<void> {
     const kv = await this.#database();
-    await this.#retrying(async (started) => {
-      const operation = kv.atomic();
+    await this.#retrying("a delete", async (started) => {
+      const stored = await this.#read(kv, key, 1);
+      const operation = kv.atomic().check({ key: this.#key(key, 0), versionstamp: stored.versionstamp });
       for (const index of ALL_PARTS) operation.delete(this.#key(key, index));
+      operation.delete(this.#key(key, USER_ENTRY));
+      if (stored.user !== undefined) operation.delete(this.#indexKey(stored.user, key));
       const outcome = await this.#commit(operation, started);
       return outcome === "ok" ? undefined : outcome;
     });
+  }
+
+  /**
+   * The live records of `userId`, each with its metadata: one `list` of the
+   * user's index entries (a round trip per 500), so O(sessions of that
+   * user). Entries KV has not yet expired are never answered (deadlines
+   * are checked with `now`) and are deleted on the way, each by a commit
+   * that checks it was not rewritten meanwhile. An entry that is not the
+   * metadata of a record of this user (written behind the store's back) is
+   * answered from the record itself, or deleted when that is not a live
+   * record of the user.
+   *
+   * @throws {TypeError} when `userId` is not a non-empty string.
+   */
+  async listByUser(userId: string): Promise<UserSessionEntry[]> {
+    if (typeof userId !== "string" || userId === "") {
+      throw new TypeError("DenoKvStore.listByUser needs a user id: a non-empty string");
+    }
+    const kv = await this.#database();
+    const prefix = [...this.#prefix, USERS, userKey(userId)];
+    const found: DenoKvEntry[] = [];
+    try {
+      for await (const entry of kv.list({ prefix }, { batchSize: INDEX_BATCH })) found.push(entry);
+    } catch (error) {
+      throw new Error(`Deno KV list failed: ${reason(error)}`, { cause: error });
+    }
+    const now = this.#now();
+    const listed: UserSessionEntry[] = [];
+    const stale: DenoKvEntry[] = [];
+    for (const entry of found) {
+      const key = entry.key[prefix.length];
+      if (entry.key.length !== prefix.length + 1 || typeof key !== "string") continue;
+      const meta = indexedMeta(entry.value, userId) ?? await this.#metaOf(key, userId);
+      if (meta !== undefined && isLive(meta, now)) listed.push({ key, meta });
+      else stale.push(entry);
+    }
+    await Promise.all(stale.map((entry) => this.#prune(kv, entry)));
+    return listed;
+  }
+
+  /** The metadata of the live record under `key` when it is a record of `userId`. */
+  async #metaOf(key: string, userId: string): Promise<SessionMeta | undefined> {
+    let record: SessionRecord | undefined;
+    try {
+      record = await this.get(key);
+    } catch (error) {
+      if (!(error instanceof CorruptRecordError)) throw error;
+    }
+    return record?.meta.userId === userId ? record.meta : undefined;
+  }
+
+  /** Deletes a stale index entry unless a write replaced it meanwhile; a failure leaves it to a later listing. */
+  async #prune(kv: DenoKv, entry: DenoKvEntry): Promise<void> {
+    try {
+      await kv.atomic().check({ key: entry.key, versionstamp: entry.versionstamp }).delete(entry.key)
+        .commit();
+    } catch {
+      // Left for a later listing, or for KV's own expiry.
+    }
   }
 
   /**

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { DenoKvStore, MAX_RECORD_BYTES } from "./deno_kv.ts";
+import { DenoKvStore, MAX_META_BYTES, MAX_RECORD_BYTES } from "./deno_kv.ts";
 import type {
   DenoKv,
   DenoKvAtomicOperation,
@@ -17,7 +17,7 @@ import type {
   DenoKvKeyPart,
   DenoKvStoreOptions,
 } from "./deno_kv.ts";
-import { storageKey } from "../_crypto.ts";
+import { storageKey, userKey } from "../_crypto.ts";
 import { SessionManager } from "../core.ts";
 import { SessionStoreError } from "../errors.ts";
 import { NEVER } from "../store.ts";
@@ -29,6 +29,8 @@ import { honoSuiteApp } from "../adapters/_test_hono_app.ts";
 type DenoRuntime = { openKv(path?: string): Promise<DenoKv>; execPath(): string };
 const deno = (globalThis as unknown as { Deno?: DenoRuntime }).Deno;
 const runtime = deno === undefined ? "Node" : "Deno";
+/** The repository's root: child processes run there, so that Deno finds the npm packages in node_modules. */
+const root = fileURLToPath(new URL("../..", import.meta.url));
 
 /** A second handle on a KV file, with the same engine the store picks on this runtime. */
 async function openHandle(path: string): Promise<DenoKv> {
@@ -136,6 +138,12 @@ const create = (data: Record<string, unknown>, lifetimeMs = 60_000) => createWri
 const update = (set: Record<string, unknown>, lifetimeMs = 60_000) =>
   updateWrite({}, { set }, { lifetimeMs });
 const key = (n: number | string) => `s1_${String(n).padEnd(43, "k")}`;
+/** A create of a record logged in as `userId`. */
+const loggedIn = (userId: string, data: Record<string, unknown>, lifetimeMs = 60_000) => {
+  const write = create(data, lifetimeMs);
+  write.record.meta.userId = userId;
+  return write;
+};
 
 storeConformanceSuite(test, {
   name: `DenoKvStore (${runtime})`,
@@ -339,7 +347,251 @@ test("DenoKvStore: a record KV still holds past its deadline is neither read nor
   }
 });
 
-test("DenoKvStore: round trips — read 1 list, new session 1 commit, update 1 list + 1 commit, delete 1 commit", async () => {
+test("DenoKvStore: a logged-in record's user entry and index entry (a copy of its meta) share its commits and expiry", async () => {
+  const store = new TempKvStore({ keyPrefix: ["app", "sess"] });
+  try {
+    const user = userKey("ada");
+    const write = loggedIn("ada", { a: 1 }, 90_000);
+    write.record.meta.details = { device: "phone" };
+    await store.set(key(1), write);
+    const layout = async () => {
+      const all = await withHandle(store.path, (kv) => entries(kv));
+      assert.deepEqual(all.map((entry) => entry.key), [
+        ["app", "sess", key(1), -1],
+        ["app", "sess", key(1), 0],
+        ["app", "sess", "users", user, key(1)],
+      ]);
+      assert.equal(text(all[0].value), user, "the user entry names the index entry");
+      assert.equal(new Set(all.map((entry) => entry.versionstamp)).size, 1, "written by one commit");
+      return JSON.parse(text(all[2].value));
+    };
+    const expiring = (deadline: number) => {
+      for (const row of sqliteRows(store.path)) {
+        assert.ok(
+          Math.abs(row.expiration_ms - deadline) < 1000,
+          `expiration ${row.expiration_ms}, deadline ${deadline}`,
+        );
+      }
+    };
+    assert.deepEqual(await layout(), write.record.meta);
+    expiring(write.record.meta.expiresAt);
+
+    const next = update({ b: 2 }, 200_000);
+    next.record.meta.userId = "ada";
+    next.record.meta.details = { device: "phone" };
+    assert.equal(await store.set(key(1), next), "written");
+    assert.deepEqual(await layout(), next.record.meta, "an update refreshes the copy");
+    expiring(next.record.meta.expiresAt);
+
+    await store.delete(key(1));
+    assert.deepEqual(await withHandle(store.path, (kv) => entries(kv)), [], "delete removes all three");
+  } finally {
+    await store.close();
+  }
+});
+
+test("DenoKvStore: an update never changes a record's user or login details, nor which list it is on", async () => {
+  const store = new TempKvStore();
+  try {
+    const first = loggedIn("ada", {});
+    first.record.meta.details = { n: 1 };
+    await store.set(key(1), first);
+    const next = update({ b: 1 });
+    next.record.meta.userId = "eve";
+    next.record.meta.details = { n: 2 };
+    assert.equal(await store.set(key(1), next), "written");
+    const { userId, details } = (await store.get(key(1)))!.meta;
+    assert.deepEqual({ userId, details }, { userId: "ada", details: { n: 1 } });
+    assert.deepEqual((await store.listByUser("ada")).map((entry) => entry.meta.details), [{ n: 1 }]);
+    assert.deepEqual(await store.listByUser("eve"), []);
+
+    await store.set(key(2), create({}));
+    assert.equal(await store.set(key(2), next), "written");
+    assert.equal((await store.get(key(2)))!.meta.userId, undefined, "an anonymous record stays anonymous");
+    assert.deepEqual(await store.listByUser("eve"), []);
+  } finally {
+    await store.close();
+  }
+});
+
+test("DenoKvStore: a create over a logged-in record takes it off its user's list in the same commit", async () => {
+  const store = new TempKvStore();
+  try {
+    await store.set(key(1), loggedIn("ada", {}));
+    assert.equal(await store.set(key(1), loggedIn("bob", {})), "written");
+    assert.deepEqual(await store.listByUser("ada"), []);
+    assert.deepEqual((await store.listByUser("bob")).map((entry) => entry.key), [key(1)]);
+    assert.equal(await store.set(key(1), create({ anonymous: true })), "written");
+    assert.deepEqual(await store.listByUser("bob"), []);
+    const all = await withHandle(store.path, (kv) => entries(kv));
+    assert.deepEqual(
+      all.map((entry) => entry.key),
+      [["sessions", key(1), 0]],
+      "no user entry, no index entry",
+    );
+  } finally {
+    await store.close();
+  }
+});
+
+test("DenoKvStore: a delete losing to an overlapping write reads again and removes what that write listed", async () => {
+  const { path, cleanup } = tempKv();
+  const kv = new CountingKv(await openHandle(path));
+  const store = new DenoKvStore({ kv });
+  const other = new DenoKvStore({ path });
+  try {
+    await store.set(key(1), loggedIn("ada", {}));
+    // Between the delete's read and its commit, another process puts a record of bob under the key.
+    kv.beforeCommit = async () => {
+      kv.beforeCommit = undefined;
+      await other.set(key(1), loggedIn("bob", {}));
+    };
+    kv.reset();
+    await store.delete(key(1));
+    assert.deepEqual(
+      { lists: kv.lists, commits: kv.commits },
+      { lists: 2, commits: 2 },
+      "one commit lost, one won",
+    );
+    assert.deepEqual(await store.listByUser("ada"), []);
+    assert.deepEqual(await store.listByUser("bob"), [], "bob's entry went with the record");
+    assert.deepEqual(await withHandle(path, (handle) => entries(handle)), []);
+  } finally {
+    await other.close();
+    kv.close();
+    cleanup();
+  }
+});
+
+test("DenoKvStore: a user's list answers no entry past the store's clock and deletes those not rewritten meanwhile", async () => {
+  const { path, cleanup } = tempKv();
+  const kv = new CountingKv(await openHandle(path));
+  let ahead = 0;
+  const store = new DenoKvStore({ kv, now: () => Date.now() + ahead });
+  const other = new DenoKvStore({ path });
+  try {
+    await store.set(key(1), loggedIn("ada", {}, 60_000));
+    await store.set(key(2), loggedIn("ada", {}, 60_000));
+    await store.set(key(3), loggedIn("ada", {}, 600_000));
+    ahead = 120_000;
+    // While the listing deletes the stale entries, a process whose clock says key 2 lives updates it.
+    let touched: Promise<unknown> | undefined;
+    kv.beforeCommit = async () => {
+      touched ??= other.set(key(2), update({ seen: true }));
+      await touched;
+    };
+    assert.deepEqual((await store.listByUser("ada")).map((entry) => entry.key), [key(3)]);
+    const indexed = await withHandle(
+      path,
+      (handle) => entries(handle, ["sessions", "users", userKey("ada")]),
+    );
+    assert.deepEqual(indexed.map((entry) => entry.key.at(-1)), [key(2), key(3)], "key 1's entry is gone");
+    assert.deepEqual((await other.listByUser("ada")).map((entry) => entry.key), [key(2), key(3)]);
+  } finally {
+    await other.close();
+    kv.close();
+    cleanup();
+  }
+});
+
+test("DenoKvStore: an unreadable or foreign index entry is answered from its record, or deleted", async () => {
+  const store = new TempKvStore();
+  try {
+    await store.set(key(1), loggedIn("ada", { a: 1 }));
+    await store.set(key(3), loggedIn("bob", {}));
+    const index = ["sessions", "users", userKey("ada")];
+    const bytes = (value: string) => new TextEncoder().encode(value);
+    const bobs = JSON.stringify((await store.get(key(3)))!.meta);
+    await withHandle(store.path, async (kv) => {
+      await kv.atomic()
+        .set([...index, key(1)], bytes("{not json")) // a live record of ada
+        .set([...index, key(2)], bytes("{}")) // no record
+        .set([...index, key(3)], bytes(bobs)) // a record of bob
+        .set([...index, key(5), "deeper"], bytes("x"))
+        .commit();
+    });
+    const listed = await store.listByUser("ada");
+    assert.deepEqual(listed.map((entry) => [entry.key, entry.meta.userId]), [[key(1), "ada"]]);
+    assert.deepEqual(listed[0].meta, (await store.get(key(1)))!.meta, "answered from the record");
+    const left = await withHandle(store.path, (kv) => entries(kv, index));
+    assert.deepEqual(left.map((entry) => entry.key.slice(index.length)), [[key(1)], [key(5), "deeper"]]);
+    assert.deepEqual((await store.listByUser("bob")).map((entry) => entry.key), [key(3)], "bob's own entry");
+    await assert.rejects(store.listByUser(""), { name: "TypeError", message: /needs a user id/ });
+    await assert.rejects(store.listByUser(1 as unknown as string), { name: "TypeError" });
+  } finally {
+    await store.close();
+  }
+});
+
+test("DenoKvStore: metadata over 16 KiB is refused clearly and nothing is written; at both limits a record and its index entry fit one commit", async () => {
+  const store = new TempKvStore();
+  try {
+    const big = loggedIn("ada", {});
+    big.record.meta.details = { blob: "x".repeat(MAX_META_BYTES) };
+    await assert.rejects(store.set(key(1), big), (error: Error) => {
+      assert.match(
+        error.message,
+        /^DenoKvStore cannot keep the metadata of a logged-in session of \d+ bytes: the limit is 16384 bytes of JSON/,
+      );
+      return true;
+    });
+    assert.deepEqual(await withHandle(store.path, (kv) => entries(kv)), []);
+    const manager = new SessionManager({ store, secret: "a-secret-of-at-least-32-bytes-long!" });
+    const session = await manager.load({ cookie: null, https: false });
+    await session.logIn("ada", { details: { blob: "x".repeat(MAX_META_BYTES) } });
+    await assert.rejects(manager.commit(session), (error: unknown) => {
+      assert.ok(error instanceof SessionStoreError);
+      assert.equal(error.status, 503);
+      assert.match(error.message, /^Cannot write session to store: DenoKvStore cannot keep the metadata/);
+      return true;
+    });
+
+    // 768 KiB of record JSON and 16 KiB of metadata, for a user id of 256 characters.
+    const userId = "u".repeat(256);
+    const full = loggedIn(userId, {}, 600_000);
+    full.record.meta.details = { blob: "" };
+    full.record.meta.details.blob = "x".repeat(MAX_META_BYTES - JSON.stringify(full.record.meta).length);
+    full.record.data = { big: "" };
+    const json = () => JSON.stringify({ meta: full.record.meta, data: full.record.data });
+    full.record.data.big = "y".repeat(MAX_RECORD_BYTES - json().length);
+    assert.equal(JSON.stringify(full.record.meta).length, MAX_META_BYTES);
+    assert.equal(json().length, MAX_RECORD_BYTES);
+    assert.equal(await store.set(key(2), full), "written");
+    const next = update({ n: 1 }, 600_000);
+    next.record.meta = { ...full.record.meta };
+    assert.equal(
+      await store.set(key(2), Object.assign(next, { set: { big: full.record.data.big } })),
+      "written",
+    );
+    assert.deepEqual((await store.listByUser(userId)).map((entry) => entry.meta), [next.record.meta]);
+    await store.delete(key(2));
+    assert.deepEqual(await withHandle(store.path, (kv) => entries(kv)), []);
+  } finally {
+    await store.close();
+  }
+});
+
+test('DenoKvStore: records under the storage keys "users" and a user key stay apart from the index', async () => {
+  const store = new TempKvStore();
+  try {
+    const keys = Array.from({ length: 20 }, (_, i) => key(i));
+    for (const [i, each] of keys.entries()) await store.set(each, loggedIn("ada", { i }));
+    const odd = ["users", userKey("ada")];
+    for (const each of odd) {
+      assert.equal(await store.set(each, loggedIn("ada", { each })), "written");
+      assert.deepEqual((await store.get(each))?.data, { each }, each);
+    }
+    const listed = async () => (await store.listByUser("ada")).map((entry) => entry.key).sort();
+    assert.deepEqual(await listed(), [...keys, ...odd].sort());
+    for (const each of odd) await store.delete(each);
+    assert.deepEqual(await listed(), [...keys].sort());
+    assert.equal(await store.get("users"), undefined);
+  } finally {
+    await store.close();
+  }
+});
+
+test("DenoKvStore: round trips — read 1 list, new session 1 commit, update and delete 1 list + 1 commit, a user's sessions 1 list", async () => {
   const { path, cleanup } = tempKv();
   const kv = new CountingKv(await openHandle(path));
   const store = new DenoKvStore({ kv });
@@ -358,9 +610,23 @@ test("DenoKvStore: round trips — read 1 list, new session 1 commit, update 1 l
     await store.get(key(1));
     assert.deepEqual(trips(), { lists: 1, commits: 0 }, "get of a large record");
     await store.delete(key(1));
-    assert.deepEqual(trips(), { lists: 0, commits: 1 }, "delete");
+    assert.deepEqual(
+      trips(),
+      { lists: 1, commits: 1 },
+      "delete: value 0 and the user entry read, then a commit",
+    );
     assert.equal(await store.set(key(1), update({ c: 1 })), "gone");
     assert.deepEqual(trips(), { lists: 1, commits: 0 }, "an update of a missing record only reads");
+
+    // Logged-in records: the index costs no round trip of its own, and a user's list is one.
+    for (let i = 2; i < 12; i++) await store.set(key(i), loggedIn("ada", { i }));
+    assert.deepEqual(trips(), { lists: 0, commits: 10 }, "a logged-in create: one commit");
+    assert.equal((await store.listByUser("ada")).length, 10);
+    assert.deepEqual(trips(), { lists: 1, commits: 0 }, "listByUser, 10 sessions");
+    assert.equal(await store.set(key(2), update({ b: 1 })), "written");
+    assert.deepEqual(trips(), { lists: 1, commits: 1 }, "a logged-in update");
+    await store.delete(key(2));
+    assert.deepEqual(trips(), { lists: 1, commits: 1 }, "a logged-in delete");
 
     // Through the core: a new session, then a request that reads and writes it.
     const manager = new SessionManager({ store, secret: "a-secret-of-at-least-32-bytes-long!" });
@@ -563,7 +829,6 @@ function lockFile(path: string, holdMs: number): Promise<{ released: Promise<voi
       }); ${body}`,
     ],
   ];
-  const root = fileURLToPath(new URL("../..", import.meta.url));
   const child = spawn(command, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
   const ended = new Promise<void>((resolve) => child.on("close", () => resolve()));
   return new Promise((resolve, reject) => {
@@ -615,7 +880,10 @@ function runScript(
   env: Record<string, string> = {},
 ): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { env: { ...process.env, ...env, NO_COLOR: "1" } });
+    const child = spawn(process.execPath, args, {
+      cwd: root,
+      env: { ...process.env, ...env, NO_COLOR: "1" },
+    });
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk));
     child.stderr.on("data", (chunk) => (output += chunk));
@@ -637,7 +905,8 @@ if (deno !== undefined) {
           JSON.stringify(join(dir, "x.kv"))
         } }).init().catch((e) => console.log(e.message));`,
       );
-      const { output } = await runScript(["run", "-A", "--no-config", script]);
+      // Without deno.json (which turns KV on), its npm imports resolved from node_modules.
+      const { output } = await runScript(["run", "-A", "--no-config", "--node-modules-dir=manual", script]);
       assert.match(
         output,
         /Cannot open Deno KV at ".*": DenoKvStore needs Deno\.openKv, which Deno 2 keeps behind a flag: run with --unstable-kv \(or add "unstable": \["kv"\] to deno\.json\)/,
@@ -652,12 +921,15 @@ if (deno !== undefined) {
     await assert.rejects(store.init(), /DenoKvStore needs a "path" \(or a "kv" handle\) outside Deno/);
   });
 
-  test("DenoKvStore (Node): a file written through @deno/kv is read by Deno.openKv, and back", async () => {
+  test("DenoKvStore (Node): a file written through @deno/kv is read by Deno.openKv, and back, its user index too", async () => {
     const { path, cleanup } = tempKv();
     const dir = mkdtempSync(join(tmpdir(), "deno-kv-interop-"));
     try {
       const store = new DenoKvStore({ path });
-      await store.set(key(1), createWrite({ from: "node", big: "x".repeat(100_000) }));
+      const write = createWrite({ from: "node", big: "x".repeat(100_000) });
+      write.record.meta.userId = "ada";
+      write.record.meta.details = { device: "node" };
+      await store.set(key(1), write);
       await store.close();
       const script = join(dir, "main.ts");
       writeFileSync(
@@ -670,11 +942,14 @@ if (deno !== undefined) {
         const meta = { createdAt: now, expiresAt: now + 60_000, absoluteExpiresAt: now + 60_000 };
         const write = { kind: "update", record: { data: {}, meta }, set: { also: "deno" }, deleted: [], cleared: false, flashChanged: false };
         console.log(await store.set(${JSON.stringify(key(1))}, write));
+        console.log(JSON.stringify((await store.listByUser("ada")).map((entry) => [entry.key, entry.meta.details])));
         await store.close();`,
       );
       const denoBin = fileURLToPath(new URL("../../node_modules/.bin/deno", import.meta.url));
       const output = await new Promise<string>((resolve) => {
-        const child = spawn(denoBin, ["run", "-A", "--no-config", "--unstable-kv", script], {
+        const args = ["run", "-A", "--no-config", "--node-modules-dir=manual", "--unstable-kv", script];
+        const child = spawn(denoBin, args, {
+          cwd: root,
           env: { ...process.env, NO_COLOR: "1" },
         });
         let out = "";
@@ -682,9 +957,18 @@ if (deno !== undefined) {
         child.stderr.on("data", (chunk) => (out += chunk));
         child.on("close", () => resolve(out));
       });
-      assert.equal(output.trim(), `{"from":"node","big":100000}\nwritten`);
+      assert.equal(
+        output.trim(),
+        `{"from":"node","big":100000}\nwritten\n${JSON.stringify([[key(1), { device: "node" }]])}`,
+      );
       const again = new DenoKvStore({ path });
       assert.deepEqual(Object.keys((await again.get(key(1)))!.data), ["from", "big", "also"]);
+      const listed = await again.listByUser("ada");
+      assert.deepEqual(listed.map((entry) => [entry.key, entry.meta.details]), [[key(1), {
+        device: "node",
+      }]]);
+      await again.delete(key(1));
+      assert.deepEqual(await again.listByUser("ada"), []);
       await again.close();
     } finally {
       cleanup();

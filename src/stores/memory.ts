@@ -7,7 +7,14 @@
  */
 
 import { applyChange, setOwn } from "../store.ts";
-import type { SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
+import type {
+  SessionMeta,
+  SessionRecord,
+  Store,
+  StoreWrite,
+  UserSessionEntry,
+  WriteResult,
+} from "../store.ts";
 
 /** Options for {@linkcode MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -40,6 +47,10 @@ interface Entry {
   expiresAt: number;
   absoluteExpiresAt: number;
   lifetimeMs: number | null | undefined;
+  /** The user the session is logged in as; its key is then in that user's index. */
+  userId: string | undefined;
+  /** What the app recorded at login, as JSON text. */
+  details: JsonText | undefined;
   /** The expiry bucket this entry was last filed under. */
   bucket: number;
 }
@@ -101,6 +112,8 @@ let warned = false;
  */
 export class MemoryStore implements Store {
   #entries = new Map<string, Entry>();
+  /** User id → the storage keys of that user's sessions (the per-user index). */
+  #users = new Map<string, Set<string>>();
   /** Bucket number → keys filed under it, oldest first; a key refiled elsewhere leaves a stale reference. */
   #buckets = new Map<number, { keys: string[]; head: number }>();
   /** The bucket numbers in `#buckets`, ascending. */
@@ -133,10 +146,49 @@ export class MemoryStore implements Store {
     const entry = this.#entries.get(key);
     if (entry === undefined) return undefined;
     if (entry.expiresAt <= now || entry.absoluteExpiresAt <= now) {
-      this.#entries.delete(key);
+      this.#remove(key, entry);
       return undefined;
     }
     return entry;
+  }
+
+  /** Removes a record and, in the same step, its key from its user's index. Every removal goes through here. */
+  #remove(key: string, entry: Entry): void {
+    this.#entries.delete(key);
+    if (entry.userId === undefined) return;
+    const keys = this.#users.get(entry.userId);
+    keys?.delete(key);
+    if (keys?.size === 0) this.#users.delete(entry.userId);
+  }
+
+  /** The metadata of an entry, as a fresh object. */
+  #meta(entry: Entry): SessionMeta {
+    const meta: SessionMeta = {
+      createdAt: entry.createdAt,
+      expiresAt: entry.expiresAt,
+      absoluteExpiresAt: entry.absoluteExpiresAt,
+    };
+    if (entry.lifetimeMs !== undefined) meta.lifetimeMs = entry.lifetimeMs;
+    if (entry.userId !== undefined) meta.userId = entry.userId;
+    if (entry.details !== undefined) meta.details = thaw(entry.details) as Record<string, unknown>;
+    return meta;
+  }
+
+  /**
+   * The live sessions of `userId`, from an index of that user's keys kept in
+   * step with every write and removal: O(sessions of that user). Expired
+   * ones are removed on the way.
+   */
+  listByUser(userId: string): UserSessionEntry[] {
+    const keys = this.#users.get(userId);
+    if (keys === undefined) return [];
+    const now = this.#now();
+    const out: UserSessionEntry[] = [];
+    for (const key of [...keys]) {
+      const entry = this.#live(key, now);
+      if (entry !== undefined) out.push({ key, meta: this.#meta(entry) });
+    }
+    return out;
   }
 
   /**
@@ -150,15 +202,7 @@ export class MemoryStore implements Store {
     this.#sweep(now);
     const entry = this.#live(key, now);
     if (entry === undefined) return undefined;
-    const record: SessionRecord = {
-      data: thawAll(entry.data),
-      meta: {
-        createdAt: entry.createdAt,
-        expiresAt: entry.expiresAt,
-        absoluteExpiresAt: entry.absoluteExpiresAt,
-      },
-    };
-    if (entry.lifetimeMs !== undefined) record.meta.lifetimeMs = entry.lifetimeMs;
+    const record: SessionRecord = { data: thawAll(entry.data), meta: this.#meta(entry) };
     if (entry.flash !== undefined) record.flash = thawAll(entry.flash);
     return record;
   }
@@ -174,7 +218,9 @@ export class MemoryStore implements Store {
     let entry: Entry | undefined;
     if (write.kind === "create") {
       const previous = this.#entries.get(key);
-      if (previous === undefined && this.#entries.size >= this.#maxEntries) this.#evictOne();
+      if (previous !== undefined) this.#remove(key, previous);
+      else if (this.#entries.size >= this.#maxEntries) this.#evictOne();
+      const userId = record.meta.userId;
       entry = {
         data: freezeAll({}, record.data),
         flash: record.flash && freezeAll({}, record.flash),
@@ -182,9 +228,18 @@ export class MemoryStore implements Store {
         expiresAt: record.meta.expiresAt,
         absoluteExpiresAt: record.meta.absoluteExpiresAt,
         lifetimeMs: record.meta.lifetimeMs,
+        userId,
+        details: record.meta.details === undefined
+          ? undefined
+          : new JsonText(JSON.stringify(record.meta.details)),
         bucket: previous?.bucket ?? Number.NaN,
       };
       this.#entries.set(key, entry);
+      if (userId !== undefined) {
+        let keys = this.#users.get(userId);
+        if (keys === undefined) this.#users.set(userId, keys = new Set());
+        keys.add(key);
+      }
     } else {
       entry = this.#live(key, now);
       if (entry === undefined) return "gone";
@@ -210,12 +265,14 @@ export class MemoryStore implements Store {
 
   /** Deletes a record. Its bucket reference goes stale and is dropped by a later sweep. */
   delete(key: string): void {
-    this.#entries.delete(key);
+    const entry = this.#entries.get(key);
+    if (entry !== undefined) this.#remove(key, entry);
   }
 
   /** Drops every session. */
   clear(): Promise<void> {
     this.#entries.clear();
+    this.#users.clear();
     this.#buckets.clear();
     this.#bucketOrder = [];
     return Promise.resolve();
@@ -250,7 +307,7 @@ export class MemoryStore implements Store {
         const key = filed.keys[filed.head++];
         const entry = this.#entries.get(key);
         if (entry === undefined || entry.bucket !== bucket) continue;
-        this.#entries.delete(key);
+        this.#remove(key, entry);
         if (now === undefined) budget = 0;
       }
       if (filed.head === filed.keys.length) {

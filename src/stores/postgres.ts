@@ -10,7 +10,14 @@
  */
 
 import { CorruptRecordError, setOwn, storedRecord } from "../store.ts";
-import type { SessionMeta, SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
+import type {
+  SessionMeta,
+  SessionRecord,
+  Store,
+  StoreWrite,
+  UserSessionEntry,
+  WriteResult,
+} from "../store.ts";
 
 /**
  * The part of a postgres.js client (`postgres(url)`, npm `postgres` v3) the
@@ -102,10 +109,13 @@ interface Answer {
 type Execute = (text: string, parameters: unknown[]) => { answer: PromiseLike<Answer>; cancel?: () => void };
 
 /**
- * A row of the SELECT (data, flash, created_at, expires_at, absolute_expires_at, lifetime_ms), each cell the server's
- * text output: a string (pg) or its UTF-8 bytes (postgres.js), `null` for NULL.
+ * A row of a SELECT, each cell the server's text output: a string (pg) or its UTF-8 bytes (postgres.js),
+ * `null` for NULL. A read selects data and flash, then {@linkcode META_COLUMNS}; a listing, id then them.
  */
 type Row = ArrayLike<string | Uint8Array | null>;
+
+/** The metadata columns, in the order {@linkcode decodeMeta} reads them. */
+const META_COLUMNS = "created_at, expires_at, absolute_expires_at, lifetime_ms, user_id, details";
 
 const utf8 = new TextDecoder();
 
@@ -121,6 +131,8 @@ const CLEANUP_BATCH = 1_000;
 
 /** SQLSTATE of a missing table. */
 const UNDEFINED_TABLE = "42P01";
+/** SQLSTATE of a missing column. */
+const UNDEFINED_COLUMN = "42703";
 
 function invalid(option: string, rule: string): TypeError {
   return new TypeError(`Invalid PostgresStore option "${option}": ${rule}`);
@@ -138,15 +150,16 @@ function reason(error: unknown): string {
 }
 
 /**
- * A user key as it is stored: the inside of its JSON string literal, so NUL,
- * lone surrogates and other characters PostgreSQL text cannot hold travel
- * escaped. Plain keys stay as they are.
+ * A user key or a user id as it is stored: the inside of its JSON string
+ * literal, so NUL, lone surrogates and other characters PostgreSQL text cannot
+ * hold travel escaped (the drivers would turn a lone surrogate into U+FFFD,
+ * making two user ids one). Plain ones stay as they are.
  */
 function storedKey(key: string): string {
   return JSON.stringify(key).slice(1, -1);
 }
 
-/** The user key of a stored key; only escaped ones contain a backslash. */
+/** The user key or user id of a stored one; only escaped ones contain a backslash. */
 function userKey(stored: string): string {
   return stored.includes("\\") ? JSON.parse(`"${stored}"`) : stored;
 }
@@ -194,24 +207,35 @@ function decodeRow(row: Row): SessionRecord {
       if (typeof json !== "string") throw new Error("a value in the data column is not JSON text");
       setOwn(data, userKey(key), JSON.parse(json));
     }
-    record = {
-      data,
-      // float8's text output is the shortest exact form (PostgreSQL 12+), so Number() gives the same double.
-      meta: {
-        createdAt: Number(text(row[2])),
-        expiresAt: Number(text(row[3])),
-        absoluteExpiresAt: Number(text(row[4])),
-      },
-    };
-    // lifetime_ms: NULL when the session has no lifetime of its own, 0 for a browser-session cookie (null).
-    const lifetime = text(row[5]);
-    if (lifetime !== null) record.meta.lifetimeMs = Number(lifetime) === 0 ? null : Number(lifetime);
+    record = { data, meta: decodeMeta(row, 2, true) };
     const flash = text(row[1]);
     if (flash !== null) record.flash = JSON.parse(flash);
   } catch (error) {
     throw new CorruptRecordError(`the stored row cannot be decoded: ${reason(error)}`, { cause: error });
   }
   return storedRecord(record);
+}
+
+/**
+ * The metadata of a row, from its {@linkcode META_COLUMNS} starting at
+ * `at`. `details` that is not valid JSON throws, unless `withDetails` is
+ * false: the record is then read without them.
+ */
+function decodeMeta(row: Row, at: number, withDetails: boolean): SessionMeta {
+  const meta: SessionMeta = {
+    // float8's text output is the shortest exact form (PostgreSQL 12+), so Number() gives the same double.
+    createdAt: Number(text(row[at])),
+    expiresAt: Number(text(row[at + 1])),
+    absoluteExpiresAt: Number(text(row[at + 2])),
+  };
+  // lifetime_ms: NULL when the session has no lifetime of its own, 0 for a browser-session cookie (null).
+  const lifetime = text(row[at + 3]);
+  if (lifetime !== null) meta.lifetimeMs = Number(lifetime) === 0 ? null : Number(lifetime);
+  const userId = text(row[at + 4]);
+  if (userId !== null) meta.userId = userKey(userId);
+  const details = text(row[at + 5]);
+  if (details !== null && withDetails) meta.details = JSON.parse(details);
+  return meta;
 }
 
 /** `meta.lifetimeMs` in the lifetime_ms column: NULL for none of its own, 0 for `null`, else the number. */
@@ -304,6 +328,7 @@ export class PostgresStore implements Store {
   #table: string;
   #tableName: string;
   #index: string;
+  #userIndex: string;
   #timeout: number;
   #now: () => number;
   #cleanupInterval: number;
@@ -315,6 +340,7 @@ export class PostgresStore implements Store {
     update: string;
     delete: string;
     deleteExpired: string;
+    listByUser: string;
   };
 
   /**
@@ -357,6 +383,7 @@ export class PostgresStore implements Store {
     this.#tableName = tableName;
     this.#table = parts.map((part) => `"${part}"`).join(".");
     this.#index = `"${table}_expires_at"`;
+    this.#userIndex = `"${table}_user_id"`;
     const createTable = options.createTable ?? true;
     if (typeof createTable !== "boolean") throw invalid("createTable", "must be a boolean");
     this.#createTable = createTable;
@@ -382,13 +409,15 @@ export class PostgresStore implements Store {
     const live = "id = $1 AND expires_at > $2 AND absolute_expires_at > $2";
     this.#sql = {
       // Read by position and as text (decodeRow), never by column name or through the client's parsers.
-      select: `SELECT data::text, flash, created_at, expires_at, absolute_expires_at, lifetime_ms FROM ${t}
-        WHERE ${live}`,
-      insert: `INSERT INTO ${t} (id, data, flash, created_at, expires_at, absolute_expires_at, lifetime_ms)
-        VALUES ($1, $2::text::jsonb, $3, $4, $5, $6, $7)
+      select: `SELECT data::text, flash, ${META_COLUMNS} FROM ${t} WHERE ${live}`,
+      // A create replaces the whole row, its user and details included; an update never touches them.
+      insert: `INSERT INTO ${t}
+          (id, data, flash, created_at, expires_at, absolute_expires_at, lifetime_ms, user_id, details)
+        VALUES ($1, $2::text::jsonb, $3, $4, $5, $6, $7, $8, $9)
         ON CONFLICT (id) DO UPDATE SET data = excluded.data, flash = excluded.flash,
           created_at = excluded.created_at, expires_at = excluded.expires_at,
-          absolute_expires_at = excluded.absolute_expires_at, lifetime_ms = excluded.lifetime_ms`,
+          absolute_expires_at = excluded.absolute_expires_at, lifetime_ms = excluded.lifetime_ms,
+          user_id = excluded.user_id, details = excluded.details`,
       // One statement: the row lock orders overlapping updates, and each merges into the row the last one left.
       update: `UPDATE ${t} SET
           data = CASE WHEN $3::boolean THEN '{}'::jsonb
@@ -401,6 +430,12 @@ export class PostgresStore implements Store {
       // IN (subquery) may hash-join against a full scan); SKIP LOCKED lets instances clean side by side.
       deleteExpired: `DELETE FROM ${t} WHERE id = ANY(ARRAY(
           SELECT id FROM ${t} WHERE expires_at <= $1 LIMIT ${CLEANUP_BATCH} FOR UPDATE SKIP LOCKED))`,
+      // `user_id = $1` implies the partial index's `user_id IS NOT NULL`: the planner can use it. The deadlines
+      // are tested as one expression (the same rows as `expires_at > $2 AND absolute_expires_at > $2`) that no
+      // index serves: without statistics the planner otherwise ANDs in a bitmap scan of the expires_at index,
+      // which reads an entry per live session of every user (3 ms at 100,000 sessions, measured).
+      listByUser: `SELECT id, ${META_COLUMNS} FROM ${t}
+        WHERE user_id = $1 AND LEAST(expires_at, absolute_expires_at) > $2`,
     };
   }
 
@@ -488,10 +523,15 @@ export class PostgresStore implements Store {
         created_at double precision NOT NULL,
         expires_at double precision NOT NULL,
         absolute_expires_at double precision NOT NULL,
-        lifetime_ms double precision
+        lifetime_ms double precision,
+        user_id text COLLATE "C",
+        details text
       );
-      ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS lifetime_ms double precision;
+      -- Columns added since the first version; rows already there get NULL (no lifetime of their own, no user).
+      ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS lifetime_ms double precision,
+        ADD COLUMN IF NOT EXISTS user_id text COLLATE "C", ADD COLUMN IF NOT EXISTS details text;
       CREATE INDEX IF NOT EXISTS ${this.#index} ON ${t} (expires_at);
+      CREATE INDEX IF NOT EXISTS ${this.#userIndex} ON ${t} (user_id) WHERE user_id IS NOT NULL;
     END $do$`;
   }
 
@@ -518,6 +558,9 @@ export class PostgresStore implements Store {
         message += this.#createTable
           ? ` (the table ${this.#tableName} was dropped after the store created it)`
           : ` (createTable is false: create the table ${this.#tableName}, see docs/stores.md)`;
+      } else if ((error as { code?: unknown })?.code === UNDEFINED_COLUMN && !this.#createTable) {
+        message +=
+          ` (createTable is false: add this version's columns to ${this.#tableName}, see docs/stores.md)`;
       }
       throw new Error(message, { cause: error });
     } finally {
@@ -558,6 +601,8 @@ export class PostgresStore implements Store {
         meta.expiresAt,
         meta.absoluteExpiresAt,
         lifetimeColumn(meta.lifetimeMs),
+        meta.userId === undefined ? null : storedKey(meta.userId),
+        meta.details === undefined ? null : JSON.stringify(meta.details),
       ]);
       result = "written";
     } else {
@@ -580,6 +625,35 @@ export class PostgresStore implements Store {
     }
     this.#cleanupWhenDue(execute);
     return result;
+  }
+
+  /**
+   * The live sessions of `userId`: one `SELECT` through the partial index on
+   * `user_id`, so its cost grows with that user's rows, not with the table.
+   * Rows past either deadline (by the store's clock) are skipped and left to
+   * the cleanup of expired rows: a listing never writes. A row whose
+   * `details` are not valid JSON is listed without them, so it can still be
+   * revoked (`get` reports it as corrupt).
+   *
+   * @param userId The user, as in `meta.userId`.
+   * @returns Each live record of the user: its storage key and metadata, in no particular order.
+   * @throws {Error} (rejects) When PostgreSQL fails or does not answer within `timeoutMs`.
+   */
+  async listByUser(userId: string): Promise<UserSessionEntry[]> {
+    const execute = this.#execute ?? await this.#ready();
+    const { rows } = await this.#run(execute, "SELECT (user)", this.#sql.listByUser, [
+      storedKey(userId),
+      this.#now(),
+    ]);
+    return Array.from(rows as ArrayLike<Row>, (row) => {
+      let meta: SessionMeta;
+      try {
+        meta = decodeMeta(row, 1, true);
+      } catch {
+        meta = decodeMeta(row, 1, false);
+      }
+      return { key: text(row[0])!, meta };
+    });
   }
 
   /** Deletes a record. One `DELETE`. */

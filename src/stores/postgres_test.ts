@@ -6,13 +6,19 @@ import { PostgresStore } from "./postgres.ts";
 import type { PostgresStoreOptions } from "./postgres.ts";
 import { type AdminSql, CountingProxy, testDatabase } from "./_test_postgres.ts";
 import { freePort, rejectsWithin, reportUnavailable } from "./_test_servers.ts";
-import { createWrite, storeConformanceSuite, updateWrite } from "../testing/store_suite.ts";
+import {
+  createWrite,
+  EDGE_DETAILS,
+  EDGE_USER_IDS,
+  storeConformanceSuite,
+  updateWrite,
+} from "../testing/store_suite.ts";
 import { adapterConformanceSuite } from "../testing/adapter_suite.ts";
 import { honoSuiteApp } from "../adapters/_test_hono_app.ts";
 import { SessionManager } from "../core.ts";
 import { SessionStoreError } from "../errors.ts";
 import { generateId } from "../_crypto.ts";
-import { NEVER } from "../store.ts";
+import { CorruptRecordError, NEVER } from "../store.ts";
 
 const create = (data: Record<string, unknown>, lifetimeMs?: number, flash?: Record<string, unknown>) =>
   createWrite(data, { lifetimeMs, flash });
@@ -154,10 +160,18 @@ if ("unavailable" in db) {
         "expires_at double precision",
         "absolute_expires_at double precision",
         "lifetime_ms double precision",
+        "user_id text",
+        "details text",
       ]);
       const indexes = await admin`
-        SELECT indexname FROM pg_indexes WHERE schemaname = ${schema} AND tablename = 'sessions' ORDER BY 1`;
-      assert.deepEqual(indexes.map((i) => i.indexname), ["sessions_expires_at", "sessions_pkey"]);
+        SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = ${schema} AND tablename = 'sessions'
+        ORDER BY 1`;
+      assert.deepEqual(indexes.map((i) => i.indexname), [
+        "sessions_expires_at",
+        "sessions_pkey",
+        "sessions_user_id",
+      ]);
+      assert.match(indexes[2].indexdef, /\(user_id\) WHERE \(user_id IS NOT NULL\)$/);
     } finally {
       await store.close();
       await scoped.end();
@@ -419,6 +433,251 @@ if ("unavailable" in db) {
     }
   });
 
+  const loggedIn = (userId: string, details?: Record<string, unknown>, lifetimeMs?: number) => {
+    const write = create({}, lifetimeMs);
+    write.record.meta.userId = userId;
+    if (details !== undefined) write.record.meta.details = details;
+    return write;
+  };
+  const keysOf = async (store: PostgresStore, userId: string) =>
+    (await store.listByUser(userId)).map((entry) => entry.key).sort();
+
+  /** Creates a table of 3.x (with lifetime_ms, before user_id and details) and its expires_at index. */
+  const previousTable = (name: string) =>
+    admin.unsafe(`CREATE TABLE ${quoted(name)} (
+      id text COLLATE "C" PRIMARY KEY, data jsonb NOT NULL, flash text, created_at double precision NOT NULL,
+      expires_at double precision NOT NULL, absolute_expires_at double precision NOT NULL,
+      lifetime_ms double precision);
+      CREATE INDEX "${name}_expires_at" ON ${quoted(name)} (expires_at)`);
+
+  test("PostgresStore: a table of the previous version (rows, no user_id nor details) gets both columns and the user index", async () => {
+    const name = "previous";
+    await previousTable(name);
+    const old = generateId();
+    const later = Date.now() + 60_000;
+    await admin.unsafe(`INSERT INTO ${quoted(name)} VALUES ($1, $2::text::jsonb, NULL, $3, $4, $4, 5000)`, [
+      old,
+      JSON.stringify({ a: "1" }),
+      Date.now(),
+      later,
+    ]);
+    const store = new PostgresStore({ client: shared, tableName: table(name) });
+    try {
+      await store.init();
+      const columns = await admin`
+        SELECT column_name, data_type, collation_name FROM information_schema.columns
+        WHERE table_schema = ${schema} AND table_name = ${name} ORDER BY ordinal_position`;
+      assert.deepEqual(columns.slice(-3).map((c) => `${c.column_name} ${c.data_type} ${c.collation_name}`), [
+        "lifetime_ms double precision null",
+        "user_id text C",
+        "details text null",
+      ]);
+      const [index] = await admin`
+        SELECT indexdef FROM pg_indexes WHERE schemaname = ${schema} AND indexname = ${name + "_user_id"}`;
+      assert.match(index.indexdef, /\(user_id\) WHERE \(user_id IS NOT NULL\)$/);
+      const record = await store.get(old);
+      assert.deepEqual(record?.data, { a: 1 });
+      assert.deepEqual(record?.meta, {
+        createdAt: record!.meta.createdAt,
+        expiresAt: later,
+        absoluteExpiresAt: later,
+        lifetimeMs: 5000,
+      });
+      const id = generateId();
+      await store.set(id, loggedIn("ada", { device: "phone" }));
+      assert.deepEqual((await store.listByUser("ada")).map((entry) => [entry.key, entry.meta.details]), [
+        [id, { device: "phone" }],
+      ]);
+      const again = new PostgresStore({ client: pool, tableName: table(name) });
+      await again.init();
+      assert.deepEqual(await keysOf(again, "ada"), [id], "opening it again changes nothing");
+      await again.close();
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("PostgresStore: with createTable false a table of the previous version fails listings and logins with a clear message", async () => {
+    const name = "previous_kept";
+    await previousTable(name);
+    const store = new PostgresStore({ client: shared, tableName: table(name), createTable: false });
+    try {
+      const error = await rejectsWithin(store.listByUser("ada"), 2000);
+      assert.match(
+        error.message,
+        new RegExp(
+          `^PostgreSQL SELECT \\(user\\) failed: column "user_id" does not exist \\(42703\\) \\(createTable is false: add this version's columns to ${schema}.${name}, see docs/stores.md\\)$`,
+        ),
+      );
+      await assert.rejects(
+        store.set(generateId(), loggedIn("ada")),
+        /failed: column "user_id" .* does not exist/,
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("PostgresStore: the listing of a user's sessions is one SELECT through the user_id index alone, whatever the statistics say", async () => {
+    const name = "user_index";
+    const plans: string[] = [];
+    const explained = postgres(db.url, { max: 1, onnotice: (notice) => plans.push(String(notice.message)) });
+    let clock = Date.now();
+    const store = new PostgresStore({
+      client: explained,
+      tableName: table(name),
+      cleanupIntervalMs: Infinity,
+      now: () => clock,
+    });
+    try {
+      await store.init();
+      await admin.unsafe(`ALTER TABLE ${quoted(name)} SET (autovacuum_enabled = false)`);
+      // 100,000 sessions expiring over the next hour, half of them of 500 other users.
+      await admin.unsafe(
+        `INSERT INTO ${quoted(name)} (id, data, created_at, expires_at, absolute_expires_at, user_id)
+        SELECT 's1_other_' || i, '{}'::jsonb, $1::float8, $1::float8 + i * 36, $1::float8 + 86400000,
+          CASE WHEN i % 2 = 0 THEN 'other' || (i % 1000) END
+        FROM generate_series(1, 100000) i`,
+        [clock],
+      );
+      const keys = [];
+      for (let i = 0; i < 50; i++) {
+        const id = generateId();
+        if (i % 5 === 3) keys.push(id);
+        await store.set(id, loggedIn(`user${i % 5}`, undefined, 7_200_000));
+      }
+      await explained.unsafe("LOAD 'auto_explain'");
+      await explained.unsafe("SET auto_explain.log_min_duration = 0");
+      await explained.unsafe("SET auto_explain.log_level = notice");
+      // Without statistics, and with statistics that say only a tenth of the sessions are still ahead of the
+      // clock (a histogram gone stale as time moves on), the planner once picked the expires_at index, alone
+      // or ANDed with user_id's: an entry per live session of every user. A prepared statement may also run
+      // with a generic plan, which cannot look at the user id.
+      const start = clock;
+      for (const analyzed of [false, true]) {
+        if (analyzed) await admin.unsafe(`ANALYZE ${quoted(name)}`);
+        for (const ahead of [0, 3_240_000]) {
+          clock = start + ahead;
+          for (const mode of ["force_custom_plan", "force_generic_plan"]) {
+            await explained.unsafe(`SET plan_cache_mode = ${mode}`);
+            plans.length = 0;
+            assert.deepEqual(await keysOf(store, "user3"), keys.sort());
+            const listings = plans.filter((plan) => plan.includes("user_id = $1"));
+            assert.equal(listings.length, 1, "one statement");
+            const what = `${analyzed ? "analyzed" : "no statistics"}, clock +${ahead} ms, ${mode}: ${
+              listings[0]
+            }`;
+            assert.match(listings[0], new RegExp(`Index Scan (using|on) ${name}_user_id`), what);
+            assert.doesNotMatch(listings[0], new RegExp(`Seq Scan|BitmapAnd|${name}_expires_at`), what);
+          }
+        }
+      }
+    } finally {
+      await store.close();
+      await explained.end();
+    }
+  });
+
+  test("PostgresStore: an update never changes a row's user nor details; a create over a key replaces them", async () => {
+    const store = open({ tableName: table("user_fixed") });
+    try {
+      const id = generateId();
+      await store.set(id, loggedIn("ada", { device: "phone" }));
+      const other = update({ n: 1 });
+      other.record.meta.userId = "eve";
+      other.record.meta.details = { device: "stolen" };
+      assert.equal(await store.set(id, other), "written");
+      assert.equal(await store.set(id, update({ n: 2 })), "written", "nor does an update without them");
+      const meta = (await store.get(id))?.meta;
+      assert.deepEqual([meta?.userId, meta?.details], ["ada", { device: "phone" }]);
+      assert.deepEqual(await store.listByUser("eve"), []);
+      assert.deepEqual(await keysOf(store, "ada"), [id]);
+      await store.set(id, loggedIn("bob"));
+      assert.deepEqual(await store.listByUser("ada"), [], "the create replaced the user");
+      assert.equal("details" in (await store.listByUser("bob"))[0].meta, false, "and the details");
+      await store.set(id, create({}));
+      assert.deepEqual(await store.listByUser("bob"), [], "an anonymous create leaves no user");
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("PostgresStore: listByUser skips rows past either deadline by the store's clock, and never writes", async () => {
+    const name = "user_clock";
+    let now = Date.now();
+    const start = now;
+    const store = new PostgresStore({
+      client: shared,
+      tableName: table(name),
+      now: () => now,
+      cleanupIntervalMs: Infinity,
+    });
+    try {
+      const [idle, absolute, long] = [generateId(), generateId(), generateId()];
+      await store.set(idle, loggedIn("ada", undefined, 1_000));
+      const write = loggedIn("ada", undefined, 10_000);
+      write.record.meta.absoluteExpiresAt = write.record.meta.createdAt + 2_000;
+      await store.set(absolute, write);
+      await store.set(long, loggedIn("ada", undefined, 10_000));
+      assert.deepEqual(await keysOf(store, "ada"), [idle, absolute, long].sort());
+      now = start + 1_000 + 100;
+      assert.deepEqual(await keysOf(store, "ada"), [absolute, long].sort(), "past its idle deadline");
+      now = start + 2_000 + 100;
+      assert.deepEqual(await keysOf(store, "ada"), [long], "past its absolute deadline");
+      const [{ n }] = await admin.unsafe(`SELECT count(*)::int AS n FROM ${quoted(name)}`);
+      assert.equal(n, 3, "expired rows are left to the cleanup");
+      now = start + 10_000 + 100;
+      assert.deepEqual(await keysOf(store, "ada"), []);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("PostgresStore: user ids and details with NUL, lone surrogates, quotes and backslashes round-trip and stay apart", async () => {
+    const name = "user_text";
+    const users = EDGE_USER_IDS;
+    const details = EDGE_DETAILS;
+    for (
+      const store of [
+        open({ tableName: table(name) }),
+        new PostgresStore({ client: pool, tableName: table(name) }),
+      ]
+    ) {
+      try {
+        const keys = users.map(() => generateId());
+        for (const [i, user] of users.entries()) await store.set(keys[i], loggedIn(user, details));
+        for (const [i, user] of users.entries()) {
+          const listed = (await store.listByUser(user)).filter((entry) => keys.includes(entry.key));
+          assert.deepEqual(listed.map((entry) => entry.key), [keys[i]], JSON.stringify(user));
+          assert.deepEqual(listed[0].meta.details, details);
+          assert.equal((await store.get(keys[i]))?.meta.userId, user, JSON.stringify(user));
+        }
+        const [row] = await admin.unsafe(`SELECT user_id, details FROM ${quoted(name)} WHERE id = $1`, [
+          keys[users.indexOf("ä")],
+        ]);
+        assert.equal(row.user_id, "ä", "an ordinary id is stored as it is");
+        assert.deepEqual(JSON.parse(row.details), details);
+      } finally {
+        await store.close();
+      }
+    }
+  });
+
+  test("PostgresStore: a row whose details are not JSON reads as corrupt but is still listed, without details, so it can be revoked", async () => {
+    const name = "user_corrupt";
+    const store = open({ tableName: table(name) });
+    try {
+      const id = generateId();
+      await store.set(id, loggedIn("ada", { device: "phone" }));
+      await admin.unsafe(`UPDATE ${quoted(name)} SET details = '{"trunc' WHERE id = $1`, [id]);
+      await assert.rejects(store.get(id), CorruptRecordError);
+      const listed = await store.listByUser("ada");
+      assert.deepEqual(listed.map((entry) => [entry.key, "details" in entry.meta]), [[id, false]]);
+    } finally {
+      await store.close();
+    }
+  });
+
   test("PostgresStore: one statement and one round trip per call once a connection has prepared it", async () => {
     const proxy = await CountingProxy.start(db.host, db.port);
     const statements: string[] = [];
@@ -441,6 +700,7 @@ if ("unavailable" in db) {
             () => store.set(id, update({ b: 2 })),
             () => store.delete(id),
             () => store.set(id, update({ c: 3 })),
+            () => store.listByUser("ada"),
           ];
           for (const step of steps) {
             await step();
@@ -452,15 +712,21 @@ if ("unavailable" in db) {
         const warm = await round();
         figures[`${driver} first use`] = first.trips;
         figures[`${driver} prepared`] = warm.trips;
-        assert.deepEqual(warm.trips, [1, 1, 1, 1, 1], `${driver}: create, get, update, delete, gone update`);
-        if (driver === "postgres.js") assert.equal(warm.statements, 5, "one statement per call");
+        assert.deepEqual(
+          warm.trips,
+          [1, 1, 1, 1, 1, 1],
+          `${driver}: create, get, update, delete, gone update, list`,
+        );
+        if (driver === "postgres.js") assert.equal(warm.statements, 6, "one statement per call");
         await store.close();
       }
       // postgres.js asks the server for parameter types once per statement and connection; pg never does.
-      assert.deepEqual(figures["pg first use"], [1, 1, 1, 1, 1]);
+      assert.deepEqual(figures["pg first use"], [1, 1, 1, 1, 1, 1]);
       assert.ok(figures["postgres.js first use"].every((n) => n === 1 || n === 2));
       console.log(
-        `PostgresStore round trips per call (create, get, update, delete, gone): ${JSON.stringify(figures)}`,
+        `PostgresStore round trips per call (create, get, update, delete, gone, list): ${
+          JSON.stringify(figures)
+        }`,
       );
     } finally {
       await js.end();

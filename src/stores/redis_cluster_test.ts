@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { createClientPool, createCluster, createSentinel } from "redis";
 import { type RedisClientLike, RedisStore } from "./redis.ts";
-import { keySlot, redisKey, slotGroup } from "./_redis_store.ts";
+import { keySlot, redisKey, slotGroup, userRedisKeys } from "./_redis_store.ts";
 import { SCRIPTS } from "./_redis_scripts.ts";
 import {
   adminCluster,
@@ -25,10 +25,11 @@ import {
 import type { TestCluster } from "./_test_servers.ts";
 import { CountingProxy } from "./_test_postgres.ts";
 import { createWrite, storeConformanceSuite, updateWrite } from "../testing/store_suite.ts";
+import { redisIndexCases } from "./_test_redis_index.ts";
 import { adapterConformanceSuite } from "../testing/adapter_suite.ts";
 import { honoSuiteApp } from "../adapters/_test_hono_app.ts";
 import { SessionManager } from "../core.ts";
-import { generateId, storageKey } from "../_crypto.ts";
+import { generateId, generateIdInGroup, storageKey, userKey } from "../_crypto.ts";
 
 const create = (data: Record<string, unknown>, lifetimeMs?: number) => createWrite(data, { lifetimeMs });
 const update = (set: Record<string, unknown>) => updateWrite({}, { set });
@@ -82,6 +83,17 @@ if (started.unavailable !== undefined) {
     createStore: () => open({ waitForReplicas: 1 }),
     plantCorrupt: plantCorruptClusterHash(cluster, (key) => redisKey(`${run}suite_`, key, true)),
     dump: dumpCluster(cluster, `${run}suite_`),
+  });
+
+  redisIndexCases(test, {
+    name: `RedisStore (Redis Cluster, ${runtime})`,
+    open: (options) => open({ keyPrefix: `${run}index_`, ...options }),
+    keyPrefix: `${run}index_`,
+    hashTags: true,
+    raw: async () => {
+      const admin = await adminCluster(cluster);
+      return { send: (key, args) => admin.sendCommand(key, false, args), close: () => admin.destroy() };
+    },
   });
 
   // Through a real framework, on a cluster client passed in (the cluster client's own routing).
@@ -165,7 +177,9 @@ if (started.unavailable !== undefined) {
       }
       for (const waitForReplicas of [0, 1]) {
         const store = new RedisStore({ client, keyPrefix: `${run}trips_`, waitForReplicas });
-        const key = storageKey(generateId());
+        // A key in the group of a user, so that user's index is on the same master.
+        const userId = `trips-${generateId()}`;
+        const key = storageKey(generateIdInGroup(userKey(userId).slice(3, 5)));
         const { master } = await shardOf(cluster, keySlot(redisKey(`${run}trips_`, key, true)));
         const monitor = await RedisMonitor.open(cluster.node(master.port));
         try {
@@ -177,6 +191,7 @@ if (started.unavailable !== undefined) {
               ["create", () => store.set(key, create({ a: 1 }))],
               ["get", () => store.get(key)],
               ["update", () => store.set(key, update({ b: 2 }))],
+              ["list", () => store.listByUser(userId)],
               ["delete", () => store.delete(key)],
             ] as const
           ) {
@@ -189,6 +204,7 @@ if (started.unavailable !== undefined) {
             create: write,
             get: [1, ["EVALSHA"]],
             update: write,
+            list: [1, ["EVALSHA"]],
             delete: write,
           }, `waitForReplicas ${waitForReplicas}`);
         } finally {
@@ -216,6 +232,65 @@ if (started.unavailable !== undefined) {
     } finally {
       client.destroy();
       for (const proxy of proxies.values()) await proxy.close();
+    }
+  });
+
+  test("RedisStore (cluster): a user's sessions and index share one slot (CLUSTER KEYSLOT); listing and revoking work through the cluster", async () => {
+    const store = await open({ waitForReplicas: 1 });
+    try {
+      assert.equal(store.groupsUserSessions, true);
+      const manager = new SessionManager({ store, secret: "cluster-user-index-secret-0123456789" });
+      const userId = `ada-${generateId()}`;
+      const cookies: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const session = await manager.load({ cookie: null, https: false });
+        session.set("n", i);
+        await session.logIn(userId, { details: { device: `d${i}` } });
+        cookies.push((await manager.commit(session))!.split(";")[0]);
+      }
+      const entries = await store.listByUser(userId);
+      assert.equal(entries.length, 5);
+      const index = userRedisKeys(`${run}suite_`, userId, true).index;
+      const names = [index, ...entries.map((entry) => redisKey(`${run}suite_`, entry.key, true))];
+      const slots = new Set<number>();
+      for (const name of names) {
+        slots.add(Number(await shared.sendCommand(undefined, true, ["CLUSTER", "KEYSLOT", name])));
+      }
+      assert.equal(slots.size, 1, `the user's keys are in one slot: ${[...slots]}`);
+      const [slot] = slots;
+      assert.equal(keySlot(index), slot);
+      const node = cluster.node((await shardOf(cluster, slot)).master.port);
+      for (const name of names) assert.equal(await redisCommand(node, `EXISTS ${name}`), ":1", name);
+
+      const listed = await manager.sessionsOfUser(userId);
+      assert.deepEqual(listed.map((info) => info.details?.device).sort(), ["d0", "d1", "d2", "d3", "d4"]);
+      assert.equal(await manager.revokeSession(userId, listed[0].handle), true);
+      assert.equal((await manager.sessionsOfUser(userId)).length, 4);
+      assert.equal(await manager.logOutEverywhere(userId), 4);
+      assert.deepEqual(await manager.sessionsOfUser(userId), []);
+      assert.equal(await redisCommand(node, `EXISTS ${index}`), ":0", "the index went with the last session");
+      for (const cookie of cookies) {
+        const session = await manager.load({ cookie, https: false });
+        assert.equal(session.isNew, true, "every revoked browser starts afresh");
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("RedisStore (cluster): a record with a user under a key outside the user's group is refused; nothing is written", async () => {
+    const store = await open();
+    try {
+      const userId = `bob-${generateId()}`;
+      let key = storageKey(generateId());
+      while (slotGroup(key) === `s1_${userKey(userId).slice(3, 5)}`) key = storageKey(generateId());
+      const write = create({ a: 1 });
+      write.record.meta.userId = userId;
+      await assert.rejects(store.set(key, write), { name: "TypeError", message: /in the user's group/ });
+      assert.equal(await store.get(key), undefined);
+      assert.deepEqual(await store.listByUser(userId), []);
+    } finally {
+      await store.close();
     }
   });
 

@@ -32,34 +32,63 @@ interface PauseCounts {
   ownAfter: number;
 }
 
-/**
- * `users` sessions, one reader loop each, reading its own session over and
- * over; `CLIENT PAUSE pauseMs ALL` once, 300 ms in; the loops run on until
- * `afterMs` after the pause ends.
- */
-async function pauseUnderReads(
-  store: Store,
-  redis: TestServer,
-  options: { users: number; pauseMs: number; afterMs: number },
-): Promise<PauseCounts> {
-  const keys = Array.from({ length: options.users }, () => `s1_${generateId()}`);
+/** One read of one user's own data: what it found. */
+type Probe = () => Promise<"own" | "foreign" | "missing">;
+
+/** Probes that each read one user's session (`get`), after writing it. */
+async function readProbes(store: Store, users: number): Promise<Probe[]> {
+  const keys = Array.from({ length: users }, () => `s1_${generateId()}`);
   for (const [owner, key] of keys.entries()) {
     assert.equal(await store.set(key, createWrite({ owner })), "written");
   }
+  return keys.map((key, owner) => async () => {
+    const record = await store.get(key);
+    return record === undefined ? "missing" : record.data.owner === owner ? "own" : "foreign";
+  });
+}
+
+/** Probes that each list one user's two sessions (`listByUser`), after writing them. */
+async function listProbes(store: Store, users: number): Promise<Probe[]> {
+  const run = generateId().slice(0, 8);
+  const probes: Probe[] = [];
+  for (let owner = 0; owner < users; owner++) {
+    const userId = `user-${owner}-${run}`;
+    const keys = [`s1_${generateId()}`, `s1_${generateId()}`];
+    for (const key of keys) {
+      const write = createWrite({ owner });
+      write.record.meta.userId = userId;
+      assert.equal(await store.set(key, write), "written");
+    }
+    const own = [...keys].sort().join();
+    probes.push(async () => {
+      const entries = await store.listByUser!(userId);
+      if (entries.some((entry) => entry.meta.userId !== userId)) return "foreign";
+      const listed = entries.map((entry) => entry.key).sort().join();
+      return listed === own ? "own" : entries.length < 2 ? "missing" : "foreign";
+    });
+  }
+  return probes;
+}
+
+/**
+ * One loop per probe, probing over and over; `CLIENT PAUSE pauseMs ALL`
+ * once, 300 ms in; the loops run on until `afterMs` after the pause ends.
+ */
+async function pauseUnder(
+  probes: Probe[],
+  redis: TestServer,
+  options: { pauseMs: number; afterMs: number },
+): Promise<PauseCounts> {
   const counts: PauseCounts = { reads: 0, own: 0, foreign: 0, missing: 0, failed: 0, caught: 0, ownAfter: 0 };
   let pauseEnds = Number.POSITIVE_INFINITY;
   let stop = false;
-  const readers = keys.map(async (key, owner) => {
+  const readers = probes.map(async (probe) => {
     while (!stop) {
       counts.reads++;
       try {
-        const record = await store.get(key);
-        if (record === undefined) counts.missing++;
-        else if (record.data.owner !== owner) counts.foreign++;
-        else {
-          counts.own++;
-          if (Date.now() > pauseEnds) counts.ownAfter++;
-        }
+        const found = await probe();
+        counts[found]++;
+        if (found === "own" && Date.now() > pauseEnds) counts.ownAfter++;
       } catch (error) {
         counts.failed++;
         if (/belongs to another request/.test((error as Error).message)) counts.caught++;
@@ -118,7 +147,7 @@ if (servers === undefined) {
 
   test("WebdisStore: a Redis pause under concurrent reads of 40 sessions never serves a foreign record", async () => {
     const store = new WebdisStore({ url: webdis.url, keyPrefix: "pause_", timeoutMs: 300 });
-    const counts = await pauseUnderReads(store, redis, { users: 40, pauseMs: 1500, afterMs: 1500 });
+    const counts = await pauseUnder(await readProbes(store, 40), redis, { pauseMs: 1500, afterMs: 1500 });
     console.log(`WebdisStore under CLIENT PAUSE: ${JSON.stringify(counts)}`);
     assert.equal(counts.foreign, 0, "no read ever returned another session's record");
     assert.equal(counts.missing, 0, "no read of a live session answered 'no session'");
@@ -126,11 +155,21 @@ if (servers === undefined) {
     assert.ok(counts.ownAfter >= 40, "reads work again once the pause is over");
   });
 
+  test("WebdisStore: a Redis pause under concurrent listings of 40 users never lists a foreign session", async () => {
+    const store = new WebdisStore({ url: webdis.url, keyPrefix: "pause_", timeoutMs: 300 });
+    const counts = await pauseUnder(await listProbes(store, 40), redis, { pauseMs: 1500, afterMs: 1500 });
+    console.log(`WebdisStore listings under CLIENT PAUSE: ${JSON.stringify(counts)}`);
+    assert.equal(counts.foreign, 0, "no listing ever answered another user's sessions");
+    assert.equal(counts.missing, 0, "no listing left out a live session");
+    assert.ok(counts.failed >= 40, "the listings in flight during the pause timed out (503)");
+    assert.ok(counts.ownAfter >= 40, "listings work again once the pause is over");
+  });
+
   test("RedisStore: a Redis pause under concurrent reads of 40 sessions never serves a foreign record", async () => {
     const store = new RedisStore({ url: redis.url, keyPrefix: "pause_", timeoutMs: 300 });
     await store.init();
     try {
-      const counts = await pauseUnderReads(store, redis, { users: 40, pauseMs: 1500, afterMs: 1000 });
+      const counts = await pauseUnder(await readProbes(store, 40), redis, { pauseMs: 1500, afterMs: 1000 });
       assert.equal(counts.foreign, 0);
       assert.equal(counts.missing, 0);
       assert.ok(counts.failed >= 40, "the reads in flight during the pause timed out (503)");

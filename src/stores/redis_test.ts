@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createClient } from "redis";
 import { RedisStore } from "./redis.ts";
+import { userRedisKeys } from "./_redis_store.ts";
 import { dataField, WRITE_SCRIPT, writeScriptSha1 } from "./_redis_scripts.ts";
 import {
   dumpRedis,
@@ -17,6 +18,7 @@ import {
   waitFor,
 } from "./_test_servers.ts";
 import { createWrite, storeConformanceSuite, updateWrite } from "../testing/store_suite.ts";
+import { redisIndexCases } from "./_test_redis_index.ts";
 import { generateId } from "../_crypto.ts";
 import process from "node:process";
 import { NEVER } from "../store.ts";
@@ -44,6 +46,17 @@ if (servers.unavailable !== undefined) {
     createStore: () => open(),
     plantCorrupt: plantCorruptHash(redis, `${run}suite_`),
     dump: dumpRedis(redis, `${run}suite_`),
+  });
+
+  redisIndexCases(test, {
+    name: "RedisStore",
+    open: (options) => open({ keyPrefix: `${run}index_`, ...options }),
+    keyPrefix: `${run}index_`,
+    hashTags: false,
+    raw: async () => {
+      const client = await createClient({ url: redis.url }).connect();
+      return { send: (_key, args) => client.sendCommand(args), close: () => client.destroy() };
+    },
   });
 
   test("RedisStore: the version 1 form, new RedisStore({ host, port }) then init()", async () => {
@@ -141,7 +154,7 @@ if (servers.unavailable !== undefined) {
     }
   });
 
-  test("RedisStore: one hash per session, user keys in their own fields, native expiry from expiresAt", async () => {
+  test("RedisStore: one hash per session, user keys in their own fields, its deadline in exp, native expiry from expiresAt", async () => {
     const store = await open();
     try {
       const id = generateId();
@@ -156,6 +169,7 @@ if (servers.unavailable !== undefined) {
           [dataField("user")]: '"ada"',
           [dataField("meta")]: '"a user key"',
           meta: JSON.stringify(write.record.meta),
+          exp: String(write.record.meta.expiresAt),
           flash: '{"notice":"hi"}',
         });
         assert.equal(await client.pExpireTime(key), write.record.meta.expiresAt);
@@ -195,10 +209,14 @@ if (servers.unavailable !== undefined) {
       const write = create({ a: 1 });
       write.record.meta.expiresAt = Date.now() - 1000; // expired meta
       await store.set(id, create({ a: 1 }));
-      // Put the expired meta in place while keeping Redis's own TTL far away.
+      // Put the expired meta (and its deadline, as the write script keeps it) in place while keeping Redis's own
+      // TTL far away.
       const client = createClient({ url: redis.url });
       await client.connect();
-      await client.hSet(`${run}suite_${id}`, "meta", JSON.stringify(write.record.meta));
+      await client.hSet(`${run}suite_${id}`, {
+        meta: JSON.stringify(write.record.meta),
+        exp: String(write.record.meta.expiresAt),
+      });
       await client.close();
       assert.equal(await store.get(id), undefined);
       assert.equal(await store.set(id, update({ b: 2 })), "gone");
@@ -227,25 +245,39 @@ if (servers.unavailable !== undefined) {
     const monitor = await RedisMonitor.open(redis);
     try {
       const warm = generateId();
-      await store.set(warm, create({ warm: true })); // the script is cached from here on
+      await store.set(warm, create({ warm: true })); // the scripts are cached from here on
+      await store.get(warm);
       await store.delete(warm);
+      await store.listByUser("ada");
       await monitor.commands();
 
       const id = generateId();
       const key = `${run}suite_${id}`;
       const topLevel = async () => (await monitor.commands()).filter((c) => c.client !== "lua");
 
-      const step = async (operation: () => Promise<unknown>, name: string) => {
+      const step = async (operation: () => Promise<unknown>, name: string, keys = [key]) => {
         await operation();
         const commands = await topLevel();
-        assert.deepEqual(commands.map((c) => [c.args[0].toUpperCase(), c.args[2], c.args[3]]), [
-          ["EVALSHA", "1", key],
-        ], name);
+        assert.deepEqual(
+          commands.map((c) => [c.args[0].toUpperCase(), ...c.args.slice(2, 3 + keys.length)]),
+          [["EVALSHA", String(keys.length), ...keys]],
+          name,
+        );
       };
       await step(() => store.set(id, create({ a: 1 })), "create");
       await step(() => store.get(id), "get");
       await step(() => store.set(id, update({ b: 2 })), "update");
       await step(() => store.delete(id), "delete");
+      // A session with a user: its index is the script's second key; a listing is one script on the index.
+      const index = userRedisKeys(`${run}suite_`, "ada", false).index;
+      const loggedIn = create({ a: 1 });
+      loggedIn.record.meta.userId = "ada";
+      const userUpdate = update({ b: 2 });
+      userUpdate.record.meta.userId = "ada";
+      await step(() => store.set(id, loggedIn), "create with a user", [key, index]);
+      await step(() => store.set(id, userUpdate), "update with a user", [key, index]);
+      await step(() => store.listByUser("ada"), "list", [index]);
+      await step(() => store.delete(id), "delete with a user");
     } finally {
       monitor.close();
       await store.close();
@@ -270,6 +302,22 @@ if (servers.unavailable !== undefined) {
       );
       assert.deepEqual(second, ["EVALSHA"]);
       assert.deepEqual((await store.get(id))?.data, { a: 1, b: 2 });
+      // The list and delete scripts: the same fallback after a flush.
+      for (
+        const [name, operation] of [["list", () => store.listByUser("ada")], [
+          "delete",
+          () => store.delete(id),
+        ]] as const
+      ) {
+        assert.equal(await redisCommand(redis, "SCRIPT FLUSH"), "+OK");
+        await monitor.commands();
+        await operation();
+        await operation();
+        const sent = (await monitor.commands()).filter((c) => c.client !== "lua").map((c) =>
+          c.args[0].toUpperCase()
+        );
+        assert.deepEqual(sent, ["EVALSHA", "EVAL", "EVALSHA"], name);
+      }
       assert.equal(await redisCommand(redis, `SCRIPT EXISTS ${await writeScriptSha1()}`), "*1");
       assert.ok(WRITE_SCRIPT.includes("PEXPIREAT"));
     } finally {

@@ -18,7 +18,15 @@
  */
 
 import { applyChange, CorruptRecordError, storedRecord } from "../store.ts";
-import type { MaybePromise, SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
+import type {
+  MaybePromise,
+  SessionMeta,
+  SessionRecord,
+  Store,
+  StoreWrite,
+  UserSessionEntry,
+  WriteResult,
+} from "../store.ts";
 
 /**
  * The part of a prepared statement the store uses; `node:sqlite`,
@@ -30,6 +38,8 @@ export interface SqliteStatement {
   run(...params: unknown[]): { changes: number | bigint };
   /** Runs the statement and returns its first row; `undefined` (`null` in `bun:sqlite`) when there is none. */
   get(...params: unknown[]): unknown;
+  /** Runs the statement and returns all its rows. */
+  all(...params: unknown[]): unknown[];
 }
 
 /**
@@ -88,13 +98,71 @@ export interface SqliteStoreOptions {
   now?: () => number;
 }
 
-interface Row {
-  data: string;
-  flash: string | null;
+/** The metadata columns of a row. */
+interface MetaRow {
   created_at: number;
   expires_at: number;
   absolute_expires_at: number;
   lifetime_ms: number | null;
+  /** The user id as {@linkcode storedUserId} wrote it. */
+  user_id: string | null;
+  details: string | null;
+}
+
+interface Row extends MetaRow {
+  data: string;
+  flash: string | null;
+}
+
+/** A row of a listing: its key and metadata. */
+interface KeyedRow extends MetaRow {
+  id: string;
+}
+
+/** The metadata columns, in the order of {@linkcode MetaRow}. */
+const META_COLUMNS = "created_at, expires_at, absolute_expires_at, lifetime_ms, user_id, details";
+
+/**
+ * A user id as the `user_id` column holds it: the inside of its JSON string
+ * literal. An ordinary id stays as it is; `"`, `\`, control characters and
+ * lone surrogates are escaped, because the drivers cannot keep the last two:
+ * `node:sqlite` turns a lone surrogate into U+FFFD (two users would share one
+ * id) and Deno's `node:sqlite` cuts text read back at a NUL.
+ */
+function storedUserId(userId: string): string {
+  return JSON.stringify(userId).slice(1, -1);
+}
+
+/** The user id of a `user_id` value; only escaped ones contain a backslash. */
+function userIdOf(stored: string): string {
+  return stored.includes("\\") ? JSON.parse(`"${stored}"`) : stored;
+}
+
+/**
+ * Columns added after the first schema, with their types: a table made by an
+ * earlier version gets each one it lacks when a store opens it (NULL in the
+ * rows it holds: no lifetime of their own, no user).
+ */
+const ADDED_COLUMNS = [["lifetime_ms", "INTEGER"], ["user_id", "TEXT"], ["details", "TEXT"]] as const;
+
+/**
+ * A row's metadata. A `user_id` or `details` that cannot be decoded throws a
+ * {@linkcode CorruptRecordError}.
+ */
+function metaOf(row: MetaRow): SessionMeta {
+  const meta: SessionMeta = {
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    absoluteExpiresAt: row.absolute_expires_at,
+  };
+  if (row.lifetime_ms !== null) meta.lifetimeMs = row.lifetime_ms === 0 ? null : row.lifetime_ms;
+  try {
+    if (row.user_id !== null) meta.userId = userIdOf(row.user_id);
+    if (row.details !== null) meta.details = JSON.parse(row.details);
+  } catch (error) {
+    throw new CorruptRecordError("the user_id or details column cannot be decoded", { cause: error });
+  }
+  return meta;
 }
 
 /**
@@ -175,6 +243,28 @@ function loadDriver(): DatabaseConstructor {
   }
 }
 
+/**
+ * Adds to the table each column of {@linkcode ADDED_COLUMNS} it lacks. Two
+ * processes opening one file of an earlier version may both find a column
+ * missing: the one whose `ALTER TABLE` comes second fails with "duplicate
+ * column name", which is fine once the column exists.
+ */
+function addMissingColumns(db: SqliteDatabase, tableName: string): void {
+  const present = new Set(
+    (db.prepare("SELECT name FROM pragma_table_info(?)").all(tableName) as { name: string }[])
+      .map((column) => column.name),
+  );
+  for (const [name, type] of ADDED_COLUMNS) {
+    if (present.has(name)) continue;
+    try {
+      db.exec(`ALTER TABLE "${tableName}" ADD COLUMN ${name} ${type}`);
+    } catch (error) {
+      const added = db.prepare("SELECT 1 FROM pragma_table_info(?) WHERE name = ?").get(tableName, name);
+      if (added === undefined || added === null) throw error;
+    }
+  }
+}
+
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -182,6 +272,9 @@ function describe(error: unknown): string {
 /**
  * Keeps sessions in one SQLite table: a row per session, user keys as JSON,
  * flash values as JSON, and the deadlines in an indexed `expires_at` column.
+ * A logged-in session's row holds its user in `user_id` (and the login's
+ * details as JSON): a partial index on `user_id` is the per-user index
+ * ({@linkcode SqliteStore.listByUser}), written and removed with the row.
  *
  * Updates run in a `BEGIN IMMEDIATE` transaction that reads the row, applies
  * the request's change and writes it back, so overlapping requests that set
@@ -227,6 +320,7 @@ export class SqliteStore implements Store {
   #update: SqliteStatement;
   #delete: SqliteStatement;
   #deleteExpired: SqliteStatement;
+  #listByUser: SqliteStatement;
 
   /**
    * Opens (or adopts) the database and creates the table and its index if
@@ -317,27 +411,34 @@ export class SqliteStore implements Store {
           created_at INTEGER NOT NULL,
           expires_at INTEGER NOT NULL,
           absolute_expires_at INTEGER NOT NULL,
-          lifetime_ms INTEGER
+          lifetime_ms INTEGER,
+          user_id TEXT,
+          details TEXT
         );
         CREATE INDEX IF NOT EXISTS "${tableName}_expires_at" ON ${table} (expires_at);`,
       );
-      // Tables made by 3.0 lack the column of per-session lifetimes: add it (NULL: no lifetime of its own).
-      const hasLifetime = db.prepare("SELECT 1 FROM pragma_table_info(?) WHERE name = 'lifetime_ms'")
-        .get(tableName) ?? undefined;
-      if (hasLifetime === undefined) {
-        db.exec(`ALTER TABLE ${table} ADD COLUMN lifetime_ms INTEGER`);
-      }
-      const live = "id = ? AND expires_at > ? AND absolute_expires_at > ?";
-      this.#select = db.prepare(
-        `SELECT data, flash, created_at, expires_at, absolute_expires_at, lifetime_ms FROM ${table}
-        WHERE ${live}`,
+      addMissingColumns(db, tableName);
+      // Only logged-in sessions are indexed: anonymous ones cost the index nothing.
+      db.exec(
+        `CREATE INDEX IF NOT EXISTS "${tableName}_user_id" ON ${table} (user_id) WHERE user_id IS NOT NULL`,
       );
+      const live = "expires_at > ? AND absolute_expires_at > ?";
+      this.#select = db.prepare(`SELECT data, flash, ${META_COLUMNS} FROM ${table} WHERE id = ? AND ${live}`);
+      // INDEXED BY: the statement fails to compile rather than ever scanning the table (say, should statistics
+      // from ANALYZE make the expires_at index look cheaper). `user_id = ?` implies the partial index's
+      // `user_id IS NOT NULL`, so SQLite can use it.
+      this.#listByUser = db.prepare(
+        `SELECT id, ${META_COLUMNS} FROM ${table} INDEXED BY "${tableName}_user_id" WHERE user_id = ? AND ${live}`,
+      );
+      // A create replaces the whole row, its user and details included; an update (below) never touches them.
       this.#insert = db.prepare(
-        `INSERT INTO ${table} (id, data, flash, created_at, expires_at, absolute_expires_at, lifetime_ms)
-        VALUES (?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO ${table}
+          (id, data, flash, created_at, expires_at, absolute_expires_at, lifetime_ms, user_id, details)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (id) DO UPDATE SET data = excluded.data, flash = excluded.flash,
           created_at = excluded.created_at, expires_at = excluded.expires_at,
-          absolute_expires_at = excluded.absolute_expires_at, lifetime_ms = excluded.lifetime_ms`,
+          absolute_expires_at = excluded.absolute_expires_at, lifetime_ms = excluded.lifetime_ms,
+          user_id = excluded.user_id, details = excluded.details`,
       );
       this.#update = db.prepare(
         `UPDATE ${table} SET data = ?, flash = ?, created_at = ?, expires_at = ?, absolute_expires_at = ?,
@@ -397,17 +498,10 @@ export class SqliteStore implements Store {
       // `?? undefined`: bun:sqlite answers null for no row, node:sqlite and better-sqlite3 undefined.
       const row = (this.#select.get(key, now, now) ?? undefined) as Row | undefined;
       if (row === undefined) return undefined;
+      const meta = metaOf(row);
       let record: SessionRecord;
       try {
-        record = {
-          data: JSON.parse(row.data),
-          meta: {
-            createdAt: row.created_at,
-            expiresAt: row.expires_at,
-            absoluteExpiresAt: row.absolute_expires_at,
-          },
-        };
-        if (row.lifetime_ms !== null) record.meta.lifetimeMs = row.lifetime_ms === 0 ? null : row.lifetime_ms;
+        record = { data: JSON.parse(row.data), meta };
         if (row.flash !== null) record.flash = JSON.parse(row.flash);
       } catch (error) {
         throw new CorruptRecordError("the data or flash column is not valid JSON", { cause: error });
@@ -446,6 +540,8 @@ export class SqliteStore implements Store {
           meta.expiresAt,
           meta.absoluteExpiresAt,
           lifetimeColumn(meta.lifetimeMs),
+          meta.userId === undefined ? null : storedUserId(meta.userId),
+          meta.details === undefined ? null : JSON.stringify(meta.details),
         );
         return "written";
       }
@@ -484,6 +580,44 @@ export class SqliteStore implements Store {
         throw error;
       }
     }, write.deadline);
+  }
+
+  /**
+   * The live sessions of `userId`: one `SELECT` through the partial index on
+   * `user_id`, so its cost grows with that user's rows, not with the table.
+   * Expired rows are skipped (both deadlines against the store's clock) and
+   * left for the cleanup of expired rows: a listing never writes. A row whose
+   * `details` column is not valid JSON is listed without details, so it can
+   * still be revoked (`get` reports it as corrupt).
+   *
+   * @param userId The user, as in `meta.userId`.
+   * @returns Each live record of the user: its storage key and metadata, in no particular order.
+   *
+   * @example
+   * ```ts
+   * import { SqliteStore } from "./sqlite.ts";
+   *
+   * const store = new SqliteStore({ path: ":memory:" });
+   * const now = Date.now();
+   * const meta = { createdAt: now, expiresAt: now + 60_000, absoluteExpiresAt: now + 60_000, userId: "ada" };
+   * await store.set("s1_key", { kind: "create", record: { data: {}, meta }, set: {}, deleted: [], cleared: false, flashChanged: false });
+   * console.log((await store.listByUser("ada")).map((entry) => entry.key)); // ["s1_key"]
+   * await store.close();
+   * ```
+   */
+  listByUser(userId: string): MaybePromise<UserSessionEntry[]> {
+    return this.#run(() => {
+      const now = this.#now();
+      return (this.#listByUser.all(storedUserId(userId), now, now) as KeyedRow[]).map((row) => {
+        let meta: SessionMeta;
+        try {
+          meta = metaOf(row);
+        } catch {
+          meta = metaOf({ ...row, details: null });
+        }
+        return { key: row.id, meta };
+      });
+    });
   }
 
   /**

@@ -8,9 +8,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SqliteStore } from "./sqlite.ts";
 import type { SqliteDatabase, SqliteStoreOptions } from "./sqlite.ts";
-import { createWrite, storeConformanceSuite, updateWrite } from "../testing/store_suite.ts";
+import {
+  createWrite,
+  EDGE_DETAILS,
+  EDGE_USER_IDS,
+  storeConformanceSuite,
+  updateWrite,
+} from "../testing/store_suite.ts";
 import { serveNodeHandler } from "../testing/node_server.ts";
 import { SessionManager } from "../core.ts";
+import { CorruptRecordError } from "../store.ts";
 
 /** A database file in a fresh temporary directory, removed by `cleanup`. */
 function tempDatabase(): { path: string; cleanup: () => void } {
@@ -232,6 +239,231 @@ test("SqliteStore: a table made by 3.0 (no lifetime_ms column) gets the column, 
     write.record.meta.lifetimeMs = null;
     await store.set(id(2), write);
     assert.equal((await store.get(id(2)))?.meta.lifetimeMs, null);
+    await store.close();
+  } finally {
+    db.close();
+  }
+});
+
+/** Creates a table of 3.x (with lifetime_ms, before user_id and details) holding one row. */
+function previousTable(db: SqliteDatabase): void {
+  db.exec(`CREATE TABLE sessions (id TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL, flash TEXT,
+    created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, absolute_expires_at INTEGER NOT NULL,
+    lifetime_ms INTEGER);
+    CREATE INDEX sessions_expires_at ON sessions (expires_at)`);
+  const later = Date.now() + 60_000;
+  db.prepare("INSERT INTO sessions VALUES (?, ?, NULL, ?, ?, ?, ?)").run(
+    id(1),
+    '{"a":1}',
+    Date.now(),
+    later,
+    later,
+    5_000,
+  );
+}
+
+function columns(db: SqliteDatabase): string[] {
+  return db.prepare("SELECT name FROM pragma_table_info('sessions')").all().map((row) =>
+    (row as { name: string }).name
+  );
+}
+
+const loggedIn = (userId: string, details?: Record<string, unknown>, expiresAt?: number) => {
+  const write = create({}, expiresAt);
+  write.record.meta.userId = userId;
+  if (details !== undefined) write.record.meta.details = details;
+  return write;
+};
+
+test("SqliteStore: a table of the previous version (rows, no user_id nor details) gets both columns and the user index", async () => {
+  const db = openDatabase(":memory:");
+  try {
+    previousTable(db);
+    const store = new SqliteStore({ database: db });
+    assert.deepEqual(columns(db).slice(-3), ["lifetime_ms", "user_id", "details"]);
+    const index = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'sessions_user_id'").get() as {
+      sql: string;
+    };
+    assert.match(index.sql, /ON "sessions" \(user_id\) WHERE user_id IS NOT NULL$/);
+    const old = await store.get(id(1));
+    assert.deepEqual(old?.data, { a: 1 });
+    assert.equal(old?.meta.lifetimeMs, 5_000);
+    assert.equal(
+      old !== undefined && ("userId" in old.meta || "details" in old.meta),
+      false,
+      "an old row has no user",
+    );
+    await store.set(id(2), loggedIn("ada", { device: "phone" }));
+    assert.deepEqual((await store.listByUser("ada")).map((entry) => [entry.key, entry.meta.details]), [
+      [id(2), { device: "phone" }],
+    ]);
+    await store.close();
+    const again = new SqliteStore({ database: db });
+    assert.deepEqual(
+      columns(db).slice(-3),
+      ["lifetime_ms", "user_id", "details"],
+      "opening it again adds nothing",
+    );
+    assert.equal((await again.listByUser("ada")).length, 1);
+    await again.close();
+  } finally {
+    db.close();
+  }
+});
+
+test("SqliteStore: two processes migrating one file at once: the second ALTER TABLE finds the column added and goes on", async () => {
+  const { path, cleanup } = tempDatabase();
+  try {
+    const setup = openDatabase(path);
+    previousTable(setup);
+    setup.close();
+    // The first store reads the columns; another process adds user_id before the first one's ALTER TABLE.
+    const db = openDatabase(path);
+    const other = openDatabase(path);
+    let raced = false;
+    const racing: SqliteDatabase = {
+      exec: (sql) => db.exec(sql),
+      close: () => db.close(),
+      prepare(sql) {
+        const statement = db.prepare(sql);
+        if (raced || !sql.includes("SELECT name FROM pragma_table_info")) return statement;
+        return {
+          run: (...params) => statement.run(...params),
+          get: (...params) => statement.get(...params),
+          all(...params) {
+            const rows = statement.all(...params);
+            raced = true;
+            other.exec("ALTER TABLE sessions ADD COLUMN user_id TEXT");
+            return rows;
+          },
+        };
+      },
+    };
+    const store = new SqliteStore({ database: racing });
+    assert.equal(raced, true);
+    assert.deepEqual(columns(db).slice(-3), ["lifetime_ms", "user_id", "details"]);
+    await store.set(id(2), loggedIn("ada"));
+    assert.deepEqual((await store.listByUser("ada")).map((entry) => entry.key), [id(2)]);
+    await store.close();
+    other.close();
+    db.close();
+  } finally {
+    cleanup();
+  }
+});
+
+test("SqliteStore: the listing of a user's sessions is one SELECT through the user_id index, never a table scan", async () => {
+  const db = openDatabase(":memory:");
+  try {
+    const prepared: string[] = [];
+    const store = new SqliteStore({
+      database: {
+        exec: (sql) => db.exec(sql),
+        close: () => db.close(),
+        prepare: (sql) => (prepared.push(sql), db.prepare(sql)),
+      },
+    });
+    db.exec("BEGIN");
+    for (let i = 0; i < 1_000; i++) await store.set(id(`anon${i}`), create({}));
+    for (let i = 0; i < 50; i++) await store.set(id(`u${i}`), loggedIn(`user${i % 5}`));
+    db.exec("COMMIT");
+    db.exec("ANALYZE");
+    assert.equal((await store.listByUser("user3")).length, 10);
+    const listing = prepared.filter((sql) => /^SELECT .* WHERE user_id = \?/s.test(sql));
+    assert.equal(listing.length, 1);
+    const plan = db.prepare(`EXPLAIN QUERY PLAN ${listing[0]}`).all("user3", 0, 0) as { detail: string }[];
+    assert.deepEqual(plan.map((row) => row.detail), [
+      "SEARCH sessions USING INDEX sessions_user_id (user_id=?)",
+    ]);
+    await store.close();
+  } finally {
+    db.close();
+  }
+});
+
+test("SqliteStore: an update never changes a row's user nor details; a create over a key replaces them", async () => {
+  const db = openDatabase(":memory:");
+  try {
+    const store = new SqliteStore({ database: db });
+    await store.set(id("a"), loggedIn("ada", { device: "phone" }));
+    const other = update({ n: 1 });
+    other.record.meta.userId = "eve";
+    other.record.meta.details = { device: "stolen" };
+    assert.equal(await store.set(id("a"), other), "written");
+    assert.equal(await store.set(id("a"), update({ n: 2 })), "written", "nor does an update without them");
+    const meta = (await store.get(id("a")))?.meta;
+    assert.deepEqual([meta?.userId, meta?.details], ["ada", { device: "phone" }]);
+    assert.deepEqual(await store.listByUser("eve"), []);
+    assert.deepEqual((await store.listByUser("ada")).map((entry) => entry.key), [id("a")]);
+    await store.set(id("a"), loggedIn("bob"));
+    assert.deepEqual(await store.listByUser("ada"), [], "the create replaced the user");
+    assert.equal("details" in (await store.listByUser("bob"))[0].meta, false, "and the details");
+    await store.set(id("a"), create({}));
+    assert.deepEqual(await store.listByUser("bob"), [], "an anonymous create leaves no user");
+    await store.close();
+  } finally {
+    db.close();
+  }
+});
+
+test("SqliteStore: listByUser skips rows past either deadline by the store's clock, and never writes", async () => {
+  const db = openDatabase(":memory:");
+  try {
+    let now = 1_000;
+    const store = new SqliteStore({ database: db, now: () => now, cleanupIntervalMs: Infinity });
+    await store.set(id("idle"), loggedIn("ada", undefined, 2_000));
+    const absolute = loggedIn("ada");
+    absolute.record.meta.expiresAt = 10_000;
+    absolute.record.meta.absoluteExpiresAt = 3_000;
+    await store.set(id("absolute"), absolute);
+    await store.set(id("long"), loggedIn("ada", undefined, 10_000));
+    const keys = async () => (await store.listByUser("ada")).map((entry) => entry.key).sort();
+    assert.deepEqual(await keys(), [id("absolute"), id("idle"), id("long")]);
+    now = 2_000;
+    assert.deepEqual(await keys(), [id("absolute"), id("long")], "at its idle deadline a row is expired");
+    now = 3_000;
+    assert.deepEqual(await keys(), [id("long")], "at its absolute deadline too");
+    assert.equal(count(db), 3, "expired rows are left to the cleanup");
+    now = 10_000;
+    assert.deepEqual(await keys(), []);
+    await store.close();
+  } finally {
+    db.close();
+  }
+});
+
+test("SqliteStore: user ids and details with NUL, lone surrogates, quotes and backslashes round-trip and stay apart", async () => {
+  const db = openDatabase(":memory:");
+  try {
+    const store = new SqliteStore({ database: db });
+    const users = EDGE_USER_IDS;
+    const details = EDGE_DETAILS;
+    for (const [i, user] of users.entries()) await store.set(id(i), loggedIn(user, details));
+    for (const [i, user] of users.entries()) {
+      const listed = await store.listByUser(user);
+      assert.deepEqual(listed.map((entry) => entry.key), [id(i)], JSON.stringify(user));
+      assert.deepEqual(listed[0].meta.details, details);
+      assert.equal((await store.get(id(i)))?.meta.userId, user, JSON.stringify(user));
+    }
+    const stored = db.prepare("SELECT user_id FROM sessions WHERE id = ?").get(id(users.indexOf("ä"))) as {
+      user_id: string;
+    };
+    assert.equal(stored.user_id, "ä", "an ordinary id is stored as it is");
+    await store.close();
+  } finally {
+    db.close();
+  }
+});
+
+test("SqliteStore: a row whose details are not JSON reads as corrupt but is still listed, without details, so it can be revoked", async () => {
+  const db = openDatabase(":memory:");
+  try {
+    const store = new SqliteStore({ database: db });
+    await store.set(id("a"), loggedIn("ada", { device: "phone" }));
+    db.prepare("UPDATE sessions SET details = ? WHERE id = ?").run('{"trunc', id("a"));
+    assert.throws(() => store.get(id("a")), CorruptRecordError);
+    const listed = await store.listByUser("ada");
+    assert.deepEqual(listed.map((entry) => [entry.key, "details" in entry.meta]), [[id("a"), false]]);
     await store.close();
   } finally {
     db.close();

@@ -16,9 +16,12 @@ import {
   testServers,
 } from "./_test_servers.ts";
 import { createWrite, storeConformanceSuite, updateWrite } from "../testing/store_suite.ts";
+import { redisIndexCases } from "./_test_redis_index.ts";
+import { createClient } from "redis";
 import { generateId } from "../_crypto.ts";
 import { NEVER } from "../store.ts";
 import { keyEcho } from "./_redis_scripts.ts";
+import { userRedisKeys } from "./_redis_store.ts";
 
 const create = (data: Record<string, unknown>, lifetimeMs?: number) => createWrite(data, { lifetimeMs });
 const update = (set: Record<string, unknown>) => updateWrite({}, { set });
@@ -39,12 +42,13 @@ async function faultServer(handler: (request: IncomingMessage, response: ServerR
   };
 }
 
-/** Every store operation, each expected to reject with a message matching `pattern`. */
+/** Every store operation (the list script's too), each expected to reject with a message matching `pattern`. */
 async function allReject(store: WebdisStore, pattern: RegExp) {
   await assert.rejects(store.get(generateId()), { message: pattern }, "get");
   await assert.rejects(store.set(generateId(), create({ a: 1 })), { message: pattern }, "create");
   await assert.rejects(store.set(generateId(), update({ a: 1 })), { message: pattern }, "update");
   await assert.rejects(store.delete(generateId()), { message: pattern }, "delete");
+  await assert.rejects(store.listByUser("ada"), { message: pattern }, "list");
 }
 
 const servers = await testServers({ webdis: true });
@@ -63,6 +67,17 @@ if (servers.unavailable !== undefined) {
     createStore: () => open(),
     plantCorrupt: plantCorruptHash(redis, `${run}suite_`),
     dump: dumpRedis(redis, `${run}suite_`),
+  });
+
+  redisIndexCases(test, {
+    name: "WebdisStore",
+    open: (options) => Promise.resolve(open({ keyPrefix: `${run}index_`, ...options })),
+    keyPrefix: `${run}index_`,
+    hashTags: false,
+    raw: async () => {
+      const client = await createClient({ url: redis.url }).connect();
+      return { send: (_key, args) => client.sendCommand(args), close: () => client.destroy() };
+    },
   });
 
   test("WebdisStore: the version 1 form, new WebdisStore({ url }) with keys prefixed session_", async () => {
@@ -154,8 +169,10 @@ if (servers.unavailable !== undefined) {
     };
     const store = open({ fetch: counting });
     const warm = generateId();
-    await store.set(warm, create({ warm: true })); // the script is cached from here on
+    await store.set(warm, create({ warm: true })); // the scripts are cached from here on
+    await store.get(warm);
     await store.delete(warm);
+    await store.listByUser("ada");
     const monitor = await RedisMonitor.open(redis);
     try {
       const id = generateId();
@@ -172,10 +189,12 @@ if (servers.unavailable !== undefined) {
           ["get", () => store.get(id)],
           ["update", () => store.set(id, update({ b: 2 }))],
           ["delete", () => store.delete(id)],
+          ["list", () => store.listByUser("ada")],
         ] as const
       ) {
         const done = await step(operation);
-        assert.deepEqual([done.requests, done.commands, done.args?.[3]], [1, ["EVALSHA"], key], name);
+        const expected = name === "list" ? userRedisKeys(`${run}suite_`, "ada", false).index : key;
+        assert.deepEqual([done.requests, done.commands, done.args?.[3]], [1, ["EVALSHA"], expected], name);
       }
     } finally {
       monitor.close();
@@ -193,6 +212,14 @@ if (servers.unavailable !== undefined) {
       const commands = (await monitor.commands()).filter((c) => c.client !== "lua").map((c) => c.args[0]);
       assert.deepEqual(commands.map((c) => c.toUpperCase()), ["EVALSHA", "EVAL", "EVALSHA"]);
       assert.deepEqual((await store.get(id))?.data, { a: 1, b: 2 });
+      assert.deepEqual(await store.listByUser("ada"), []);
+      assert.deepEqual(await store.listByUser("ada"), []);
+      const listing = (await monitor.commands()).filter((c) => c.client !== "lua").map((c) => c.args[0]);
+      assert.deepEqual(
+        listing.map((c) => c.toUpperCase()),
+        ["EVALSHA", "EVAL", "EVALSHA", "EVAL", "EVALSHA"],
+        "the read, then the list script: once by its source, then by its SHA-1",
+      );
     } finally {
       monitor.close();
     }
@@ -314,6 +341,10 @@ if (servers.unavailable !== undefined) {
       sent.length = 0;
       assert.ok(await store.get("s1_b"));
       assert.deepEqual(sent, ["EVALSHA"], "from then on the plain script, from the cache");
+      // The list script carries no flag: Redis 6 compiles it as it is (the reply is the read's: nothing of ada).
+      sent.length = 0;
+      assert.deepEqual(await store.listByUser("ada"), []);
+      assert.deepEqual(sent, ["EVALSHA", "EVAL plain"]);
     } finally {
       await server.close();
     }

@@ -29,8 +29,9 @@ export const OTHER_COOKIE_KEY = "suite-cookie-key-rotated-9876543210-zyxwv";
  * - `merge`: two overlapping requests that set different keys both persist.
  * - `signedIds`: the test takes apart or forges an `id.signature` cookie, or
  *   sets `secret`.
+ * - `perUserIndex`: the test lists or revokes a user's sessions.
  */
-export type SuiteCapability = "serverRecords" | "revocation" | "merge" | "signedIds";
+export type SuiteCapability = "serverRecords" | "revocation" | "merge" | "signedIds" | "perUserIndex";
 
 /** Which store the app runs on. */
 export type SuiteStoreKind = "memory" | "cookie";
@@ -44,6 +45,8 @@ export const COOKIE_STORE_LACKS: Record<SuiteCapability, string> = {
     "a regenerate (docs/stores.md; the isRevoked option is the remedy)",
   merge: "the whole record travels in the cookie: of two overlapping requests the last response wins",
   signedIds: "the cookie is a sealed record, not an id.signature pair, and a secret is refused",
+  perUserIndex: "a CookieStore keeps sessions in cookies: nothing on a server can list a user's sessions " +
+    "or end one (logIn still binds a user; the isRevoked option is the remedy)",
 };
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -138,6 +138,21 @@ export async function handleSuiteRoute(session: Session, url: URL): Promise<Suit
     case "/logout":
       await session.destroy();
       return { status: 200, body: "bye" };
+    case "/log-in":
+      // Issue 15: a login that binds the session to a user (and records what the app chose to).
+      await session.logIn(param("user")!, { details: { device: param("device") ?? "unknown" } });
+      return { status: 200, body: JSON.stringify({ userId: session.userId ?? null }) };
+    case "/my-sessions":
+      return { status: 200, body: JSON.stringify(await session.sessionsOfUser()) };
+    case "/revoke":
+      return { status: 200, body: String(await session.revoke(param("handle")!)) };
+    case "/log-out-everywhere":
+      return {
+        status: 200,
+        body: String(await session.logOutEverywhere({ keepCurrent: param("keep") === "1" })),
+      };
+    case "/who":
+      return { status: 200, body: JSON.stringify({ userId: session.userId ?? null, isNew: session.isNew }) };
     case "/flash":
       session.flash("notice", "saved");
       return { status: 302, body: "", redirect: "/after-flash" };
@@ -332,6 +347,62 @@ function conformanceCases(run: Runner, options: AdapterSuiteOptions): void {
       }
     },
   );
+
+  run.needs("perUserIndex")(
+    "users and their sessions: logIn, the list of a user's sessions, revoke one, log out everywhere else",
+    async ({ client }) => {
+      const user = `ada-${Math.random().toString(36).slice(2, 10)}`;
+      const phone = client();
+      const laptop = client();
+      await phone.request("/set?key=cart&value=1");
+      const before = phone.cookie!;
+      deepEqual(JSON.parse((await phone.request(`/log-in?user=${user}&device=phone`)).body), {
+        userId: user,
+      });
+      notEqual(phone.cookie!.split(".")[0], before.split(".")[0], "a new id at login");
+      deepEqual((await phone.peek()).data, { cart: "1" }, "the data stays");
+      await laptop.request(`/log-in?user=${user}&device=laptop`);
+      const listed = JSON.parse((await laptop.request("/my-sessions")).body) as Array<
+        {
+          handle: string;
+          current: boolean;
+          details: { device: string };
+          createdAt: number;
+          expiresAt: number;
+        }
+      >;
+      deepEqual(listed.map((s) => [s.details.device, s.current]), [["laptop", true], ["phone", false]]);
+      for (const s of listed) {
+        ok(
+          !phone.cookie!.includes(s.handle) && !laptop.cookie!.includes(s.handle),
+          "a handle is not a cookie",
+        );
+        ok(s.expiresAt > s.createdAt);
+      }
+      equal((await laptop.request(`/revoke?handle=${listed[1].handle}`)).body, "true");
+      deepEqual(JSON.parse((await phone.request("/who")).body), { userId: null, isNew: true }, "logged out");
+      deepEqual(JSON.parse((await laptop.request("/who")).body), { userId: user, isNew: false });
+      // Log in again on the phone, then log out everywhere else from the laptop.
+      await phone.request(`/log-in?user=${user}&device=phone`);
+      equal((await laptop.request("/log-out-everywhere?keep=1")).body, "1");
+      deepEqual(JSON.parse((await phone.request("/who")).body), { userId: null, isNew: true });
+      deepEqual(JSON.parse((await laptop.request("/who")).body), { userId: user, isNew: false });
+      const all = await laptop.request("/log-out-everywhere");
+      equal(all.body, "1");
+      equal(all.session?.attributes.get("max-age"), "0", "this one's cookie is cleared");
+      deepEqual(JSON.parse((await laptop.request("/who")).body), { userId: null, isNew: true });
+    },
+  );
+
+  run("logIn binds the session to a user on every store, with a new id", async ({ client }) => {
+    const visitor = client();
+    await visitor.request("/set?key=cart&value=1");
+    const before = visitor.cookie!;
+    await visitor.request("/log-in?user=bob");
+    notEqual(visitor.cookie, before);
+    deepEqual(JSON.parse((await visitor.request("/who")).body), { userId: "bob", isNew: false });
+    deepEqual((await visitor.peek()).data, { cart: "1" });
+  });
 
   run.needs("revocation")(
     "regenerate at login: new id, data kept, old record gone",

@@ -5,7 +5,14 @@
  * @module
  */
 
-import type { MaybePromise, SessionRecord, Store, StoreWrite, WriteResult } from "../store.ts";
+import type {
+  MaybePromise,
+  SessionRecord,
+  Store,
+  StoreWrite,
+  UserSessionEntry,
+  WriteResult,
+} from "../store.ts";
 
 /** The store methods a fault can target. */
 export type StoreMethod = "get" | "set" | "delete";
@@ -40,9 +47,16 @@ export class FaultyStore implements Store {
   };
   #failAll: unknown;
 
+  /** The wrapped store's per-user index, passed straight through; absent when it has none. */
+  readonly listByUser?: (userId: string) => MaybePromise<UserSessionEntry[]>;
+  /** The wrapped store's `groupsUserSessions`. */
+  readonly groupsUserSessions?: boolean;
+
   /** @param inner The real store to wrap. */
   constructor(inner: Store) {
     this.inner = inner;
+    if (typeof inner.listByUser === "function") this.listByUser = (userId) => inner.listByUser!(userId);
+    if (inner.groupsUserSessions !== undefined) this.groupsUserSessions = inner.groupsUserSessions;
   }
 
   /** Makes the next call of `method` reject with `error` (once per call to this). */

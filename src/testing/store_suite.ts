@@ -6,11 +6,12 @@
  */
 
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
-import { generateId, SignedToken, storageKey } from "../_crypto.ts";
+import { generateId, generateIdInGroup, SignedToken, storageKey, userKey } from "../_crypto.ts";
 import { SessionManager } from "../core.ts";
 import type { SecurityEvent, SessionOptions } from "../core.ts";
 import { CorruptRecordError, NEVER } from "../store.ts";
 import type { SessionMeta, SessionRecord, Store, StoreWrite } from "../store.ts";
+import { SessionConflictError, SessionLimitError } from "../errors.ts";
 
 /** A test registration function: `node:test`'s `test`, `Deno.test`, Bun's `test`... */
 export type TestFunction = (name: string, fn: () => Promise<void>) => unknown;
@@ -24,8 +25,11 @@ export type TestFunction = (name: string, fn: () => Promise<void>) => unknown;
  *   core gives (`get`, `set` and `delete` by key, a dump of what is kept). A
  *   `CookieStore` lacks it: each record travels sealed in its cookie. The
  *   cases through the core run for every store.
+ * - `perUserIndex`: `listByUser`, the index of each user's sessions behind
+ *   `Session.logIn()`, `sessionsOfUser()`, `revoke()` and
+ *   `logOutEverywhere()`.
  */
-export type StoreCapability = "serverRecords";
+export type StoreCapability = "serverRecords" | "perUserIndex";
 
 /** How to run the suite against one store. */
 export interface StoreSuiteOptions {
@@ -173,6 +177,37 @@ export const HOSTILE_CHARACTERS = [
   '";--',
   ".json",
 ];
+
+/**
+ * User ids that broke per-user indexes: NUL (PostgreSQL text refuses it;
+ * Deno's `node:sqlite` cuts text it reads at it), lone surrogates (drivers
+ * that encode UTF-8 turn both into U+FFFD, making two users one), U+FFFD
+ * itself, an escape sequence spelled out, quotes and backslashes. Each must
+ * be kept exactly and apart from every other.
+ */
+export const EDGE_USER_IDS: readonly string[] = [
+  "a",
+  "a\u0000",
+  "a\u0000b",
+  "a\\u0000",
+  "a\uD800",
+  "a\uDBFF",
+  "a\uFFFD",
+  "a\uD83D\uDE00",
+  'a"',
+  "a\\",
+  "a'; DROP TABLE sessions; --",
+  "ä",
+  "A",
+];
+
+/** Login details with NUL, a lone surrogate, quotes and nesting, for the same tests. */
+export const EDGE_DETAILS: Readonly<Record<string, unknown>> = {
+  text: "x\u0000y\uD800",
+  quote: "'\"\\",
+  emoji: "😀",
+  deep: { list: [null, 1.5, "\u0000"] },
+};
 
 /**
  * Registers the store conformance tests with `test`.
@@ -635,6 +670,237 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     },
   );
 
+  withRecords("a record's user and login details round-trip with its metadata", async (store) => {
+    // A key as the core gives a session of that user: a store that groups a user's sessions may refuse others.
+    const key = userSessionKey(store, "user:ünï/{x}");
+    const write = create({ n: 1 });
+    write.record.meta.userId = "user:ünï/{x}";
+    write.record.meta.details = { device: "Firefox on Linux", at: [1, 2], nested: { ok: true } };
+    equal(await store.set(key, write), "written");
+    deepEqual((await store.get(key))?.meta, write.record.meta);
+    const next = update({ n: 1 }, { set: { n: 2 } });
+    next.record.meta.userId = write.record.meta.userId;
+    next.record.meta.details = write.record.meta.details;
+    equal(await store.set(key, next), "written");
+    deepEqual((await store.get(key))?.meta, next.record.meta, "an update keeps them");
+  });
+
+  // The per-user index, through the store contract and through the core.
+  // Records of earlier cases may share the backend (one table, one key prefix): each case has users of its own.
+  const withIndex = (
+    title: string,
+    body: (store: Store, user: (name: string) => string) => Promise<void>,
+  ) => {
+    const run = generateId().slice(0, 8);
+    return withStore(
+      `per-user index: ${title}`,
+      (store) => body(store, (name) => `${name}-${run}`),
+      "perUserIndex",
+    );
+  };
+
+  withIndex(
+    "a user's records are listed with their metadata; other users' and anonymous ones are not",
+    async (store, user) => {
+      const ada = [
+        userSessionKey(store, user("ada")),
+        userSessionKey(store, user("ada")),
+        userSessionKey(store, user("ada")),
+      ];
+      const bob = userSessionKey(store, user("bob"));
+      const anonymous = storageKey(generateId());
+      const writes = new Map<string, StoreWrite>();
+      for (const key of ada) writes.set(key, loggedIn(user("ada"), { n: 1 }, { device: key.slice(0, 8) }));
+      writes.set(bob, loggedIn(user("bob"), {}));
+      writes.set(anonymous, create({ n: 1 }));
+      for (const [key, write] of writes) equal(await store.set(key, write), "written");
+      const listed = await store.listByUser!(user("ada"));
+      deepEqual(
+        sortByKey(listed),
+        sortByKey(ada.map((key) => ({ key, meta: writes.get(key)!.record.meta }))),
+      );
+      deepEqual(await store.listByUser!(user("bob")), [{ key: bob, meta: writes.get(bob)!.record.meta }]);
+      deepEqual(await store.listByUser!(user("carol")), [], "a user with no sessions");
+    },
+  );
+
+  withIndex("an update keeps a record listed, with its new metadata", async (store, user) => {
+    const key = userSessionKey(store, user("ada"));
+    equal(await store.set(key, loggedIn(user("ada"), { n: 1 })), "written");
+    const next = update({ n: 1 }, { set: { n: 2 } }, { lifetimeMs: 120_000 });
+    next.record.meta.userId = user("ada");
+    equal(await store.set(key, next), "written");
+    deepEqual(await store.listByUser!(user("ada")), [{ key, meta: next.record.meta }]);
+  });
+
+  withIndex("delete takes a record off its user's list in the same step", async (store, user) => {
+    const [a, b] = [userSessionKey(store, user("ada")), userSessionKey(store, user("ada"))];
+    await store.set(a, loggedIn(user("ada"), {}));
+    await store.set(b, loggedIn(user("ada"), {}));
+    await store.delete(a);
+    deepEqual((await store.listByUser!(user("ada"))).map((entry) => entry.key), [b]);
+    await store.delete(b);
+    deepEqual(await store.listByUser!(user("ada")), []);
+    const gone = update({}, { set: { n: 1 } });
+    gone.record.meta.userId = user("ada");
+    equal(await store.set(a, gone), "gone", "a deleted record is not recreated by a late update");
+    deepEqual(await store.listByUser!(user("ada")), [], "nor listed again");
+  });
+
+  withIndex("an expired record is never listed", async (store, user) => {
+    const [short, long] = [userSessionKey(store, user("ada")), userSessionKey(store, user("ada"))];
+    await store.set(short, loggedIn(user("ada"), {}, undefined, shortLifetime));
+    await store.set(long, loggedIn(user("ada"), {}));
+    await sleep(shortLifetime + 100);
+    deepEqual((await store.listByUser!(user("ada"))).map((entry) => entry.key), [long]);
+    equal(await store.get(short), undefined);
+  });
+
+  withIndex("user ids with hostile characters are kept apart", async (store, user) => {
+    const users = [
+      ...HOSTILE_CHARACTERS.map((chars) => user(`u${chars}`)),
+      user("ü"),
+      user("u"),
+      user("U"),
+      user("{u}"),
+      user("u}"),
+      user("x").padEnd(256, "x"),
+    ];
+    const keys = new Map<string, string>();
+    for (const user of users) {
+      const key = userSessionKey(store, user);
+      keys.set(user, key);
+      equal(await store.set(key, loggedIn(user, {})), "written");
+    }
+    for (const user of users) {
+      deepEqual((await store.listByUser!(user)).map((entry) => entry.key), [keys.get(user)], user);
+    }
+  });
+
+  withIndex("a user with 200 sessions lists exactly them", async (store, user) => {
+    const keys: string[] = [];
+    for (let i = 0; i < 200; i++) keys.push(userSessionKey(store, user("busy")));
+    await Promise.all(keys.map((key, i) => store.set(key, loggedIn(user("busy"), { i }))));
+    deepEqual((await store.listByUser!(user("busy"))).map((entry) => entry.key).sort(), [...keys].sort());
+  });
+
+  withIndex(
+    "through the core: logIn, sessionsOfUser, revoke, logOutEverywhere; a revoked session starts afresh and its late write gets 409",
+    async (store, user) => {
+      const events: SecurityEvent[] = [];
+      const manager = new SessionManager({
+        store,
+        ...signing,
+        onSecurityEvent: (event) => events.push(event),
+      });
+      const client = cookieJar(manager);
+      // Two browsers of ada, one of bob.
+      const phone = await client.request((session) => {
+        session.set("cart", [1]);
+      });
+      const before = phone.cookie;
+      const phoneLogin = await client.request(async (session) => {
+        await session.logIn(user("ada"), { details: { device: "phone" } });
+        equal(session.userId, user("ada"));
+        deepEqual(session.get("cart"), [1], "logIn keeps the data");
+        const listed = await session.sessionsOfUser();
+        equal(listed.length, 1, "the session logging in is listed before it is saved");
+        equal(listed[0].current, true);
+      }, before);
+      ok(phoneLogin.cookie !== before, "logIn gives a new id");
+      const laptop = await client.request((session) =>
+        session.logIn(user("ada"), { details: { device: "laptop" } })
+      );
+      await client.request((session) => session.logIn(user("bob")));
+
+      const seen = await client.request(async (session) => {
+        const list = await session.sessionsOfUser();
+        equal(list.length, 2);
+        deepEqual(list.map((info) => info.current), [true, false], "this one first, marked");
+        deepEqual(list.map((info) => info.details), [{ device: "laptop" }, { device: "phone" }]);
+        for (const info of list) {
+          ok(/^h1_[A-Za-z0-9_-]{22}$/.test(info.handle));
+          ok(!laptop.cookie!.includes(info.handle) && !phoneLogin.cookie!.includes(info.handle));
+          ok(
+            info.createdAt <= info.lastSeenAt && info.lastSeenAt <= Date.now() && info.expiresAt > Date.now(),
+          );
+        }
+        return list;
+      }, laptop.cookie);
+      const phoneHandle = seen.value![1].handle;
+      deepEqual(
+        (await manager.sessionsOfUser(user("ada"))).map((info) => [info.handle, info.current]).sort(),
+        seen.value!.map((info) => [info.handle, false]).sort(),
+        "the manager lists the same, none current",
+      );
+
+      // A slow request of the phone is running when the laptop revokes it.
+      const slow = await manager.load({ cookie: phoneLogin.cookie, https: false });
+      equal(slow.userId, user("ada"));
+      await client.request(async (session) => {
+        equal(await session.revoke("h1_" + "A".repeat(22)), false, "an unknown handle");
+        equal(await session.revoke(phoneHandle), true);
+      }, laptop.cookie);
+      slow.set("cart", [1, 2]);
+      await rejects(manager.commit(slow), SessionConflictError, "no resurrection");
+      events.length = 0;
+      await client.request((session) => {
+        equal(session.isNew, true, "the revoked session starts afresh");
+        equal(session.userId, undefined);
+        equal(session.get("cart"), undefined);
+      }, phoneLogin.cookie);
+      equal(events[0]?.type, "unknown-session");
+      deepEqual((await manager.sessionsOfUser(user("ada"))).length, 1);
+
+      // Log out everywhere else, then everywhere from outside a request.
+      const tablet = await client.request((session) => session.logIn(user("ada")));
+      const ended = await client.request(
+        (session) => session.logOutEverywhere({ keepCurrent: true }),
+        tablet.cookie,
+      );
+      equal(ended.value, 1, "the laptop");
+      await client.request((session) => {
+        equal(session.userId, user("ada"), "kept");
+      }, tablet.cookie);
+      equal(await manager.logOutEverywhere(user("bob")), 1);
+      deepEqual(await manager.sessionsOfUser(user("bob")), []);
+      const all = await client.request((session) => session.logOutEverywhere(), tablet.cookie);
+      equal(all.value, 1, "this one");
+      ok(all.setCookie?.includes("Max-Age=0"), "its cookie is cleared");
+      deepEqual(await manager.sessionsOfUser(user("ada")), []);
+    },
+  );
+
+  withIndex("maxSessionsPerUser: the oldest session goes, or the login is refused", async (store, user) => {
+    const oldest = new SessionManager({ store, ...signing, maxSessionsPerUser: 2 });
+    const client = cookieJar(oldest);
+    const first = await client.request((session) => session.logIn(user("ada"), { details: { n: 1 } }));
+    await sleep(5);
+    await client.request((session) => session.logIn(user("ada"), { details: { n: 2 } }));
+    await sleep(5);
+    await client.request((session) => session.logIn(user("ada"), { details: { n: 3 } }));
+    deepEqual((await oldest.sessionsOfUser(user("ada"))).map((info) => info.details?.n).sort(), [2, 3]);
+    await client.request((session) => {
+      equal(session.isNew, true, "the oldest was revoked");
+    }, first.cookie);
+    // Logging in again from a session of the same user replaces it: no revocation.
+    const again = await client.request((session) => session.logIn(user("bob")));
+    await client.request((session) => session.logIn(user("bob")), again.cookie);
+    equal((await oldest.sessionsOfUser(user("bob"))).length, 1);
+
+    const refusing = new SessionManager({
+      store,
+      ...signing,
+      maxSessionsPerUser: 2,
+      onSessionLimit: "refuse",
+    });
+    const strict = cookieJar(refusing);
+    await rejects(
+      strict.request((session) => session.logIn(user("ada"))),
+      (error) => error instanceof SessionLimitError && error.status === 409,
+    );
+    equal((await refusing.sessionsOfUser(user("ada"))).length, 2, "nothing was revoked");
+  });
   const plantCorrupt = options.plantCorrupt;
   if (plantCorrupt) {
     withRecords(
@@ -658,6 +924,53 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
       },
     );
   }
+}
+
+/** A storage key for a new session of `userId`, in the group the store keeps that user's sessions in. */
+function userSessionKey(store: Store, userId: string): string {
+  return storageKey(
+    store.groupsUserSessions === true ? generateIdInGroup(userKey(userId).slice(3, 5)) : generateId(),
+  );
+}
+
+/** A create of a record logged in as `userId`. */
+function loggedIn(
+  userId: string,
+  data: Record<string, unknown>,
+  details?: Record<string, unknown>,
+  lifetimeMs?: number,
+): StoreWrite {
+  const write = createWrite(data, { lifetimeMs });
+  write.record.meta.userId = userId;
+  if (details !== undefined) write.record.meta.details = details;
+  return write;
+}
+
+function sortByKey<T extends { key: string }>(entries: T[]): T[] {
+  return [...entries].sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+}
+
+/** One request through the core: its `Set-Cookie`, the cookie a browser would then send, and what `body` returned. */
+interface Exchange<R> {
+  setCookie: string | undefined;
+  cookie: string | undefined;
+  value: R | undefined;
+}
+
+/** Requests through `manager` as a browser makes them: `request(body, cookie)` loads, runs `body`, commits. */
+function cookieJar(manager: SessionManager) {
+  return {
+    async request<R>(
+      body: (session: Awaited<ReturnType<SessionManager["load"]>>) => R | Promise<R>,
+      cookie?: string,
+    ): Promise<Exchange<R>> {
+      const session = await manager.load({ cookie, https: false });
+      const value = await body(session);
+      const setCookie = await manager.commit(session);
+      const sent = setCookie?.split(";", 1)[0];
+      return { setCookie, cookie: setCookie === undefined ? cookie : sent, value };
+    },
+  };
 }
 
 /**
