@@ -23,7 +23,7 @@ import {
   USER_KEY_PREFIX,
   userKey,
 } from "./_crypto.ts";
-import { isPromiseLike, registerCommitNow } from "./_lifecycle.ts";
+import { isPromiseLike, registerCommitNow, registerLoadNow } from "./_lifecycle.ts";
 import { rejectUnknownOptions } from "./_options.ts";
 import type { CookieToken, Presented } from "./_crypto.ts";
 import { SEALING } from "./_seal.ts";
@@ -456,8 +456,9 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
   #refuseOverLimit: boolean;
 
   static {
-    // The connect adapter's synchronous commit (see src/_lifecycle.ts): the same lifecycle, not a copy.
+    // The load and commit that answer without a promise when the store does (src/_lifecycle.ts): the same lifecycle.
     registerCommitNow((manager, session, response) => manager.#commit(session, response));
+    registerLoadNow((manager, request) => manager.#load(request));
   }
 
   /** Validates `options`; throws a `TypeError` that names the first bad option. */

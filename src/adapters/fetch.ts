@@ -9,6 +9,7 @@ import { SessionManager } from "../core.ts";
 import type { SessionOptions } from "../core.ts";
 import type { Session, SessionData } from "../session.ts";
 import { SessionConflictError, SessionStoreError } from "../errors.ts";
+import { commitNow, isPromiseLike, loadNow } from "../_lifecycle.ts";
 import { requestFacts, withSetCookie } from "./_response.ts";
 
 export { SessionManager } from "../core.ts";
@@ -80,7 +81,9 @@ export function session<T extends SessionData = Record<string, any>>(
     return async function handleWithSession(request: Request, ...rest: A): Promise<Response> {
       let current: Session<T>;
       try {
-        current = await manager.load(requestFacts(request, manager.trustProxy));
+        // loadNow and commitNow: no promise to await when the store answered at once (src/_lifecycle.ts).
+        const loaded = loadNow(manager, requestFacts(request, manager.trustProxy));
+        current = isPromiseLike(loaded) ? await loaded : loaded;
       } catch (error) {
         return sessionErrorResponse(error);
       }
@@ -93,7 +96,8 @@ export function session<T extends SessionData = Record<string, any>>(
       }
       let setCookie: string | undefined;
       try {
-        setCookie = await manager.commit(current, { status: response.status });
+        const committed = commitNow(manager, current, { status: response.status });
+        setCookie = isPromiseLike(committed) ? await committed : committed;
       } catch (error) {
         return sessionErrorResponse(error);
       }

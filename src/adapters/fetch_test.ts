@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { session } from "./fetch.ts";
 import type { SessionOptions } from "../core.ts";
+import type { Store } from "../store.ts";
 import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
 import type { SuiteFrameworkOptions } from "../testing/adapter_suite.ts";
 
@@ -43,4 +44,38 @@ test("fetch: extra handler arguments pass through", async () => {
   const response = await handler(new Request("http://localhost/"), { remote: "127.0.0.1" });
   assert.equal(await response.text(), "127.0.0.1");
   assert.equal(response.headers.getSetCookie().length, 1);
+});
+
+test("fetch: with a store that answers at once, the handler runs in the same turn and no promise of the core is awaited", async () => {
+  const { MemoryStore } = await import("../stores/memory.ts");
+  const { FaultyStore } = await import("../testing/faulty_store.ts");
+  const store = new FaultyStore(new MemoryStore());
+  const withSession = session({ store, secret: "fetch-test-secret-0123456789abcdefghij" });
+  let ran = false;
+  const handler = withSession((_request, s) => {
+    ran = true;
+    s.set("n", 1);
+    return new Response("ok");
+  });
+  const pending = handler(new Request("http://localhost/"));
+  assert.equal(ran, true, "the handler ran before the first await: the load answered without a promise");
+  const response = await pending;
+  assert.ok(response.headers.get("set-cookie")?.startsWith("sid="));
+  // A store that answers with promises still works, one turn later.
+  const slowStore = {
+    get: (key: string) => Promise.resolve(store.get(key)),
+    set: store.set.bind(store),
+    delete: store.delete.bind(store),
+  } as Store;
+  const slow = session({ store: slowStore, secret: "fetch-test-secret-0123456789abcdefghij" });
+  let slowRan = false;
+  const slowHandler = slow((_request) => {
+    slowRan = true;
+    return new Response("ok");
+  });
+  const cookie = response.headers.get("set-cookie")!.split(";")[0];
+  const later = slowHandler(new Request("http://localhost/", { headers: { cookie } }));
+  assert.equal(slowRan, false);
+  assert.equal((await later).status, 200);
+  assert.equal(slowRan, true);
 });

@@ -9,6 +9,7 @@ import { SessionManager } from "../core.ts";
 import type { SessionOptions } from "../core.ts";
 import type { Session, SessionData } from "../session.ts";
 import { requestFacts, withSetCookie } from "./_response.ts";
+import { commitNow, isPromiseLike, loadNow } from "../_lifecycle.ts";
 
 export { SessionManager } from "../core.ts";
 export type { RequestFacts, ResponseFacts, SecurityEvent, SessionOptions } from "../core.ts";
@@ -77,11 +78,14 @@ export function session<T extends SessionData = Record<string, any>>(
 ): MiddlewareHandler<SessionEnv<T>> {
   const manager = new SessionManager<T>(options);
   return async function sessionMiddleware(c, next) {
-    const current = await manager.load(requestFacts(c.req.raw, manager.trustProxy));
+    // loadNow and commitNow: no promise to await when the store answered at once (src/_lifecycle.ts).
+    const loaded = loadNow(manager, requestFacts(c.req.raw, manager.trustProxy));
+    const current = isPromiseLike(loaded) ? await loaded : loaded;
     c.set("session", current);
     await next();
     // When a handler threw, Hono has already answered through `onError` and set `c.error`.
-    const setCookie = await manager.commit(current, { threw: c.error !== undefined, status: c.res.status });
+    const committed = commitNow(manager, current, { threw: c.error !== undefined, status: c.res.status });
+    const setCookie = isPromiseLike(committed) ? await committed : committed;
     if (setCookie) {
       const response = withSetCookie(c.res, setCookie);
       // Assigning c.res makes Hono copy the response and merge headers: only do it for a replaced response.

@@ -2,6 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { session } from "./hono.ts";
+// The npm entry's augmentation types c.get("session") in the plain `new Hono()` apps below, as for npm users.
+import type {} from "./hono_npm.ts";
 import { adapterConformanceSuite } from "../testing/adapter_suite.ts";
 import { honoSuiteApp } from "./_test_hono_app.ts";
 
@@ -39,4 +41,19 @@ test("hono: https requests get Secure cookies", async () => {
   });
   const response = await app.request("https://example.com/");
   assert.match(response.headers.get("set-cookie")!, /; Secure/);
+});
+
+test("hono: with a store that answers at once, the handler runs in the same turn as app.fetch", async () => {
+  const app = new Hono();
+  app.use(session({ secret: "a-secret-of-at-least-32-bytes-long!" }));
+  let ran = false;
+  app.get("/", (c) => {
+    ran = true;
+    c.get("session").set("n", 1);
+    return c.text("ok");
+  });
+  const pending = app.fetch(new Request("http://localhost/"));
+  assert.equal(ran, true, "no promise of the core was awaited before the handler");
+  const response = await pending;
+  assert.ok(response.headers.get("set-cookie")?.startsWith("sid="));
 });
