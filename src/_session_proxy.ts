@@ -13,6 +13,14 @@ export interface ExtraMember {
   set?(session: Session, value: unknown): void;
 }
 
+/**
+ * Members of `Session` that are session keys through the Express and Koa proxies: `userId` (the login
+ * binding, `Session.userId`) is the key express-session and koa-session apps keep their user under
+ * (`req.session.userId = user.id`), so there it stays their key. Their apps still call `logIn()`,
+ * `sessionsOfUser()`, `revoke()` and `logOutEverywhere()` on `req.session`.
+ */
+export const PROXY_DATA_KEYS: readonly string[] = ["userId"];
+
 /** Answers, through the proxy, the session behind it. */
 const TARGET: unique symbol = Symbol("session");
 
@@ -35,13 +43,18 @@ function refuse(prop: string, action: string, extra: boolean): TypeError {
 
 /**
  * A proxy handler for sessions with `extras`. Made once per adapter, shared by
- * all its sessions: no closure is made per request.
+ * all its sessions: no closure is made per request. `dataKeys`: names of the
+ * session's own members that the proxy treats as session keys instead.
  */
 export function sessionPropertyHandler(
   sessionClass: { prototype: object },
   extras: Readonly<Record<string, ExtraMember>> = {},
+  dataKeys: readonly string[] = [],
 ): ProxyHandler<Session> {
   const members = memberNames(sessionClass.prototype);
+  // Names the session has but the apps of these adapters use as keys (express-session's
+  // `req.session.userId = user.id`): through the proxy they are keys, as they were there.
+  for (const name of dataKeys) members.delete(name);
   const isMember = (prop: PropertyKey) =>
     typeof prop === "symbol" || members.has(prop) || Object.hasOwn(extras, prop);
   // The session's methods, each made once per handler: called on the proxy, a method runs on the session

@@ -553,6 +553,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     this.#refuseOverLimit = onLimit === "refuse";
     this.#host = {
       deleteRecord: (key) => settled(() => this.#delete(key)),
+      deleteLiveRecord: (key) => this.#deleteLive(key),
       reload: (state) => this.#reload(state),
       newId: (userId) =>
         userId !== undefined && this.#groupsUsers
@@ -827,6 +828,18 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     if (state.key !== key) return false;
     this.#fill(state, answer);
     return true;
+  }
+
+  /**
+   * Deletes the record under `key`, answering whether it was live just before (`regenerate()`): a record
+   * another request deleted, or one that expired, must not be carried into a new one.
+   */
+  async #deleteLive(key: string): Promise<boolean> {
+    const answer = await this.#get(key);
+    const live = answer !== undefined && answer !== null && answer !== CORRUPT && isSessionRecord(answer) &&
+      !this.#expired(answer.meta, this.#now());
+    await this.#delete(key);
+    return live;
   }
 
   /** Deletes an expired or corrupt record: `undefined` when done at once, else the pending delete. */

@@ -6,6 +6,7 @@
  */
 
 import { generateId } from "./_crypto.ts";
+import { SessionConflictError } from "./errors.ts";
 import type { SessionMeta } from "./store.ts";
 
 /**
@@ -19,6 +20,8 @@ export type SessionData = object;
 export interface SessionHost {
   /** Deletes the stored record under `key` now (for `regenerate()` and `destroy()`). */
   deleteRecord(key: string): Promise<void>;
+  /** Deletes the record under `key`, answering whether it was still live just before (for `regenerate()`). */
+  deleteLiveRecord(key: string): Promise<boolean>;
   /**
    * Reads the stored record of `state` again and puts its values in place of
    * the request's (for `reload()`); `false` when the record is gone.
@@ -118,8 +121,15 @@ export interface SessionInternals {
   details: Record<string, unknown> | undefined;
 }
 
+/**
+ * The most `details` a login may record: 4,096 bytes of JSON (UTF-8). Every
+ * session of the user carries its copy, and every store can keep this much
+ * beside a record (Deno KV's own limit for the copy in its index is 16 KiB).
+ */
+export const MAX_DETAILS_BYTES = 4096;
+
 /** What a user id must be, for error messages. */
-export const USER_ID_RULE = "expected a non-empty string of at most 256 characters, well-formed Unicode " +
+export const USER_ID_RULE = "expected a non-empty string of at most 256 UTF-16 code units, well-formed Unicode " +
   "(no lone surrogate: stores could not keep two such ids apart)";
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
@@ -307,8 +317,8 @@ export class Session<T extends SessionData = Record<string, any>> {
    * `maxSessionsPerUser`, a user at the limit either loses their oldest
    * session or is refused (`onSessionLimit`).
    *
-   * @param userId The user's id: a non-empty string of at most 256 characters (use your own stable id, not an email address that can change).
-   * @param options `details`: what to show about this login in the list of sessions.
+   * @param userId The user's id: a non-empty string of at most 256 UTF-16 code units, well-formed Unicode (use your own stable id, not an email address that can change).
+   * @param options `details`: what to show about this login in the list of sessions: JSON data of at most {@linkcode MAX_DETAILS_BYTES} bytes.
    * @throws {TypeError} (rejects) for a bad `userId` or `details`.
    * @throws {SessionLimitError} (rejects) when the user is at `maxSessionsPerUser` and the limit refuses logins.
    * @throws {SessionStoreError} (rejects) when the store fails.
@@ -323,7 +333,15 @@ export class Session<T extends SessionData = Record<string, any>> {
       try {
         assertJson(details, "details", "details", undefined);
       } catch (error) {
-        throw new TypeError(`Invalid "details" for logIn(): ${(error as Error).message}`);
+        const why = (error as Error).message.replace(/^Cannot set session key "details": /, "");
+        throw new TypeError(`Invalid "details" for logIn(): ${why}`);
+      }
+      const bytes = new TextEncoder().encode(JSON.stringify(details)).length;
+      if (bytes > MAX_DETAILS_BYTES) {
+        throw new TypeError(
+          `Invalid "details" for logIn(): ${bytes} bytes of JSON, over the ${MAX_DETAILS_BYTES} allowed ` +
+            "(every session of the user carries its own copy; keep a short summary)",
+        );
       }
     }
     const state = this.#state;
@@ -604,11 +622,23 @@ export class Session<T extends SessionData = Record<string, any>> {
    *
    * @param callback Optional, for express-session code; given, errors go to it rather than to the returned promise.
    * @throws {SessionStoreError} (rejects) when the store fails to delete the old record.
+   * @throws {SessionConflictError} (rejects; the promise form) when another request ended the session
+   * (logout, `revoke()`, `logOutEverywhere()`) or it expired while this one ran: the session is then
+   * forgotten (logged out), never brought back under a new id. The check reads the record once more.
    */
   regenerate(callback?: SessionCallback): Promise<void> {
     const state = this.#state;
     const run = async () => {
-      if (state.stored && state.key !== undefined) await this.#host.deleteRecord(state.key);
+      if (state.stored && state.key !== undefined) {
+        if (callback !== undefined) {
+          await this.#host.deleteRecord(state.key);
+        } else if (!(await this.#host.deleteLiveRecord(state.key))) {
+          // Ended by another request (logout, revoke, log out everywhere) or expired while this one ran:
+          // carrying its values (and its user) into a new record would bring it back.
+          this.#forget();
+          throw new SessionConflictError();
+        }
+      }
       state.stored = false;
       state.key = undefined;
       state.meta = undefined;
@@ -637,6 +667,12 @@ export class Session<T extends SessionData = Record<string, any>> {
   async #destroy(): Promise<void> {
     const state = this.#state;
     if (state.stored && state.key !== undefined) await this.#host.deleteRecord(state.key);
+    this.#forget();
+  }
+
+  /** Forgets everything of this session: no record, no id, no values, no user. */
+  #forget(): void {
+    const state = this.#state;
     state.stored = false;
     state.key = undefined;
     state.meta = undefined;

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SessionManager } from "./core.ts";
 import type { SessionOptions } from "./core.ts";
-import { SessionLimitError, SessionStoreError, StoreContractError } from "./errors.ts";
+import { SessionConflictError, SessionLimitError, SessionStoreError, StoreContractError } from "./errors.ts";
 import { generateId, generateIdInGroup, sessionHandle, storageKey, userKey } from "./_crypto.ts";
 import { MemoryStore } from "./stores/memory.ts";
 import { CookieStore } from "./stores/cookie.ts";
@@ -75,11 +75,21 @@ test("logIn refuses a bad user id or details with a TypeError and leaves the ses
         /Invalid "details"/,
       );
     }
+    await assert.rejects(
+      s.logIn("ada", { details: { d: new Date() } }),
+      { message: /^Invalid "details" for logIn\(\): the value at details\.d is Date, not JSON data/ },
+      "the message names the part, not a session key",
+    );
+    await assert.rejects(
+      s.logIn("ada", { details: { ua: "é".repeat(2100) } }),
+      /Invalid "details" for logIn\(\): 4209 bytes of JSON, over the 4096 allowed/,
+    );
     assert.equal(s.userId, undefined);
     assert.equal(s.id, id, "no new id");
     assert.equal(s.isNew, false);
   });
   await request(undefined, async (s) => {
+    await s.logIn("ada", { details: { ua: "x".repeat(4087) } }); // 4,096 bytes of JSON: fine
     await s.logIn("x".repeat(256));
     assert.equal(s.userId, "x".repeat(256), "256 characters are fine");
     await s.logIn("\u{1F469}\u200D\u{1F680} \0 \uFFFD");
@@ -328,4 +338,38 @@ test("maxSessionsPerUser with revoke-oldest ends the sessions created longest ag
     assert.equal(s.id, id);
     assert.deepEqual(s.get("cart"), [1]);
   });
+});
+
+test("a request of a session ended elsewhere cannot bring it back through regenerate(): 409, logged out", async () => {
+  const { request, manager } = setup();
+  const login = await request(undefined, (s) => s.logIn("ada"));
+  // A slow request of that browser is running when the user logs out everywhere (a password change).
+  const slow = await manager.load({ cookie: login.cookie, https: false });
+  assert.equal(await manager.logOutEverywhere("ada"), 1);
+  await assert.rejects(slow.regenerate(), SessionConflictError);
+  assert.equal(slow.userId, undefined, "forgotten, not carried over");
+  assert.match((await manager.commit(slow))!, /^sid=; Max-Age=0;/, "nothing saved, the cookie cleared");
+  assert.deepEqual(await manager.sessionsOfUser("ada"), [], "not listed again");
+  // The same for an anonymous session destroyed by another request, and for one that expired.
+  const visitor = await request(undefined, (s) => s.set("cart", [1]));
+  const late = await manager.load({ cookie: visitor.cookie, https: false });
+  await request(visitor.cookie, (s) => s.destroy());
+  await assert.rejects(late.regenerate(), SessionConflictError);
+  assert.equal(late.get("cart"), undefined);
+  // A live one regenerates as before.
+  const live = await request(undefined, (s) => s.logIn("bob"));
+  const renewed = await request(live.cookie, (s) => s.regenerate());
+  assert.notEqual(renewed.cookie, live.cookie);
+  assert.equal((await manager.sessionsOfUser("bob")).length, 1);
+});
+
+test("maxSessionsPerUser is checked at login: logins racing each other can each pass", async () => {
+  // Documented, not prevented: each login lists the user's saved sessions, and none of the racing ones is saved.
+  const { manager } = setup({ maxSessionsPerUser: 1, onSessionLimit: "refuse" });
+  const racing = await Promise.all([1, 2, 3].map(() => manager.load({ cookie: undefined, https: false })));
+  await Promise.all(racing.map((s) => s.logIn("ada")));
+  await Promise.all(racing.map((s) => manager.commit(s)));
+  assert.equal((await manager.sessionsOfUser("ada")).length, 3);
+  const next = await manager.load({ cookie: undefined, https: false });
+  await assert.rejects(next.logIn("ada"), SessionLimitError, "the next login sees them all");
 });

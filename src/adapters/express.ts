@@ -25,7 +25,7 @@
 
 import { commitNow } from "../_lifecycle.ts";
 import { rejectUnknownOptions } from "../_options.ts";
-import { sessionPropertyHandler } from "../_session_proxy.ts";
+import { PROXY_DATA_KEYS, sessionPropertyHandler } from "../_session_proxy.ts";
 import type { ExtraMember } from "../_session_proxy.ts";
 import { SESSION_OPTION_NAMES, SessionManager } from "../core.ts";
 import type { CookieOptions, SameSite, SessionOptions } from "../core.ts";
@@ -76,10 +76,12 @@ export interface ExpressSessionCookie {
 
 /**
  * `req.session` in Express: a {@linkcode Session} whose keys also read and
- * write as properties, plus express-session's `cookie`.
+ * write as properties, plus express-session's `cookie`. `req.session.userId`
+ * is a key here, as express-session apps use it, not the login binding of
+ * `Session.userId` (`logIn()` and the rest work as on any session).
  */
 // deno-lint-ignore no-explicit-any
-export type ExpressSession = Session & { cookie: ExpressSessionCookie } & Record<string, any>;
+export type ExpressSession = Session & { cookie: ExpressSessionCookie; userId: any } & Record<string, any>;
 
 /** express-session's `cookie` option, beside this library's cookie attributes. */
 export interface ExpressCookieOptions extends Omit<CookieOptions, "sameSite"> {
@@ -356,7 +358,7 @@ export function session(options: ExpressSessionOptions = {}): ConnectMiddleware 
     : mapped.idleTimeout * 1000;
   const handler = sessionPropertyHandler(Session, {
     cookie: cookieMember(mapped.now ?? Date.now, mapped.cookie ?? {}, idle),
-  });
+  }, PROXY_DATA_KEYS);
   return connectSession(manager, expressHook(handler, rolling));
 }
 

@@ -285,3 +285,20 @@ test("options that cannot be honoured are refused at construction, saying what t
   }
   assert.doesNotThrow(() => session({ secret: SECRET, resave: false, saveUninitialized: false }));
 });
+
+test("req.session.userId stays the app's own key, as in express-session, beside logIn()", async () => {
+  await withApp((app) => {
+    app.get("/login", async (req, res) => {
+      await req.session.logIn("u-7");
+      req.session.userId = 42;
+      res.json({ keys: Object.keys(req.session), userId: req.session.userId });
+    });
+    app.get("/read", async (req, res) => {
+      const sessions = await req.session.sessionsOfUser();
+      res.json({ userId: req.session.userId, listed: sessions.length, current: sessions[0]?.current });
+    });
+  }, async (go) => {
+    assert.deepEqual(await (await go("/login")).json(), { keys: ["userId"], userId: 42 });
+    assert.deepEqual(await (await go("/read")).json(), { userId: 42, listed: 1, current: true });
+  });
+});

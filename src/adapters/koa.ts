@@ -4,7 +4,7 @@
  * @module
  */
 
-import { sessionPropertyHandler } from "../_session_proxy.ts";
+import { PROXY_DATA_KEYS, sessionPropertyHandler } from "../_session_proxy.ts";
 import { SessionManager } from "../core.ts";
 import type { SessionOptions } from "../core.ts";
 import { Session } from "../session.ts";
@@ -25,10 +25,11 @@ export { MemoryStore } from "../stores/memory.ts";
 /**
  * `ctx.session` in Koa: a {@linkcode Session} whose keys also read and write
  * as properties (`ctx.session.views = 1`), as with koa-session, plus
- * koa-session's `maxAge`.
+ * koa-session's `maxAge`. `ctx.session.userId` is a key here, as koa-session
+ * apps use it, not the login binding of `Session.userId`.
  */
 // deno-lint-ignore no-explicit-any
-export type KoaSession = Session & { maxAge: number | "session" | undefined } & Record<string, any>;
+export type KoaSession = Session & { maxAge: number | "session" | undefined; userId: any } & Record<string, any>;
 
 /**
  * What the middleware adds to Koa's context: `ctx.session`. Koa's
@@ -87,7 +88,7 @@ const KOA_PROPERTIES = sessionPropertyHandler(Session, {
       session.setLifetime(value / 1000);
     },
   },
-});
+}, PROXY_DATA_KEYS);
 
 /**
  * Session middleware for Koa 2 and 3: `ctx.session` in every later

@@ -129,6 +129,23 @@ for (const [name, KoaApp] of VERSIONS) {
     });
   });
 
+  it("ctx.session.userId stays the app's own key, as in koa-session, beside logIn()", async () => {
+    await withApp(KoaApp, (app) => {
+      app.use(async (ctx) => {
+        if (ctx.path === "/login") {
+          await ctx.session.logIn("u-7");
+          ctx.session.userId = 42;
+        }
+        ctx.body = { userId: ctx.session.userId ?? null, listed: (await ctx.session.sessionsOfUser()).length };
+      });
+    }, async ({ origin }) => {
+      const login = await fetch(origin + "/login");
+      const cookie = login.headers.getSetCookie()[0].split(";")[0];
+      assert.deepEqual(await login.json(), { userId: 42, listed: 1 });
+      assert.deepEqual(await (await fetch(origin + "/", { headers: { cookie } })).json(), { userId: 42, listed: 1 });
+    });
+  });
+
   it("a store failure at commit reaches Koa's own error handler: 503, no Set-Cookie, app 'error' event", async () => {
     await withApp(KoaApp, (app) => {
       app.use((ctx) => {
