@@ -60,7 +60,7 @@ export type {
   SecurityEventType,
   SessionOptions,
 } from "./src/core.ts";
-export { Session } from "./src/session.ts";
+export { MAX_DETAILS_BYTES, Session } from "./src/session.ts";
 export type { LogInOptions, SessionData, UserSessionInfo } from "./src/session.ts";
 export {
   CorruptRecordError,
