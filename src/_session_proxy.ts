@@ -16,8 +16,8 @@ export interface ExtraMember {
 /**
  * Members of `Session` that are session keys through the Express and Koa proxies: `userId` (the login
  * binding, `Session.userId`) is the key express-session and koa-session apps keep their user under
- * (`req.session.userId = user.id`), so there it stays their key. Their apps still call `logIn()`,
- * `sessionsOfUser()`, `revoke()` and `logOutEverywhere()` on `req.session`.
+ * (`req.session.userId = user.id`), so there it stays their key: assigning and deleting it change the key,
+ * and reading it answers the key when the session has one, else the user `logIn()` bound.
  */
 export const PROXY_DATA_KEYS: readonly string[] = ["userId"];
 
@@ -53,8 +53,10 @@ export function sessionPropertyHandler(
 ): ProxyHandler<Session> {
   const members = memberNames(sessionClass.prototype);
   // Names the session has but the apps of these adapters use as keys (express-session's
-  // `req.session.userId = user.id`): through the proxy they are keys, as they were there.
+  // `req.session.userId = user.id`): through the proxy they are keys, as they were there, and read as the
+  // session's own member only while no such key is set.
   for (const name of dataKeys) members.delete(name);
+  const shared = new Set<PropertyKey>(dataKeys);
   const isMember = (prop: PropertyKey) =>
     typeof prop === "symbol" || members.has(prop) || Object.hasOwn(extras, prop);
   // The session's methods, each made once per handler: called on the proxy, a method runs on the session
@@ -81,6 +83,7 @@ export function sessionPropertyHandler(
     get(session, prop) {
       if (prop === TARGET) return session;
       if (typeof prop === "string" && Object.hasOwn(extras, prop)) return extras[prop].get(session);
+      if (shared.has(prop) && !session.has(prop as string)) return Reflect.get(session, prop, session);
       if (!isMember(prop)) return session.get(prop as string);
       const value = Reflect.get(session, prop, session);
       if (typeof value !== "function" || prop === "constructor") return value;

@@ -835,6 +835,8 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
    * another request deleted, or one that expired, must not be carried into a new one.
    */
   async #deleteLive(key: string): Promise<boolean> {
+    // A sealed cookie (CookieStore) is its own record: nothing on a server to find gone.
+    if (this.#records !== this.store) return true;
     const answer = await this.#get(key);
     const live = answer !== undefined && answer !== null && answer !== CORRUPT && isSessionRecord(answer) &&
       !this.#expired(answer.meta, this.#now());

@@ -129,7 +129,8 @@ export interface SessionInternals {
 export const MAX_DETAILS_BYTES = 4096;
 
 /** What a user id must be, for error messages. */
-export const USER_ID_RULE = "expected a non-empty string of at most 256 UTF-16 code units, well-formed Unicode " +
+export const USER_ID_RULE =
+  "expected a non-empty string of at most 256 UTF-16 code units, well-formed Unicode " +
   "(no lone surrogate: stores could not keep two such ids apart)";
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;

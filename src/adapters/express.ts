@@ -77,8 +77,8 @@ export interface ExpressSessionCookie {
 /**
  * `req.session` in Express: a {@linkcode Session} whose keys also read and
  * write as properties, plus express-session's `cookie`. `req.session.userId`
- * is a key here, as express-session apps use it, not the login binding of
- * `Session.userId` (`logIn()` and the rest work as on any session).
+ * is the app's own key when it set one (express-session's habit), else the
+ * user `logIn()` bound; assigning or deleting it changes the key.
  */
 // deno-lint-ignore no-explicit-any
 export type ExpressSession = Session & { cookie: ExpressSessionCookie; userId: any } & Record<string, any>;

@@ -25,11 +25,16 @@ export { MemoryStore } from "../stores/memory.ts";
 /**
  * `ctx.session` in Koa: a {@linkcode Session} whose keys also read and write
  * as properties (`ctx.session.views = 1`), as with koa-session, plus
- * koa-session's `maxAge`. `ctx.session.userId` is a key here, as koa-session
- * apps use it, not the login binding of `Session.userId`.
+ * koa-session's `maxAge`. `ctx.session.userId` is the app's own key when it
+ * set one (koa-session's habit), else the user `logIn()` bound; assigning
+ * or deleting it changes the key.
  */
-// deno-lint-ignore no-explicit-any
-export type KoaSession = Session & { maxAge: number | "session" | undefined; userId: any } & Record<string, any>;
+export type KoaSession =
+  & Session
+  // deno-lint-ignore no-explicit-any
+  & { maxAge: number | "session" | undefined; userId: any }
+  // deno-lint-ignore no-explicit-any
+  & Record<string, any>;
 
 /**
  * What the middleware adds to Koa's context: `ctx.session`. Koa's

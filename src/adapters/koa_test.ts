@@ -136,13 +136,19 @@ for (const [name, KoaApp] of VERSIONS) {
           await ctx.session.logIn("u-7");
           ctx.session.userId = 42;
         }
-        ctx.body = { userId: ctx.session.userId ?? null, listed: (await ctx.session.sessionsOfUser()).length };
+        ctx.body = {
+          userId: ctx.session.userId ?? null,
+          listed: (await ctx.session.sessionsOfUser()).length,
+        };
       });
     }, async ({ origin }) => {
       const login = await fetch(origin + "/login");
       const cookie = login.headers.getSetCookie()[0].split(";")[0];
       assert.deepEqual(await login.json(), { userId: 42, listed: 1 });
-      assert.deepEqual(await (await fetch(origin + "/", { headers: { cookie } })).json(), { userId: 42, listed: 1 });
+      assert.deepEqual(await (await fetch(origin + "/", { headers: { cookie } })).json(), {
+        userId: 42,
+        listed: 1,
+      });
     });
   });
 
