@@ -868,18 +868,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       // The client's cookie named a session this request destroyed or regenerated: clear it.
       return state.hadCookie ? this.#cookie.clear(isHttps(state)) : undefined;
     }
-    const lifetime = state.lifetimeMs;
-    const idleMs = typeof lifetime === "number" ? lifetime : this.#idleMs;
-    let absoluteExpiresAt = this.#absoluteMs === null ? NEVER : now + this.#absoluteMs;
-    // A lifetime the app chose for this session is honoured even past the configured absolute timeout.
-    if (typeof lifetime === "number") absoluteExpiresAt = Math.max(absoluteExpiresAt, now + lifetime);
-    const meta: SessionMeta = {
-      createdAt: now,
-      expiresAt: idleMs === null ? absoluteExpiresAt : Math.min(now + idleMs, absoluteExpiresAt),
-      absoluteExpiresAt,
-    };
-    if (lifetime !== undefined) meta.lifetimeMs = lifetime;
-    withUser(meta, state);
+    const meta = this.#freshMeta(state, now);
     const record: SessionRecord = { data: toObject(state.data), meta };
     if (state.outgoingFlash?.size) record.flash = toObject(state.outgoingFlash);
     const id = session.id;
@@ -904,13 +893,35 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     return isPromiseLike(answer) ? answer.then(created) : created(answer);
   }
 
+  /** The metadata of a session saved for the first time at `now`: its deadlines, lifetime and user. */
+  #freshMeta(state: SessionInternals, now: number): SessionMeta {
+    const lifetime = state.lifetimeMs;
+    const idleMs = this.#idleOf(lifetime);
+    let absoluteExpiresAt = this.#absoluteMs === null ? NEVER : now + this.#absoluteMs;
+    // A lifetime the app chose for this session is honoured even past the configured absolute timeout.
+    if (typeof lifetime === "number") absoluteExpiresAt = Math.max(absoluteExpiresAt, now + lifetime);
+    const meta: SessionMeta = {
+      createdAt: now,
+      expiresAt: idleMs === null ? absoluteExpiresAt : Math.min(now + idleMs, absoluteExpiresAt),
+      absoluteExpiresAt,
+    };
+    if (lifetime !== undefined) meta.lifetimeMs = lifetime;
+    withUser(meta, state);
+    return meta;
+  }
+
+  /** The idle timeout of a session: its own lifetime (`setLifetime`), else the configured one; `null`: none. */
+  #idleOf(lifetimeMs: number | null | undefined): number | null {
+    return typeof lifetimeMs === "number" ? lifetimeMs : this.#idleMs;
+  }
+
   #commitStored(state: SessionInternals, now: number): MaybePromise<string | undefined> {
     const loaded = state.meta!;
     const flashChanged = state.outgoingFlash !== undefined || state.incomingFlash !== undefined;
     const changed = (state.set?.size ?? 0) > 0 || (state.deleted?.size ?? 0) > 0 || state.cleared ||
       flashChanged || state.lifetimeChanged;
     const lifetime = state.lifetimeMs;
-    const idleMs = typeof lifetime === "number" ? lifetime : this.#idleMs;
+    const idleMs = this.#idleOf(lifetime);
     const absoluteExpiresAt = state.lifetimeChanged && typeof lifetime === "number"
       ? Math.max(loaded.absoluteExpiresAt, now + lifetime)
       : loaded.absoluteExpiresAt;
@@ -961,6 +972,11 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     return this.#call("delete", storeDelete, key);
   }
 
+  /** Deletes the records of `entries`, all at once. */
+  async #deleteAll(entries: UserSessionEntry[]): Promise<void> {
+    await Promise.all(entries.map((entry) => settled(() => this.#delete(entry.key))));
+  }
+
   /** The live records of `userId`, checked as reads are: deadlines, and the store's answer shape. */
   async #listUser(userId: string): Promise<UserSessionEntry[]> {
     if (!this.#indexesUsers) {
@@ -1003,17 +1019,11 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     const currentKey = state?.stored ? state.key : undefined;
     const list = entries.map((entry) => this.#describe(entry.key, entry.meta, entry.key === currentKey, now));
     if (state !== undefined && !state.stored && state.id !== undefined) {
-      // Logged in during this request: listed as the record it will be once saved.
-      const idleMs = typeof state.lifetimeMs === "number" ? state.lifetimeMs : this.#idleMs;
-      const absolute = this.#absoluteMs === null ? NEVER : now + this.#absoluteMs;
-      list.push({
-        handle: sessionHandle(storageKey(state.id)),
-        createdAt: now,
-        lastSeenAt: now,
-        expiresAt: idleMs === null ? absolute : Math.min(now + idleMs, absolute),
-        current: true,
-        ...(state.details === undefined ? {} : { details: structuredClone(state.details) }),
-      });
+      // Logged in during this request: listed as the record it will be once saved (its details a copy, so
+      // changing the list changes nothing that is saved).
+      const info = this.#describe(storageKey(state.id), this.#freshMeta(state, now), true, now);
+      if (info.details !== undefined) info.details = structuredClone(info.details);
+      list.push(info);
     }
     return list.sort((a, b) => Number(b.current) - Number(a.current) || b.lastSeenAt - a.lastSeenAt);
   }
@@ -1024,7 +1034,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
    * deadline minus the idle timeout, never before creation nor after now.
    */
   #describe(key: string, meta: SessionMeta, current: boolean, now: number): UserSessionInfo {
-    const idleMs = typeof meta.lifetimeMs === "number" ? meta.lifetimeMs : this.#idleMs;
+    const idleMs = this.#idleOf(meta.lifetimeMs);
     const lastSeenAt = idleMs === null
       ? meta.createdAt
       : Math.min(now, Math.max(meta.createdAt, meta.expiresAt - idleMs));
@@ -1050,7 +1060,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     const doomed = entries.filter((entry) =>
       entry.key !== currentKey && (which === "all" || sessionHandle(entry.key) === which)
     );
-    await Promise.all(doomed.map((entry) => settled(() => this.#delete(entry.key))));
+    await this.#deleteAll(doomed);
     return doomed.length;
   }
 
@@ -1069,7 +1079,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
         if (this.#refuseOverLimit) throw new SessionLimitError(max);
         others.sort((a, b) => a.meta.createdAt - b.meta.createdAt);
         const oldest = others.slice(0, others.length - max + 1);
-        await Promise.all(oldest.map((entry) => settled(() => this.#delete(entry.key))));
+        await this.#deleteAll(oldest);
       }
     }
     if (state.stored && state.key !== undefined) await settled(() => this.#delete(state.key!));

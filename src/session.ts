@@ -327,6 +327,7 @@ export class Session<T extends SessionData = Record<string, any>> {
   async logIn(userId: string, options: LogInOptions = {}): Promise<void> {
     if (!isUserId(userId)) throw new TypeError(`Invalid userId for logIn(): ${USER_ID_RULE}`);
     const details = options?.details;
+    let json: string | undefined;
     if (details !== undefined) {
       if (typeof details !== "object" || details === null || Array.isArray(details)) {
         throw new TypeError('Invalid "details" for logIn(): expected a plain object of JSON data');
@@ -337,7 +338,8 @@ export class Session<T extends SessionData = Record<string, any>> {
         const why = (error as Error).message.replace(/^Cannot set session key "details": /, "");
         throw new TypeError(`Invalid "details" for logIn(): ${why}`);
       }
-      const bytes = new TextEncoder().encode(JSON.stringify(details)).length;
+      json = JSON.stringify(details);
+      const bytes = new TextEncoder().encode(json).length;
       if (bytes > MAX_DETAILS_BYTES) {
         throw new TypeError(
           `Invalid "details" for logIn(): ${bytes} bytes of JSON, over the ${MAX_DETAILS_BYTES} allowed ` +
@@ -351,7 +353,7 @@ export class Session<T extends SessionData = Record<string, any>> {
     state.key = undefined;
     state.meta = undefined;
     state.userId = userId;
-    state.details = details === undefined ? undefined : JSON.parse(JSON.stringify(details));
+    state.details = json === undefined ? undefined : JSON.parse(json);
     state.id = this.#host.newId(userId);
   }
 

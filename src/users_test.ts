@@ -373,3 +373,20 @@ test("maxSessionsPerUser is checked at login: logins racing each other can each 
   const next = await manager.load({ cookie: undefined, https: false });
   await assert.rejects(next.logIn("ada"), SessionLimitError, "the next login sees them all");
 });
+
+test("the session logging in is listed with the deadlines it is saved with, its own lifetime included", async () => {
+  const { request, manager, clock } = setup({ idleTimeout: 3600, absoluteTimeout: 3600 });
+  const month = 30 * 24 * 60 * MINUTE;
+  const saved = await request(undefined, async (s) => {
+    s.setLifetime(month / 1000); // "remember me": honoured past the configured absolute timeout
+    await s.logIn("ada");
+    const [listed] = await s.sessionsOfUser();
+    assert.equal(listed.current, true);
+    assert.equal(listed.expiresAt, clock.now + month);
+    assert.equal(listed.lastSeenAt, clock.now);
+    return listed;
+  });
+  const [stored] = await manager.sessionsOfUser("ada");
+  assert.equal(stored.expiresAt, saved.value!.expiresAt, "as the store then has it");
+  assert.equal(stored.handle, saved.value!.handle);
+});
