@@ -76,6 +76,18 @@ function thawAll(values: Values): Record<string, unknown> {
   return out;
 }
 
+/**
+ * The keys of sessions expiring in one minute, oldest first. A key whose session left the bucket (deleted,
+ * evicted, expired, moved to another minute) stays in `keys` until the next compaction, counted in `dead`.
+ */
+interface Bucket {
+  keys: string[];
+  /** Keys before this index were drained. */
+  head: number;
+  /** Keys after `head` whose session is no longer filed here. */
+  dead: number;
+}
+
 /** Width of an expiry bucket: sessions expiring in the same minute are swept together. */
 const BUCKET_MS = 60_000;
 /** Bucket references examined per read or write: cleanup is spread thin, never a pause. */
@@ -89,11 +101,14 @@ let warned = false;
  * changes.
  *
  * Expiry: `get` never returns an expired session. For cleanup, every session
- * is filed under the minute it expires in; each read and each write examines
- * a few entries (8) of the minutes already past and removes what has expired —
- * no timers, no scans of live sessions, constant work per request, and a
- * read-mostly app reclaims expired sessions as fast as one that writes.
- * Beyond `maxEntries`, the session closest to expiry goes first.
+ * is filed under the minute it expires in (a session deleted, evicted or
+ * moved to another minute is taken out of it, in constant work on average,
+ * so memory follows the sessions held); each read and each write removes up
+ * to 8 sessions of
+ * the minutes already past — no timers, no scans of live sessions, constant
+ * work per request, and a read-mostly app reclaims expired sessions as fast
+ * as one that writes. Beyond `maxEntries`, the session closest to expiry goes
+ * first.
  *
  * One process only: sessions are lost on restart and not shared between
  * processes or workers. A warning says so once.
@@ -114,8 +129,12 @@ export class MemoryStore implements Store {
   #entries = new Map<string, Entry>();
   /** User id → the storage keys of that user's sessions (the per-user index). */
   #users = new Map<string, Set<string>>();
-  /** Bucket number → keys filed under it, oldest first; a key refiled elsewhere leaves a stale reference. */
-  #buckets = new Map<number, { keys: string[]; head: number }>();
+  /**
+   * Bucket number → the keys filed under it, oldest first. Removals are counted and buckets compacted, so what
+   * the buckets hold stays within twice the sessions held (a bucket is otherwise kept until its minute is past,
+   * a day by default).
+   */
+  #buckets = new Map<number, Bucket>();
   /** The bucket numbers in `#buckets`, ascending. */
   #bucketOrder: number[] = [];
   #maxEntries: number;
@@ -153,8 +172,9 @@ export class MemoryStore implements Store {
   }
 
   /** Removes a record and, in the same step, its key from its user's index. Every removal goes through here. */
-  #remove(key: string, entry: Entry): void {
+  #remove(key: string, entry: Entry, unfile = true): void {
     this.#entries.delete(key);
+    if (unfile) this.#unfile(key, entry.bucket);
     if (entry.userId === undefined) return;
     const keys = this.#users.get(entry.userId);
     keys?.delete(key);
@@ -232,7 +252,7 @@ export class MemoryStore implements Store {
         details: record.meta.details === undefined
           ? undefined
           : new JsonText(JSON.stringify(record.meta.details)),
-        bucket: previous?.bucket ?? Number.NaN,
+        bucket: Number.NaN,
       };
       this.#entries.set(key, entry);
       if (userId !== undefined) {
@@ -252,6 +272,7 @@ export class MemoryStore implements Store {
     }
     const bucket = Math.floor(Math.min(entry.expiresAt, entry.absoluteExpiresAt) / BUCKET_MS);
     if (entry.bucket !== bucket) {
+      this.#unfile(key, entry.bucket);
       entry.bucket = bucket;
       this.#file(key, bucket);
     }
@@ -263,7 +284,7 @@ export class MemoryStore implements Store {
     return this.#entries.keys();
   }
 
-  /** Deletes a record. Its bucket reference goes stale and is dropped by a later sweep. */
+  /** Deletes a record. */
   delete(key: string): void {
     const entry = this.#entries.get(key);
     if (entry !== undefined) this.#remove(key, entry);
@@ -281,7 +302,7 @@ export class MemoryStore implements Store {
   #file(key: string, bucket: number): void {
     let filed = this.#buckets.get(bucket);
     if (filed === undefined) {
-      filed = { keys: [], head: 0 };
+      filed = { keys: [], head: 0, dead: 0 };
       this.#buckets.set(bucket, filed);
       // Buckets mostly arrive in ascending order: search from the end.
       let at = this.#bucketOrder.length;
@@ -292,9 +313,42 @@ export class MemoryStore implements Store {
   }
 
   /**
-   * Walks the references of the soonest buckets, oldest first, deleting the
+   * Notes that `key` left `bucket`. Once half of what the bucket still holds is dead, it is compacted to its
+   * live keys (or dropped when none is left): linear in its size, after at least half as many removals, so
+   * constant work per removal, and a bucket never holds more than twice its live keys plus the drained
+   * prefix, itself dropped once it is half the list.
+   */
+  #unfile(key: string, bucket: number): void {
+    const filed = this.#buckets.get(bucket);
+    if (filed === undefined) return;
+    filed.dead++;
+    if (filed.dead * 2 < filed.keys.length - filed.head) return;
+    const live: string[] = [];
+    for (let i = filed.head; i < filed.keys.length; i++) {
+      const k = filed.keys[i];
+      // A key moved out and back in is in the list twice: keep it once.
+      if (k !== key && this.#entries.get(k)?.bucket === bucket) live.push(k);
+    }
+    filed.keys = [...new Set(live)];
+    filed.head = 0;
+    filed.dead = 0;
+    if (filed.keys.length > 0) return;
+    this.#buckets.delete(bucket);
+    const order = this.#bucketOrder;
+    let low = 0;
+    let high = order.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (order[middle] < bucket) low = middle + 1;
+      else high = middle;
+    }
+    if (order[low] === bucket) order.splice(low, 1);
+  }
+
+  /**
+   * Walks the keys of the soonest buckets, oldest first, deleting the
    * sessions still filed there. With `now`, only buckets entirely in the past
-   * and at most `budget` references (a sweep); without, until one session is
+   * and at most `budget` keys (a sweep); without, until one session is
    * deleted whatever its expiry (an eviction).
    */
   #drain(budget: number, now?: number): void {
@@ -306,13 +360,20 @@ export class MemoryStore implements Store {
         budget--;
         const key = filed.keys[filed.head++];
         const entry = this.#entries.get(key);
-        if (entry === undefined || entry.bucket !== bucket) continue;
-        this.#remove(key, entry);
+        if (entry === undefined || entry.bucket !== bucket) {
+          if (filed.dead > 0) filed.dead--; // a dead key drained: no longer among those after `head`
+          continue;
+        }
+        this.#remove(key, entry, false);
         if (now === undefined) budget = 0;
       }
       if (filed.head === filed.keys.length) {
         this.#buckets.delete(bucket);
         this.#bucketOrder.shift();
+      } else if (filed.head >= 64 && filed.head * 2 >= filed.keys.length) {
+        // Drop the drained prefix once it is half the list: linear in what is left, after as many drained.
+        filed.keys = filed.keys.slice(filed.head);
+        filed.head = 0;
       }
     }
   }

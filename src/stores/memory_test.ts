@@ -1,5 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import v8 from "node:v8";
+import vm from "node:vm";
+import process from "node:process";
 import { MemoryStore } from "./memory.ts";
 import { createWrite, storeConformanceSuite } from "../testing/store_suite.ts";
 
@@ -75,6 +78,50 @@ test("MemoryStore: a session rewritten many times leaves no extra work behind", 
   }
   assert.equal(store.size, 1);
   assert.ok(await store.get("hot".padEnd(32, "x")));
+});
+
+/** V8's heap in use after a full garbage collection (Node and Deno both expose `gc` this way). */
+function heapAfterGc(): number {
+  v8.setFlagsFromString("--expose-gc");
+  const gc = vm.runInNewContext("gc") as () => void;
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
+/** A storage-key-shaped string held by nothing but the store once written. */
+const freshKey = (i: number) => "s1_" + String(i).padStart(43, "0");
+
+test("MemoryStore: memory stays bounded by the sessions held, whatever was evicted, deleted or moved", async (t) => {
+  // Every session is filed under the minute it expires in until that minute is past (a day, by default):
+  // what leaves the store early (evicted, deleted, refiled by a write that moved its expiry) must not stay
+  // referenced there. Each case writes 100,000 keys of 64 bytes through a store that holds at most a few
+  // hundred: kept references would be ~7 MB, what is held is ~0.1 MB.
+  const now = 1_000_000;
+  const far = now + 86_400_000;
+  const cases: Record<string, (store: MemoryStore, i: number) => Promise<unknown>> = {
+    evicted: (store, i) => Promise.resolve(store.set(freshKey(i), write(far))),
+    deleted: async (store, i) => {
+      await store.set(freshKey(i), write(far));
+      await store.delete(freshKey(i));
+    },
+    // 100 sessions written 1,000 times each, every write moving the expiry to a later minute.
+    moved: (store, i) => Promise.resolve(store.set(freshKey(i % 100), write(far + i * 60_000))),
+  };
+  for (const [name, step] of Object.entries(cases)) {
+    await t.test(name, async () => {
+      const store = new MemoryStore({ maxEntries: 200, now: () => now });
+      for (let i = 0; i < 1000; i++) await step(store, i); // the store's own structures, at full size
+      const before = heapAfterGc();
+      for (let i = 1000; i < 100_000; i++) await step(store, i);
+      const grown = heapAfterGc() - before;
+      assert.ok(store.size <= 200, `${store.size} sessions held`);
+      assert.ok(grown < 2_000_000, `${name}: the heap grew by ${(grown / 1e6).toFixed(1)} MB`);
+      // Still correct: the newest sessions are there, and the expiry sweep still removes them on time.
+      const last = name === "moved" ? freshKey(99_999 % 100) : freshKey(99_999);
+      if (name !== "deleted") assert.ok(await store.get(last));
+    });
+  }
 });
 
 test("MemoryStore: rejects a bad maxEntries naming the option", () => {
