@@ -14,7 +14,7 @@ import { join, relative } from "node:path";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { randomBytes } from "node:crypto";
-import { BASE_SUFFIX, baselineTwin, GROUPS, hasTwin, SCENARIOS, select } from "./lib/contenders.mjs";
+import { BASE_SUFFIX, baselineTwin, GROUPS, hasTwin, SCENARIOS, select, sessionless } from "./lib/contenders.mjs";
 import { describeMachine, sourceFingerprint } from "./lib/machine.mjs";
 import {
   CLK_TCK,
@@ -263,7 +263,7 @@ async function request(base, path, cookie) {
 async function check(base, contender) {
   const problems = [];
   const notes = [];
-  const hasSession = contender.kind !== "none" && contender.kind !== "floor";
+  const hasSession = !sessionless(contender);
   const bare = await request(base, "/bare");
   if (bare.status !== 200 || bare.text !== "ok") {
     problems.push(`/bare answered ${bare.status} "${bare.text}"`);
@@ -528,7 +528,7 @@ async function httpPhase(ctx) {
         ctx.children.delete(started.child);
         continue;
       }
-      const hasSession = contender.kind !== "none" && contender.kind !== "floor";
+      const hasSession = !sessionless(contender);
       const pool = hasSession ? await seedPool(base, opts.pool) : syntheticPool(opts.pool);
       const cookieFile = join(ctx.tmp, `${group.id}-${contender.name}.cookies`);
       writeFileSync(cookieFile, pool.join("\n") + "\n");
@@ -562,7 +562,7 @@ async function httpPhase(ctx) {
 
     // Before "new" fills the stores (a bounded store may then evict older sessions, as it should).
     const checkPool = async () => {
-      for (const l of live.filter((l) => l.contender.kind !== "none" && l.contender.kind !== "floor")) {
+      for (const l of live.filter((l) => !sessionless(l.contender))) {
         try {
           const r = await request(`http://127.0.0.1:${l.port}`, "/read", l.pool[0]);
           const n = Number(r.text.slice(2));
@@ -654,7 +654,7 @@ async function profilePhase(ctx) {
       continue;
     }
     const live = { contender, pid: started.pid, port: started.port };
-    live.pool = contender.kind === "none" || contender.kind === "floor"
+    live.pool = sessionless(contender)
       ? syntheticPool(ctx.opts.pool)
       : await seedPool(`http://127.0.0.1:${started.port}`, ctx.opts.pool);
     live.cookieFile = join(profileDir, "cookies");

@@ -9,6 +9,9 @@ const FETCH_FLOOR = { read: 0.85, write: 0.8, new: 0.7 };
 
 const none = { name: "none", kind: "none", label: "no middleware" };
 const noop = { name: "noop", kind: "floor", label: "no-op middleware (floor)" };
+// Sessionless like the floor, plus the cookie I/O of any cookie session (read Cookie; on /new append a
+// Set-Cookie of our length): cookie-floor ÷ floor is the most any such middleware can reach (the ceiling).
+const cookieFloor = { name: "cookie-floor", kind: "cookie-floor", label: "cookie floor: no-op + cookie I/O" };
 const oursMemory = { name: "ours-memory", kind: "ours", store: "memory", label: "ours + MemoryStore" };
 const oursRedis = { name: "ours-redis", kind: "ours", store: "redis", label: "ours + RedisStore" };
 const oursCookie = {
@@ -105,6 +108,7 @@ export const GROUPS = [
     contenders: [
       none,
       noop,
+      cookieFloor,
       oursMemory,
       oursRedis,
       ...HONO_PEERS,
@@ -123,6 +127,7 @@ export const GROUPS = [
     contenders: [
       none,
       noop,
+      cookieFloor,
       oursMemory,
       { ...oursRedis, optional: true },
       ...HONO_PEERS,
@@ -147,10 +152,14 @@ export const GROUPS = [
     runtime: "deno",
     entry: "bench/servers/deno_serve.ts",
     floorTargets: FETCH_FLOOR,
-    contenders: [none, noop, oursMemory, { ...oursRedis, optional: true }],
+    contenders: [none, noop, cookieFloor, oursMemory, { ...oursRedis, optional: true }],
     peers: [],
   },
 ];
+
+/** Contenders that keep no session: no pool of live sessions to seed, no session checks. */
+export const sessionless = (contender) =>
+  contender.kind === "none" || contender.kind === "floor" || contender.kind === "cookie-floor";
 
 /** Suffix of a contender's twin under --baseline: the same server, the baseline revision's src/. */
 export const BASE_SUFFIX = "@base";

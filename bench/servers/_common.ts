@@ -56,6 +56,15 @@ export function body(n: number): string {
 
 export const BARE_BODY = "ok";
 
+/**
+ * A `Set-Cookie` value with the shape and length of ours for a new session (a 76-character signed id, a
+ * 24-hour Max-Age, Path, HttpOnly, SameSite=Lax), different for every `n`: what the cookie floors send.
+ */
+export function cookieLike(n: number): string {
+  const id = String(n).padStart(32, "0");
+  return `${COOKIE_NAME}=${id}.${"s".repeat(43)}; Max-Age=${IDLE_SECONDS}; Path=/; HttpOnly; SameSite=Lax`;
+}
+
 /** The orchestrator waits for this line on stdout before loading the server. */
 export function announce(port: number): void {
   console.log(`READY ${port}`);

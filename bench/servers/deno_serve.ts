@@ -3,7 +3,7 @@ import { session } from "../../src/adapters/fetch.ts";
 import type { Session } from "../../src/session.ts";
 import { MemoryStore } from "../../src/stores/memory.ts";
 import { RedisStore } from "../../src/stores/redis.ts";
-import { announce, BARE_BODY, body, exitOnSignal, readConfig, requireRedis, SECRET } from "./_common.ts";
+import { announce, BARE_BODY, body, cookieLike, exitOnSignal, readConfig, requireRedis, SECRET } from "./_common.ts";
 
 const config = readConfig();
 const TEXT = { headers: { "content-type": "text/plain; charset=UTF-8" } };
@@ -58,6 +58,19 @@ switch (config.contender) {
     // The floor: the same async wrapping a session wrapper adds, without the session.
     handler = async (request) => await plain(request);
     break;
+  case "cookie-floor": {
+    // The floor plus the cookie I/O any cookie session does on Deno, and nothing of a session: reading the
+    // Cookie header (Deno builds the request's header list on first access) and, on /new, appending a
+    // Set-Cookie of our cookie's length, a fresh string each time. The report's ceiling for ours ÷ floor.
+    let counter = 0;
+    handler = async (request) => {
+      request.headers.get("cookie");
+      const response = await plain(request);
+      if (pathOf(request) === "/new") response.headers.append("set-cookie", cookieLike(counter++));
+      return response;
+    };
+    break;
+  }
   case "ours-memory":
     handler = session<{ n: number }>({ secret: SECRET, store: new MemoryStore() })(withCounter);
     break;

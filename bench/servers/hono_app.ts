@@ -19,6 +19,7 @@ import {
   body,
   COOKIE_NAME,
   HEX_SECRET,
+  cookieLike,
   IDLE_SECONDS,
   importOptional,
   requireRedis,
@@ -101,6 +102,20 @@ const noop: MiddlewareHandler = async function noopMiddleware(_c, next) {
   await next();
 };
 
+/**
+ * The cookie floor: the floor plus the cookie I/O any cookie session does, and nothing of a session: it reads
+ * the `Cookie` header and, on `/new`, appends a `Set-Cookie` of our cookie's length to the response, the way
+ * our adapter does. Ours ÷ floor can reach no higher than this ÷ floor (the report's ceiling).
+ */
+function cookieFloor(): MiddlewareHandler {
+  let counter = 0;
+  return async function cookieFloorMiddleware(c, next) {
+    c.req.header("cookie");
+    await next();
+    if (c.req.path === "/new") c.res.headers.append("set-cookie", cookieLike(counter++));
+  };
+}
+
 /** A Map behind @hono/session's storage hook: its equivalent of a memory store. */
 function mapStorage() {
   const entries = new Map<string, unknown>();
@@ -120,6 +135,10 @@ export async function buildHonoApp(config: BenchConfig): Promise<HonoContender> 
       break;
     case "noop":
       app.use(noop);
+      routes(app, undefined);
+      break;
+    case "cookie-floor":
+      app.use(cookieFloor());
       routes(app, undefined);
       break;
     case "ours-memory":
