@@ -14,7 +14,15 @@ import { join, relative } from "node:path";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { randomBytes } from "node:crypto";
-import { BASE_SUFFIX, baselineTwin, GROUPS, hasTwin, SCENARIOS, select, sessionless } from "./lib/contenders.mjs";
+import {
+  BASE_SUFFIX,
+  baselineTwin,
+  GROUPS,
+  hasTwin,
+  SCENARIOS,
+  select,
+  sessionless,
+} from "./lib/contenders.mjs";
 import { describeMachine, sourceFingerprint } from "./lib/machine.mjs";
 import {
   CLK_TCK,

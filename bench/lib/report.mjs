@@ -89,9 +89,11 @@ export function evaluateTargets(results) {
       const r = judgedRatio(scenarioOf(g, "ours-memory", scenario), scenarioOf(g, "noop", scenario));
       // The most a cookie session could reach on this framework: the cookie floor (sessionless, but reading
       // the Cookie header and sending a Set-Cookie of our length where ours does) ÷ the floor.
-      const ceiling = judgedRatio(scenarioOf(g, "cookie-floor", scenario), scenarioOf(g, "noop", scenario)).value;
+      const ceiling =
+        judgedRatio(scenarioOf(g, "cookie-floor", scenario), scenarioOf(g, "noop", scenario)).value;
       // What our own work costs once that platform cost is paid: ours ÷ the cookie floor.
-      const own = judgedRatio(scenarioOf(g, "ours-memory", scenario), scenarioOf(g, "cookie-floor", scenario)).value;
+      const own =
+        judgedRatio(scenarioOf(g, "ours-memory", scenario), scenarioOf(g, "cookie-floor", scenario)).value;
       rows.push({
         group,
         scenario,

@@ -3,7 +3,16 @@ import { session } from "../../src/adapters/fetch.ts";
 import type { Session } from "../../src/session.ts";
 import { MemoryStore } from "../../src/stores/memory.ts";
 import { RedisStore } from "../../src/stores/redis.ts";
-import { announce, BARE_BODY, body, cookieLike, exitOnSignal, readConfig, requireRedis, SECRET } from "./_common.ts";
+import {
+  announce,
+  BARE_BODY,
+  body,
+  cookieLike,
+  exitOnSignal,
+  readConfig,
+  requireRedis,
+  SECRET,
+} from "./_common.ts";
 
 const config = readConfig();
 const TEXT = { headers: { "content-type": "text/plain; charset=UTF-8" } };
