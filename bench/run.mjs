@@ -20,6 +20,7 @@ import {
   GROUPS,
   hasTwin,
   SCENARIOS,
+  seedsPool,
   select,
   sessionless,
 } from "./lib/contenders.mjs";
@@ -536,8 +537,7 @@ async function httpPhase(ctx) {
         ctx.children.delete(started.child);
         continue;
       }
-      const hasSession = !sessionless(contender);
-      const pool = hasSession ? await seedPool(base, opts.pool) : syntheticPool(opts.pool);
+      const pool = seedsPool(contender) ? await seedPool(base, opts.pool) : syntheticPool(opts.pool);
       const cookieFile = join(ctx.tmp, `${group.id}-${contender.name}.cookies`);
       writeFileSync(cookieFile, pool.join("\n") + "\n");
       const entry = { contender, check: verdict, scenarios: {}, pid: started.pid };
@@ -662,7 +662,7 @@ async function profilePhase(ctx) {
       continue;
     }
     const live = { contender, pid: started.pid, port: started.port };
-    live.pool = sessionless(contender)
+    live.pool = !seedsPool(contender)
       ? syntheticPool(ctx.opts.pool)
       : await seedPool(`http://127.0.0.1:${started.port}`, ctx.opts.pool);
     live.cookieFile = join(profileDir, "cookies");

@@ -152,14 +152,37 @@ export const GROUPS = [
     runtime: "deno",
     entry: "bench/servers/deno_serve.ts",
     floorTargets: FETCH_FLOOR,
-    contenders: [none, noop, cookieFloor, oursMemory, { ...oursRedis, optional: true }],
+    contenders: [
+      none,
+      noop,
+      cookieFloor,
+      // Issue 17's per-step measure, by name only (--only=deno-serve/steps-token,...): our leaves on top of
+      // the cookie floor (bench/servers/deno_serve.ts).
+      { name: "steps-token", kind: "steps", optional: true, label: "cookie floor + cookie token" },
+      {
+        name: "steps-store",
+        kind: "steps",
+        optional: true,
+        label: "cookie floor + token + MemoryStore",
+      },
+      oursMemory,
+      { ...oursRedis, optional: true },
+    ],
     peers: [],
   },
 ];
 
-/** Contenders that keep no session: no pool of live sessions to seed, no session checks. */
+/** Contenders that keep no session: no session checks (and no pool seeded through them, but for "steps"). */
 export const sessionless = (contender) =>
-  contender.kind === "none" || contender.kind === "floor" || contender.kind === "cookie-floor";
+  contender.kind === "none" || contender.kind === "floor" || contender.kind === "cookie-floor" ||
+  contender.kind === "steps";
+
+/**
+ * Whether the read/write pool is made of cookies the server itself gave: every session contender, and the
+ * per-step contenders (they verify real signed cookies, but keep no counter); the others get cookies of the
+ * same format.
+ */
+export const seedsPool = (contender) => !sessionless(contender) || contender.kind === "steps";
 
 /** Suffix of a contender's twin under --baseline: the same server, the baseline revision's src/. */
 export const BASE_SUFFIX = "@base";

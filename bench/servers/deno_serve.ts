@@ -3,6 +3,9 @@ import { session } from "../../src/adapters/fetch.ts";
 import type { Session } from "../../src/session.ts";
 import { MemoryStore } from "../../src/stores/memory.ts";
 import { RedisStore } from "../../src/stores/redis.ts";
+import { generateId, SignedToken, storageKey } from "../../src/_crypto.ts";
+import { readCookieValues } from "../../src/_cookie.ts";
+import type { StoreWrite } from "../../src/store.ts";
 import {
   announce,
   BARE_BODY,
@@ -57,6 +60,47 @@ function withCounter(request: Request, s: Session<{ n: number }>): Response {
   }
 }
 
+/**
+ * Issue 17's per-step measure in HTTP: the cookie floor plus our own leaves, called directly, without the
+ * session, the core's policies or its cookie writer. `steps-token` reads and verifies the cookie, or makes a
+ * signed id and its storage key when none verifies (new); `steps-store` adds the MemoryStore calls ours makes:
+ * a get (read), a get and an update (write), a create (new). Ours ÷ these shows what each layer costs.
+ */
+function stepsHandler(withStore: boolean): (request: Request) => Promise<Response> {
+  const token = new SignedToken([SECRET]);
+  const store = new MemoryStore();
+  const day = 86_400_000;
+  const write = (kind: "create" | "update", n: number, now: number): StoreWrite => ({
+    kind,
+    record: { data: { n }, meta: { createdAt: now, expiresAt: now + day, absoluteExpiresAt: now + 7 * day } },
+    set: { n },
+    deleted: [],
+    cleared: false,
+    flashChanged: false,
+  });
+  return async (request) => {
+    const path = pathOf(request);
+    const values = readCookieValues(request.headers.get("cookie"), "sid", 4093);
+    const presented = values.length > 0 ? token.read(values[0]) : "malformed";
+    const response = await plain(request);
+    if (path === "/bare") return response;
+    if (typeof presented === "string") {
+      // No session yet: a new one, as ours makes on /new (and on /write, which the harness seeds its pool with).
+      const id = generateId();
+      const value = token.write(id);
+      const key = storageKey(id);
+      if (withStore) store.set(key, write("create", 1, Date.now()));
+      response.headers.append("set-cookie", `sid=${value}; Max-Age=86400; Path=/; HttpOnly; SameSite=Lax`);
+    } else if (withStore) {
+      const record = store.get(presented.key);
+      if (path === "/write" && record) {
+        store.set(presented.key, write("update", Number(record.data.n) + 1, Date.now()));
+      }
+    }
+    return response;
+  };
+}
+
 let handler: (request: Request) => Response | Promise<Response>;
 let close = () => Promise.resolve();
 switch (config.contender) {
@@ -80,6 +124,10 @@ switch (config.contender) {
     };
     break;
   }
+  case "steps-token":
+  case "steps-store":
+    handler = stepsHandler(config.contender === "steps-store");
+    break;
   case "ours-memory":
     handler = session<{ n: number }>({ secret: SECRET, store: new MemoryStore() })(withCounter);
     break;
