@@ -277,7 +277,7 @@ function headlineSection(results) {
     const value = r.kind === "floor" ? fmt(r.value) : `${fmt(r.value)}×`;
     const basis = r.saturated ? "" : " (CPU capacity)";
     const aboveCeiling = Number.isFinite(r.ceiling) && r.ceiling < r.min
-      ? `; above its ceiling of ${ceilingCell(r)}: out of reach of any middleware here`
+      ? `; above this run's ceiling of ${ceilingCell(r)}: the cookie floor itself fell short of it`
       : "";
     lines.push(
       `- ${r.group.label}, ${r.scenario}: ${r.what} = ${value}${basis} (target ≥ ${r.min}${
