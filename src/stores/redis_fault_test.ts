@@ -179,6 +179,24 @@ if (servers === undefined) {
     }
   });
 
+  /**
+   * Loads a session, again when the store refused the reply as another request's. When the write timed out,
+   * Webdis may hand its late reply to the next command on the same Redis connection (seen once in CI, on
+   * Deno); the store refuses it with a 503, as it must, and this check reads again. Only that refusal is
+   * retried, at most four times; the value read is then asserted as before.
+   */
+  async function loadOwnReply(manager: SessionManager, cookie: string) {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await manager.load({ cookie, https: false });
+      } catch (error) {
+        const foreign = error instanceof SessionStoreError &&
+          /belongs to another request/.test(error.message);
+        if (!foreign || attempt === 5) throw error;
+      }
+    }
+  }
+
   for (
     const [name, open] of [
       // The core's deadline is the shorter: storeTimeout 0.3 s, the store's own 5 s.
@@ -223,7 +241,7 @@ if (servers === undefined) {
         assert.match(error.message, /not applied later/, error.message);
 
         await sleep(Math.max(0, pauseEnds - Date.now()) + 300);
-        const after = await patient.load({ cookie, https: false });
+        const after = await loadOwnReply(patient, cookie);
         assert.equal(after.get("n"), 1, "the write answered 503 was refused by Redis when the pause ended");
         after.set("n", 3);
         await patient.commit(after);
