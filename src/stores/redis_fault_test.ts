@@ -104,6 +104,24 @@ async function pauseUnder(
   return counts;
 }
 
+/**
+ * Loads a session, again when the store refused the reply as another request's. When the write timed out,
+ * Webdis may hand its late reply to the next command on the same Redis connection (seen once in CI, on
+ * Deno); the store refuses it with a 503, as it must, and this check reads again. Only that refusal is
+ * retried, at most four times; the value read is then asserted as before.
+ */
+async function loadOwnReply(manager: SessionManager, cookie: string) {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await manager.load({ cookie, https: false });
+    } catch (error) {
+      const foreign = error instanceof SessionStoreError &&
+        /belongs to another request/.test(error.message);
+      if (!foreign || attempt === 5) throw error;
+    }
+  }
+}
+
 let servers: { redis: TestServer; webdis: TestServer } | undefined;
 let unavailable: string | undefined;
 try {
@@ -178,24 +196,6 @@ if (servers === undefined) {
       await store.close();
     }
   });
-
-  /**
-   * Loads a session, again when the store refused the reply as another request's. When the write timed out,
-   * Webdis may hand its late reply to the next command on the same Redis connection (seen once in CI, on
-   * Deno); the store refuses it with a 503, as it must, and this check reads again. Only that refusal is
-   * retried, at most four times; the value read is then asserted as before.
-   */
-  async function loadOwnReply(manager: SessionManager, cookie: string) {
-    for (let attempt = 1;; attempt++) {
-      try {
-        return await manager.load({ cookie, https: false });
-      } catch (error) {
-        const foreign = error instanceof SessionStoreError &&
-          /belongs to another request/.test(error.message);
-        if (!foreign || attempt === 5) throw error;
-      }
-    }
-  }
 
   for (
     const [name, open] of [
