@@ -304,10 +304,7 @@ export class MemoryStore implements Store {
     if (filed === undefined) {
       filed = { keys: [], head: 0, dead: 0 };
       this.#buckets.set(bucket, filed);
-      // Buckets mostly arrive in ascending order: search from the end.
-      let at = this.#bucketOrder.length;
-      while (at > 0 && this.#bucketOrder[at - 1] > bucket) at--;
-      this.#bucketOrder.splice(at, 0, bucket);
+      this.#bucketOrder.splice(this.#position(bucket), 0, bucket);
     }
     filed.keys.push(key);
   }
@@ -334,6 +331,12 @@ export class MemoryStore implements Store {
     filed.dead = 0;
     if (filed.keys.length > 0) return;
     this.#buckets.delete(bucket);
+    const at = this.#position(bucket);
+    if (this.#bucketOrder[at] === bucket) this.#bucketOrder.splice(at, 1);
+  }
+
+  /** Where `bucket` is, or would go, in the ascending `#bucketOrder`: a binary search. */
+  #position(bucket: number): number {
     const order = this.#bucketOrder;
     let low = 0;
     let high = order.length;
@@ -342,7 +345,7 @@ export class MemoryStore implements Store {
       if (order[middle] < bucket) low = middle + 1;
       else high = middle;
     }
-    if (order[low] === bucket) order.splice(low, 1);
+    return low;
   }
 
   /**
