@@ -18,7 +18,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -164,7 +164,8 @@ for (const scenario of scenarios) {
     lines.push(`| ${scenario} | ${contender} | ${values.map(fmt).join(" / ")} | ${ratio} |`);
   }
 }
-const out = join(
+// resolve: an absolute --out is taken as it is, a relative one from the repository root.
+const out = resolve(
   ROOT,
   args.out ?? join("bench", "results", `${new Date().toISOString().slice(0, 10)}-instructions.md`),
 );

@@ -315,7 +315,11 @@ function settled<R>(run: () => MaybePromise<R>): Promise<R> {
  * presented cookie names (filled in by the caller), or for a fresh session.
  * One literal, so every state has the same shape.
  */
-function blankState(https: boolean | (() => boolean), presented: Presented | undefined): SessionInternals {
+function blankState(
+  https: boolean | (() => boolean),
+  presented: Presented | undefined,
+  data: Map<string, unknown> = new Map(),
+): SessionInternals {
   return {
     id: presented?.id,
     key: presented?.key,
@@ -323,7 +327,7 @@ function blankState(https: boolean | (() => boolean), presented: Presented | und
     hadCookie: presented !== undefined,
     rotated: presented?.rotated ?? false,
     https,
-    data: new Map(),
+    data,
     incomingFlash: undefined,
     outgoingFlash: undefined,
     set: undefined,
@@ -446,6 +450,8 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
   /** What a timed-out write's error says about its outcome, from the store's `refusesLateWrites`. */
   #lateWriteOutcome: string;
   #now: () => number;
+  /** Whether `#now` is the real clock (`Date.now`), so a time it gave can stand for `Date.now()`. */
+  #realClock: boolean;
   #onSecurityEvent: ((event: SecurityEvent) => void) | undefined;
   #host: SessionHost;
   /** Whether the store keeps a per-user index (`listByUser`). */
@@ -487,6 +493,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       throw optionError("now", "must be a function returning milliseconds since the epoch");
     }
     this.#now = options.now ?? Date.now;
+    this.#realClock = this.#now === Date.now;
     const store: Store = options.store ?? new MemoryStore({ now: this.#now });
     if (
       typeof store !== "object" || store === null || typeof store.get !== "function" ||
@@ -756,8 +763,10 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       this.#report("expired-session", key);
       return this.#deleteStale(key);
     }
-    const state = blankState(https, presented);
-    this.#fill(state, answer);
+    // The state is made with the record's values: a blank one's empty map would be dropped at once.
+    const data = this.#values(answer, presented.key);
+    const state = blankState(https, presented, data);
+    this.#fill(state, answer, data);
     return newSession<T>(this.#host, state);
   }
 
@@ -772,14 +781,19 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
         now >= meta.createdAt + this.#absoluteMs);
   }
 
-  /** Puts a stored record's values, flash values and metadata into `state`, with no change pending. */
-  #fill(state: SessionInternals, record: SessionRecord): void {
-    const key = state.key;
+  /** A stored record's values, as a session holds them; a reserved key is reported and left out. */
+  #values(record: SessionRecord, key: string | undefined): Map<string, unknown> {
     const data = new Map<string, unknown>();
     for (const name of Object.keys(record.data)) {
       if (isAllowedKey(name)) data.set(name, record.data[name]);
       else this.#report("forbidden-key", key);
     }
+    return data;
+  }
+
+  /** Puts a stored record's values (`data`, made by `#values`), flash values and metadata into `state`, with no change pending. */
+  #fill(state: SessionInternals, record: SessionRecord, data = this.#values(record, state.key)): void {
+    const key = state.key;
     let incomingFlash: Map<string, unknown> | undefined;
     if (record.flash) {
       for (const name of Object.keys(record.flash)) {
@@ -879,7 +893,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       deleted: [],
       cleared: false,
       flashChanged: record.flash !== undefined,
-      deadline: Date.now() + this.#timeoutMs,
+      deadline: this.#deadline(now),
     });
     const created = (result: WriteResult) => {
       if (result !== "written") {
@@ -910,6 +924,15 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     return meta;
   }
 
+  /**
+   * A write's `deadline`: the store timeout from now by the real clock. With the default clock the commit's
+   * own `now` is that time: one clock read less per write (≈ 40 ns on Deno and Node, a tenth of a write's
+   * own cost; issue 17).
+   */
+  #deadline(now: number): number {
+    return (this.#realClock ? now : Date.now()) + this.#timeoutMs;
+  }
+
   /** The idle timeout of a session: its own lifetime (`setLifetime`), else the configured one; `null`: none. */
   #idleOf(lifetimeMs: number | null | undefined): number | null {
     return typeof lifetimeMs === "number" ? lifetimeMs : this.#idleMs;
@@ -930,6 +953,8 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     // window has passed, so a busy session is not rewritten on every request.
     const touch = state.lifetimeChanged || state.touched ||
       (idleMs !== null && slid - loaded.expiresAt >= idleMs / 2);
+    // Most requests only read: nothing to write and no cookie to send, so no record is built.
+    if (!changed && !touch && !state.rotated) return undefined;
     const meta: SessionMeta = {
       createdAt: loaded.createdAt,
       expiresAt: touch ? slid : loaded.expiresAt,
@@ -937,11 +962,8 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     };
     if (lifetime !== undefined) meta.lifetimeMs = lifetime;
     withUser(meta, state);
-    if (!changed && !touch) {
-      return state.rotated
-        ? this.#written(state, { data: toObject(state.data), meta }, now, true)
-        : undefined;
-    }
+    // Rotated: nothing changed, but the cookie is signed anew.
+    if (!changed && !touch) return this.#written(state, { data: toObject(state.data), meta }, now, true);
     // The deadline moves only with a touch, on writes as on reads: the browser's copy of the cookie
     // expires when the record does, so a write that keeps the deadline needs no Set-Cookie (unless the
     // cookie carries the record itself: #written decides, as chosen in the constructor).
@@ -956,7 +978,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       deleted: state.deleted ? [...state.deleted] : [],
       cleared: state.cleared,
       flashChanged,
-      deadline: Date.now() + this.#timeoutMs,
+      deadline: this.#deadline(now),
     });
     const updated = (result: WriteResult) => {
       if (result === "gone") throw new SessionConflictError();

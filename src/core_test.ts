@@ -601,6 +601,40 @@ test("the kind of cookie (signed id or sealed record) is chosen once: requests n
   }
 });
 
+test("a write's deadline is by the real clock, whatever clock the app injected", async () => {
+  const memory = new MemoryStore({ now: () => 1_000_000 });
+  const deadlines: (number | undefined)[] = [];
+  const recording: Store = {
+    get: (key) => memory.get(key),
+    set: (key, write) => {
+      deadlines.push(write.deadline);
+      return memory.set(key, write);
+    },
+    delete: (key) => memory.delete(key),
+  };
+  for (const now of [() => 1_000_000, () => Date.now() + 3_600_000, undefined]) {
+    deadlines.length = 0;
+    const manager = new SessionManager({ store: recording, secret: SECRET, storeTimeout: 2, now });
+    const before = Date.now();
+    const session = await manager.load(http());
+    session.set("n", 1);
+    const cookie = cookieOf(await manager.commit(session)); // a create
+    const again = await manager.load(http(cookie));
+    again.set("n", 2);
+    await manager.commit(again); // an update
+    const after = Date.now();
+    assert.equal(deadlines.length, 2);
+    for (const deadline of deadlines) {
+      assert.ok(
+        deadline !== undefined && deadline >= before + 2_000 && deadline <= after + 2_000,
+        `deadline ${deadline === undefined ? "missing" : deadline - before} ms ahead (clock ${
+          now?.() ?? "default"
+        })`,
+      );
+    }
+  }
+});
+
 test("every write carries the core's deadline, and a timed-out write's error says whether it may still land", async () => {
   const memory = new MemoryStore();
   const deadlines: (number | undefined)[] = [];

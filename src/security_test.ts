@@ -6,7 +6,7 @@ import process from "node:process";
 import fc from "fast-check";
 import { readCookieValues } from "./_cookie.ts";
 import { COOKIE_SHAPES } from "./testing/_cookie_shapes.ts";
-import { generateId, maxCookieValueLength, SignedToken, storageKey } from "./_crypto.ts";
+import { generateId, maxCookieValueLength, SignedToken, storageKey, UnsignedToken } from "./_crypto.ts";
 import { SessionManager } from "./core.ts";
 import { MemoryStore } from "./stores/memory.ts";
 import { FaultyStore } from "./testing/faulty_store.ts";
@@ -118,6 +118,29 @@ test("security: cookie parsing is linear for every header shape (16 KB to 256 KB
   assert.deepEqual(failures, [], "every shape is parsed in linear time");
 });
 
+test("cookie parsing: every value of the name in order, at most 8, oversized ones skipped and not counted", () => {
+  assert.deepEqual(readCookieValues(null, "sid", 10), []);
+  assert.deepEqual(readCookieValues("", "sid", 10), []);
+  assert.deepEqual(readCookieValues("a=1; b=2", "sid", 10), []);
+  assert.deepEqual(readCookieValues("sid=one", "sid", 10), ["one"]);
+  assert.deepEqual(readCookieValues(' a=1;  sid = "two" ;sid=three', "sid", 10), ["two", "three"]);
+  // Empty values are not values; a name that only ends with the name is another cookie.
+  assert.deepEqual(readCookieValues("sid=; xsid=1; sid=4", "sid", 10), ["4"]);
+  const many = Array.from({ length: 12 }, (_, i) => `sid=v${i}`).join("; ");
+  assert.deepEqual(readCookieValues(many, "sid", 10), ["v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7"]);
+  let oversized = 0;
+  const withLong = `sid=${"x".repeat(11)}; ${many}`;
+  assert.deepEqual(
+    readCookieValues(withLong, "sid", 10, () => oversized++),
+    ["v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7"],
+  );
+  assert.equal(oversized, 1);
+  // Each call answers its own array.
+  const first = readCookieValues("sid=one", "sid", 10);
+  first.push("changed");
+  assert.deepEqual(readCookieValues("sid=one", "sid", 10), ["one"]);
+});
+
 test("fuzz: cookie parsing never throws and returns only bounded values", () => {
   fc.assert(
     fc.property(
@@ -182,6 +205,70 @@ test("fuzz: signatures verify only unchanged; any other value is refused without
     { numRuns: Math.min(RUNS, 2_000) },
   );
   assert.deepEqual(token.read(signed), { id, key: storageKey(id), rotated: false });
+});
+
+test("remembered cookie values: names of Object.prototype, __proto__ and numbers are never found, before or after remembering", () => {
+  // The tokens remember verified values in null-prototype dictionaries (src/_crypto.ts, Remembered): a lookup
+  // by any other string must find nothing, not an inherited property, an array index or a prototype.
+  const hostile = [
+    "__proto__",
+    "constructor",
+    "prototype",
+    "toString",
+    "hasOwnProperty",
+    "valueOf",
+    "0",
+    "4294967295",
+    "-1",
+    "length",
+    "",
+  ];
+  for (const token of [new SignedToken([SECRET]), new UnsignedToken()]) {
+    const before = hostile.map((value) => token.read(value));
+    const id = generateId();
+    const value = token.write(id);
+    const expected = { id, key: storageKey(id), rotated: false };
+    assert.deepEqual(token.read(value), expected);
+    for (const [i, probe] of hostile.entries()) {
+      assert.equal(before[i], "malformed", `${token.constructor.name} read ${JSON.stringify(probe)} before`);
+      assert.equal(
+        token.read(probe),
+        "malformed",
+        `${token.constructor.name} read ${JSON.stringify(probe)} after`,
+      );
+    }
+    // The remembered answer is the same object each time, and a one-character change is not it.
+    assert.equal(token.read(value), token.read(value));
+    const changed = token.read(value.slice(0, -1) + (value.endsWith("A") ? "B" : "A"));
+    // Signed: refused. Unsigned: another well-formed id, never this one's answer.
+    if (token instanceof SignedToken) assert.equal(changed, "bad-signature");
+    else assert.ok(typeof changed !== "string" && changed.id !== id && changed.key !== expected.key);
+    assert.deepEqual(token.read(value), expected);
+  }
+});
+
+test("remembered cookie values: more values than one generation holds still verify, and each answer is its own", () => {
+  const token = new SignedToken([SECRET]);
+  const ids = Array.from({ length: 20_000 }, () => generateId());
+  const values = ids.map((id) => token.write(id));
+  for (const [i, value] of values.entries()) {
+    const presented = token.read(value);
+    assert.ok(typeof presented !== "string" && presented.id === ids[i], `value ${i}`);
+  }
+  // The newest values are remembered: read again, none is verified anew; the oldest was forgotten and is.
+  const hmac = countHmac();
+  try {
+    for (let i = values.length - 8_000; i < values.length; i++) {
+      const presented = token.read(values[i]);
+      assert.ok(typeof presented !== "string" && presented.id === ids[i], `value ${i} again`);
+    }
+    assert.equal(hmac.calls, 0);
+    const oldest = token.read(values[0]);
+    assert.ok(typeof oldest !== "string" && oldest.id === ids[0]);
+    assert.equal(hmac.calls, 1);
+  } finally {
+    hmac.restore();
+  }
 });
 
 const subtleBase64Url = (bytes: ArrayBuffer) =>
