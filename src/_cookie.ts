@@ -26,7 +26,8 @@ export function readCookieValues(
   if (!header) return [];
   // The first value is kept apart, and the array made once the header is read: a header naming the cookie
   // once (nearly every request) then costs a one-element array instead of an empty one grown by `push` to
-  // 17 slots; ≈ 15 ns of a read request on Deno (bench/results/2026-11-30-issue-17-read-path.md).
+  // 17 slots: 33 → 27 ns over decoding a one-cookie header on Deno, and less garbage
+  // (bench/results/2026-11-30-issue-17-read-path.md).
   let first: string | undefined;
   let more: string[] | undefined;
   let found = 0;
