@@ -7,19 +7,15 @@
 // Prints per scenario the median ns per request of each side and the median of the per-round ratios
 // (after ÷ before) with their range; an A/A run (no change in src/) gives medians within ±2% here.
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { extractRevision, resolveRevision } from "./lib/build.mjs";
+import { flagArgs } from "./lib/args.mjs";
+import { extractRevision, linkLikeRepo, resolveRevision } from "./lib/build.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
-const args = Object.fromEntries(
-  process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, "").split("=");
-    return [k, v ?? "true"];
-  }),
-);
+const args = flagArgs(process.argv.slice(2));
 const revision = resolveRevision(ROOT, args.baseline ?? "HEAD");
 const scenarios = (args.scenarios ?? "read,write,new").split(",");
 const rounds = Number(args.rounds ?? 7);
@@ -28,9 +24,7 @@ const deno = join(ROOT, "node_modules", "deno", "deno");
 
 const parent = mkdtempSync(join(tmpdir(), "deno-core-ab-"));
 const base = extractRevision(ROOT, revision.hash, parent);
-// The baseline tree resolves packages as the repository does.
-symlinkSync(join(ROOT, "node_modules"), join(base, "node_modules"));
-for (const file of ["package.json", "deno.json"]) copyFileSync(join(ROOT, file), join(base, file));
+linkLikeRepo(ROOT, base);
 
 function side(tree, scenario) {
   const out = spawnSync(

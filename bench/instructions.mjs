@@ -20,14 +20,10 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { flagArgs } from "./lib/args.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
-const args = Object.fromEntries(
-  process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, "").split("=");
-    return [k, v ?? "true"];
-  }),
-);
+const args = flagArgs(process.argv.slice(2));
 const server = args.server ?? "bench/servers/deno_serve.ts";
 const contenders = (args.contenders ?? "noop,cookie-floor,steps-token,steps-store,ours-memory").split(",");
 const scenarios = (args.scenarios ?? "read,write,new").split(",");

@@ -41,6 +41,15 @@ const compilerOptions = {
 };
 
 /**
+ * Makes the tree at `dir` resolve packages as the repository at `root` does: a symlinked node_modules and
+ * copies of package.json and deno.json (Deno's import map).
+ */
+export function linkLikeRepo(root, dir) {
+  symlinkSync(join(root, "node_modules"), join(dir, "node_modules"), "dir");
+  for (const file of ["package.json", "deno.json"]) copyFileSync(join(root, file), join(dir, file));
+}
+
+/**
  * Returns the root of the transpiled tree, with `patches` (bench/lib/experiments.mjs) applied to it,
  * and which of them applied. `srcRoot` (default `root`) is where `src/` comes from: `--baseline` builds a
  * tree whose bench servers, package.json and node_modules are the run's, and whose `src/` is an older
@@ -48,8 +57,7 @@ const compilerOptions = {
  */
 export function buildForNode(root, patches = [], { srcRoot = root } = {}) {
   const out = mkdtempSync(join(tmpdir(), "bench-build-"));
-  symlinkSync(join(root, "node_modules"), join(out, "node_modules"), "dir");
-  for (const file of ["package.json", "deno.json"]) copyFileSync(join(root, file), join(out, file));
+  linkLikeRepo(root, out);
   // Paths relative to the tree: src/... from srcRoot, everything else from root.
   const input = (file) => join(file.startsWith("src/") ? srcRoot : root, file);
   const files = [
