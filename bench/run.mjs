@@ -65,7 +65,7 @@ const HELP = `npm run bench -- [options]
   --sessions=N            MemoryStore scale test size (default 1000000)
   --out=FILE              report path (default bench/results/<date>[-quick|-partial].md)
   --profile=GROUP/C       the Node contender to profile (default hono-node/ours-memory;
-                          e.g. hono-node/ours-memory+res, express/ours-memory, or with
+                          e.g. hono-node/ours-memory+async, express/ours-memory, or with
                           --baseline a twin: hono-node/ours-memory@base)
   --experiments           also run the patched contenders of bench/lib/experiments.mjs
   --baseline=REV          also run every contender of ours (ours-memory, ours-redis, ...) on the src/ of

@@ -23,13 +23,13 @@ const oursCookie = {
 };
 // Experiments: our contender on a patched snapshot of src/ (bench/lib/experiments.mjs), opt-in with
 // --experiments; "runs" is the server-side contender the patched tree serves.
-const inPlaceCookie = {
-  name: "ours-memory+res",
+const asyncRoutes = {
+  name: "ours-memory+async",
   kind: "experiment",
   store: "memory",
-  label: "ours + MemoryStore, patched: in-place Set-Cookie",
+  label: "ours + MemoryStore, routes as async handlers (before issue 17)",
   runs: "ours-memory",
-  patches: ["hono-inplace-cookie"],
+  patches: ["hono-async-routes"],
   optional: true,
 };
 
@@ -114,7 +114,7 @@ export const GROUPS = [
       ...HONO_PEERS,
       oursCookie,
       ...HONO_COOKIE_PEERS,
-      inPlaceCookie,
+      asyncRoutes,
     ],
     peers: HONO_PEER_TARGETS,
   },
@@ -133,7 +133,7 @@ export const GROUPS = [
       ...HONO_PEERS,
       oursCookie,
       ...HONO_COOKIE_PEERS,
-      inPlaceCookie,
+      asyncRoutes,
     ],
     peers: HONO_PEER_TARGETS,
   },

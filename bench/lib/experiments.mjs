@@ -1,23 +1,22 @@
-// Optimisation experiments: patches applied to the run's snapshot of src/ (never to src/ itself), so
-// the report can state a proposal's gain as a measurement. A patch whose anchor text is gone (src/
-// moved on) is reported as not applied, and its contender is skipped.
+// Experiments: patches applied to the run's snapshot of src/ or bench/servers/ (never to the repository
+// itself), so the report can state a proposal's gain, or what an earlier shape of the harness cost, as a
+// measurement. A patch whose anchor text is gone is reported as not applied, and its contender is skipped.
 
 /**
- * hono-inplace-cookie: the Hono adapter appends Set-Cookie to the response it already has instead of
- * assigning c.res, whose setter rebuilds the Response (body stream, header copy) and loses
- * @hono/node-server's fast path.
+ * hono-async-routes: the Hono bench app as it was before issue 17, every library's routes `async` handlers
+ * that await the counter, ours too, while the floors' are synchronous. Our users' handlers are synchronous
+ * (ours answers `get`/`set` at once), so the current app gives a synchronous library synchronous routes;
+ * this twin measures what the old shape charged in the same run.
+ * (Replaces hono-inplace-cookie, adopted in src/adapters/hono.ts since.)
  */
-const honoInPlace = {
-  id: "hono-inplace-cookie",
-  file: "src/adapters/hono.ts",
+const honoAsyncRoutes = {
+  id: "hono-async-routes",
+  file: "bench/servers/hono_app.ts",
   apply(text) {
-    const anchor = "c.res = withSetCookie(c.res, setCookie);";
+    const anchor = "} else if (access.sync) {";
     if (!text.includes(anchor)) return undefined;
-    return text.replace(
-      anchor,
-      "{ const benchRes = withSetCookie(c.res, setCookie); if (benchRes !== c.res) c.res = benchRes; }",
-    );
+    return text.replace(anchor, "} else if (false) {");
   },
 };
 
-export const PATCHES = { [honoInPlace.id]: honoInPlace };
+export const PATCHES = { [honoAsyncRoutes.id]: honoAsyncRoutes };
