@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -424,18 +424,25 @@ test("deviceOf: a few words from the User-Agent, never the header itself", () =>
   assert.equal(deviceOf(undefined), "A browser");
 });
 
-// The demo's own process: `node --import tsx examples/demo.ts`, as `npm run demo` starts it.
-const demoScript = fileURLToPath(new URL("./demo.ts", import.meta.url));
+// The demo's own process, started with the arguments of package.json's `demo` script, so these tests run
+// what `npm run demo` runs (its flags included: on Node 22, `node:sqlite` warns that it is experimental
+// unless the script turns that off, and the port-in-use test holds the demo to one line).
 const root = fileURLToPath(new URL("..", import.meta.url));
+const demoArgs: string[] = (() => {
+  const script: string = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).scripts.demo;
+  const [command, ...args] = script.split(" ");
+  if (command !== "node") throw new Error(`package.json's demo script does not start with node: ${script}`);
+  return args;
+})();
+// Under Deno, the `node` on PATH runs it (as `npm run demo` would).
+const demoNode = "Deno" in globalThis ? "node" : process.execPath;
 
 /** Runs the demo until it exits; its exit code and output. Killed after 20 s. */
 function runDemo(
   env: Record<string, string>,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const dataDir = mkdtempSync(join(tmpdir(), "demo-data-"));
-  // Under Deno, the `node` on PATH runs it (as `npm run demo` would).
-  const node = "Deno" in globalThis ? "node" : process.execPath;
-  const child = spawn(node, ["--import", "tsx", demoScript], {
+  const child = spawn(demoNode, demoArgs, {
     cwd: root,
     env: { ...process.env, DEMO_DATA_DIR: dataDir, NO_COLOR: "1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -482,7 +489,7 @@ test("demo: a PORT that is not a port number gives one clear line and exit code 
 
 test("demo: starts on the PORT given and says where", async () => {
   const dataDir = mkdtempSync(join(tmpdir(), "demo-data-"));
-  const child = spawn("Deno" in globalThis ? "node" : process.execPath, ["--import", "tsx", demoScript], {
+  const child = spawn(demoNode, demoArgs, {
     cwd: root,
     env: { ...process.env, DEMO_DATA_DIR: dataDir, PORT: "0" },
     stdio: ["ignore", "pipe", "pipe"],
