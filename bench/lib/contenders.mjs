@@ -21,8 +21,8 @@ const oursCookie = {
   label: "ours + CookieStore (sealed cookie)",
   requires: "src/stores/cookie.ts",
 };
-// Experiments: our contender on a patched snapshot of src/ (bench/lib/experiments.mjs), opt-in with
-// --experiments; "runs" is the server-side contender the patched tree serves.
+// Experiments: our contender on a patched snapshot of src/ or bench/servers/ (bench/lib/experiments.mjs),
+// opt-in with --experiments; "runs" is the server-side contender the patched tree serves.
 const asyncRoutes = {
   name: "ours-memory+async",
   kind: "experiment",
