@@ -143,6 +143,8 @@ export function stop(child, graceMs = 10_000) {
       clearTimeout(timer);
       resolve();
     });
+    // A server paused by the HTTP phase (SIGSTOP) would only see SIGTERM once continued.
+    child.kill("SIGCONT");
     child.kill("SIGTERM");
   });
 }

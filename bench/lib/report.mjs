@@ -160,7 +160,8 @@ function machineSection(results) {
     "",
     `- Load: \`wrk -t1 -c${o.connections} -d${o.duration}s\` on loopback from a separate process; ` +
     `${o.warmup} s of warm-up per contender and scenario, then ${o.rounds} timed rounds, interleaved ` +
-    "(every contender of a framework runs once per round, in rotating order); medians reported.",
+    "(every contender of a framework runs once per round, in rotating order); medians reported. While one " +
+    "server takes load, the framework's other servers are paused (SIGSTOP).",
     `- Pinning: ${results.pinning}.`,
     `- read/write requests cycle through ${o.pool} distinct sessions created through each server before timing; ` +
     "baselines receive cookies of the same format.",
