@@ -457,19 +457,12 @@ async function postgresProbe(ctx, live, count = 100) {
  */
 async function alone(live, one, load) {
   const others = live.filter((l) => l !== one);
-  for (const l of others) signal(l.pid, "SIGSTOP");
+  // ChildProcess.kill answers false, without throwing, for a server that has already exited.
+  for (const l of others) l.child.kill("SIGSTOP");
   try {
     return await load();
   } finally {
-    for (const l of others) signal(l.pid, "SIGCONT");
-  }
-}
-
-function signal(pid, name) {
-  try {
-    process.kill(pid, name);
-  } catch {
-    // Already gone: its exit is reported where it is awaited.
+    for (const l of others) l.child.kill("SIGCONT");
   }
 }
 
