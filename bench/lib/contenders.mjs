@@ -33,6 +33,18 @@ const asyncRoutes = {
   optional: true,
 };
 
+// What a store contract change would save on a write (issue 17): the store handed the core's time, and a
+// fast-mode write.set (bench/lib/experiments.mjs).
+const contractChange = {
+  name: "ours-memory+contract",
+  kind: "experiment",
+  store: "memory",
+  label: "ours + MemoryStore, the store handed the core's clock and a fast-mode write.set (contract change)",
+  runs: "ours-memory",
+  patches: ["shared-clock-cell", "shared-clock-core", "shared-clock-memory", "fast-write-set"],
+  optional: true,
+};
+
 /** The Hono session libraries, the same on Node and on Deno. */
 const HONO_PEERS = [
   { name: "hono-sessions-memory", kind: "peer", store: "memory", label: "hono-sessions + MemoryStore" },
@@ -115,6 +127,7 @@ export const GROUPS = [
       oursCookie,
       ...HONO_COOKIE_PEERS,
       asyncRoutes,
+      contractChange,
     ],
     peers: HONO_PEER_TARGETS,
   },
@@ -134,6 +147,7 @@ export const GROUPS = [
       oursCookie,
       ...HONO_COOKIE_PEERS,
       asyncRoutes,
+      contractChange,
     ],
     peers: HONO_PEER_TARGETS,
   },
@@ -167,6 +181,7 @@ export const GROUPS = [
       },
       oursMemory,
       { ...oursRedis, optional: true },
+      contractChange,
     ],
     peers: [],
   },
