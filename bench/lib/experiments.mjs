@@ -2,6 +2,11 @@
 // itself), so the report can state a proposal's gain, or what an earlier shape of the harness cost, as a
 // measurement. A patch whose anchor text is gone is reported as not applied, and its contender is skipped.
 
+/** Replaces `anchor` by `replacement` in `text`; `undefined` (not applied) when the anchor is gone. */
+function swap(text, anchor, replacement) {
+  return text.includes(anchor) ? text.replace(anchor, replacement) : undefined;
+}
+
 /**
  * hono-async-routes: the Hono bench app as it was before issue 17, every library's routes `async` handlers
  * that await the counter, ours too, while the floors' are synchronous. Our users' handlers are synchronous
@@ -12,17 +17,8 @@
 const honoAsyncRoutes = {
   id: "hono-async-routes",
   file: "bench/servers/hono_app.ts",
-  apply(text) {
-    const anchor = "} else if (access.sync) {";
-    if (!text.includes(anchor)) return undefined;
-    return text.replace(anchor, "} else if (false) {");
-  },
+  apply: (text) => swap(text, "} else if (access.sync) {", "} else if (false) {"),
 };
-
-/** Replaces `anchor` by `replacement` in `text`; `undefined` (not applied) when the anchor is gone. */
-function swap(text, anchor, replacement) {
-  return text.includes(anchor) ? text.replace(anchor, replacement) : undefined;
-}
 
 /**
  * shared-clock-*: what a store contract in which the core hands its time to the store would save. Today every
