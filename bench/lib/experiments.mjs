@@ -2,9 +2,16 @@
 // itself), so the report can state a proposal's gain, or what an earlier shape of the harness cost, as a
 // measurement. A patch whose anchor text is gone is reported as not applied, and its contender is skipped.
 
-/** Replaces `anchor` by `replacement` in `text`; `undefined` (not applied) when the anchor is gone. */
-function swap(text, anchor, replacement) {
-  return text.includes(anchor) ? text.replace(anchor, replacement) : undefined;
+/**
+ * Replaces each `[anchor, replacement]` pair's anchor in `text`, in order; `undefined` (not applied) when any
+ * anchor is gone.
+ */
+function swap(text, ...pairs) {
+  for (const [anchor, replacement] of pairs) {
+    if (text === undefined || !text.includes(anchor)) return undefined;
+    text = text.replace(anchor, replacement);
+  }
+  return text;
 }
 
 /**
@@ -17,7 +24,7 @@ function swap(text, anchor, replacement) {
 const honoAsyncRoutes = {
   id: "hono-async-routes",
   file: "bench/servers/hono_app.ts",
-  apply: (text) => swap(text, "} else if (access.sync) {", "} else if (false) {"),
+  apply: (text) => swap(text, ["} else if (access.sync) {", "} else if (false) {"]),
 };
 
 /**
@@ -38,42 +45,32 @@ const sharedClockCell = {
 const sharedClockCore = {
   id: "shared-clock-core",
   file: "src/core.ts",
-  apply(text) {
-    const imported = swap(
+  apply: (text) =>
+    swap(
       text,
-      'import { isSessionRecord, NEVER } from "./store.ts";',
-      'import { isSessionRecord, NEVER, sharedClock } from "./store.ts";',
-    );
-    const clock = imported &&
-      swap(
-        imported,
+      [
+        'import { isSessionRecord, NEVER } from "./store.ts";',
+        'import { isSessionRecord, NEVER, sharedClock } from "./store.ts";',
+      ],
+      [
         "this.#now = options.now ?? Date.now;",
         "this.#now = options.now ?? (() => (sharedClock.now = Date.now()));",
-      );
-    return clock &&
-      swap(
-        clock,
-        "this.#realClock = this.#now === Date.now;",
-        "this.#realClock = options.now === undefined;",
-      );
-  },
+      ],
+      ["this.#realClock = this.#now === Date.now;", "this.#realClock = options.now === undefined;"],
+    ),
 };
 const sharedClockMemory = {
   id: "shared-clock-memory",
   file: "src/stores/memory.ts",
-  apply(text) {
-    const imported = swap(
+  apply: (text) =>
+    swap(
       text,
-      'import { applyChange, setOwn } from "../store.ts";',
-      'import { applyChange, setOwn, sharedClock } from "../store.ts";',
-    );
-    return imported &&
-      swap(
-        imported,
-        "this.#now = options.now ?? Date.now;",
-        "this.#now = options.now ?? (() => sharedClock.now);",
-      );
-  },
+      [
+        'import { applyChange, setOwn } from "../store.ts";',
+        'import { applyChange, setOwn, sharedClock } from "../store.ts";',
+      ],
+      ["this.#now = options.now ?? Date.now;", "this.#now = options.now ?? (() => sharedClock.now);"],
+    ),
 };
 
 /**
@@ -87,7 +84,7 @@ const fastWriteSet = {
   id: "fast-write-set",
   file: "src/core.ts",
   apply(text) {
-    const made = swap(text, "const set = Object.create(null);", "const set = new BareRecord();");
+    const made = swap(text, ["const set = Object.create(null);", "const set = new BareRecord();"]);
     return made &&
       `${made}\n// Experiment fast-write-set.\nfunction BareRecord() {}\nBareRecord.prototype = Object.freeze(Object.create(null));\n`;
   },
