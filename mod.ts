@@ -71,7 +71,15 @@ export {
   StoreContractError,
 } from "./src/errors.ts";
 export type { StoreOperation } from "./src/errors.ts";
-export { applyChange, isSessionRecord, NEVER, setOwn, storedRecord, userKey } from "./src/store.ts";
+export {
+  applyChange,
+  isSessionRecord,
+  NEVER,
+  setOwn,
+  storedRecord,
+  storeTime,
+  userKey,
+} from "./src/store.ts";
 export type {
   MaybePromise,
   SessionMeta,

@@ -685,3 +685,109 @@ test("every write carries the core's deadline, and a timed-out write's error say
   });
   release();
 });
+
+test("the core hands its time to the store: every read and write carries the app's clock", async () => {
+  const clock = { now: 1_700_000_000_000 };
+  const memory = new MemoryStore();
+  const reads: (number | undefined)[] = [];
+  const writes: (number | undefined)[] = [];
+  const lists: (number | undefined)[] = [];
+  const recording: Store = {
+    get: (key, now) => {
+      reads.push(now);
+      return memory.get(key, now);
+    },
+    set: (key, write) => {
+      writes.push(write.now);
+      return memory.set(key, write);
+    },
+    delete: (key) => memory.delete(key),
+    listByUser: (userId, now) => {
+      lists.push(now);
+      return memory.listByUser(userId, now);
+    },
+  };
+  const manager = new SessionManager({ store: recording, secret: SECRET, now: () => clock.now });
+  const session = await manager.load(http());
+  await session.logIn("ada");
+  session.set("n", 1);
+  const cookie = cookieOf(await manager.commit(session)); // a create
+  clock.now += 1_000;
+  const again = await manager.load(http(cookie));
+  again.set("n", 2);
+  await manager.commit(again); // an update
+  clock.now += 1_000;
+  assert.equal((await manager.sessionsOfUser("ada")).length, 1);
+  assert.deepEqual(writes, [1_700_000_000_000, 1_700_000_001_000]);
+  assert.deepEqual(reads, [1_700_000_001_000]);
+  assert.deepEqual(lists, [1_700_000_002_000]);
+});
+
+test("a store with no clock of its own judges expiry on the app's clock, not the real one", async () => {
+  // The app's clock is two days behind: by the real clock every deadline it sets has passed (idle timeout one
+  // day). The store used to judge them by the real clock and lost every session at once.
+  const clock = { now: Date.now() - 2 * 86_400_000 };
+  for (const store of [new MemoryStore(), undefined]) {
+    const manager = new SessionManager({ store, secret: SECRET, now: () => clock.now, idleTimeout: 86_400 });
+    const session = await manager.load(http());
+    session.set("user", "ada");
+    const cookie = cookieOf(await manager.commit(session));
+    const again = await manager.load(http(cookie));
+    assert.equal(again.get("user"), "ada", store ? "an explicit MemoryStore" : "the default store");
+    again.set("visits", 1);
+    await manager.commit(again); // an update: the store finds the record live at the app's time
+    clock.now += 86_400_000 + 1; // past the idle deadline by the app's clock
+    const expired = await manager.load(http(cookie));
+    assert.equal(expired.get("user"), undefined);
+  }
+});
+
+test("a store's own clock still wins over the time the core hands it", async () => {
+  const storeClock = { now: 1_700_000_000_000 };
+  const memory = new MemoryStore({ now: () => storeClock.now });
+  const manager = new SessionManager({ store: memory, secret: SECRET, now: () => 1_700_000_000_000 });
+  const session = await manager.load(http());
+  session.set("user", "ada");
+  const cookie = cookieOf(await manager.commit(session));
+  storeClock.now += 2 * 86_400_000; // the store's clock says the session expired; the core's does not
+  const again = await manager.load(http(cookie));
+  assert.equal(again.get("user"), undefined, "the store judged it expired by its own clock");
+});
+
+test("an update's write.set inherits no key, whatever the session set", async () => {
+  const sets: Record<string, unknown>[] = [];
+  const memory = new MemoryStore();
+  const recording: Store = {
+    get: (key, now) => memory.get(key, now),
+    set: (key, write) => {
+      if (write.kind === "update") sets.push(write.set);
+      return memory.set(key, write);
+    },
+    delete: (key) => memory.delete(key),
+  };
+  const manager = new SessionManager({ store: recording, secret: SECRET });
+  const session = await manager.load(http());
+  session.set("a", 1);
+  const cookie = cookieOf(await manager.commit(session));
+  const again = await manager.load(http(cookie));
+  again.set("toString", "t");
+  again.set("valueOf", "v");
+  await manager.commit(again);
+  const third = await manager.load(http(cookie));
+  third.set("b", 2);
+  await manager.commit(third);
+  assert.equal(sets.length, 2);
+  assert.deepEqual(Object.keys(sets[0]).sort(), ["toString", "valueOf"]);
+  assert.deepEqual(Object.keys(sets[1]), ["b"]);
+  for (const name of ["hasOwnProperty", "toString", "constructor", "__proto__", "a"]) {
+    assert.equal(name in sets[1], false, `${name} is not inherited`);
+  }
+  let inherited = 0;
+  for (const _ in sets[1]) inherited++;
+  assert.equal(inherited, 1, "for…in sees the request's key only");
+  for (let proto = Object.getPrototypeOf(sets[1]); proto !== null; proto = Object.getPrototypeOf(proto)) {
+    assert.deepEqual(Reflect.ownKeys(proto), [], "every prototype in the chain is empty");
+  }
+  const last = await manager.load(http(cookie));
+  assert.deepEqual([last.get("toString"), last.get("valueOf"), last.get("b")], ["t", "v", 2]);
+});

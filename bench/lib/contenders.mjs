@@ -33,18 +33,6 @@ const asyncRoutes = {
   optional: true,
 };
 
-// What a store contract change would save on a write (issue 17): the store handed the core's time, and a
-// fast-mode write.set (bench/lib/experiments.mjs).
-const contractChange = {
-  name: "ours-memory+contract",
-  kind: "experiment",
-  store: "memory",
-  label: "ours + MemoryStore, the store handed the core's clock and a fast-mode write.set (contract change)",
-  runs: "ours-memory",
-  patches: ["shared-clock-cell", "shared-clock-core", "shared-clock-memory", "fast-write-set"],
-  optional: true,
-};
-
 /** The Hono session libraries, the same on Node and on Deno. */
 const HONO_PEERS = [
   { name: "hono-sessions-memory", kind: "peer", store: "memory", label: "hono-sessions + MemoryStore" },
@@ -127,7 +115,6 @@ export const GROUPS = [
       oursCookie,
       ...HONO_COOKIE_PEERS,
       asyncRoutes,
-      contractChange,
     ],
     peers: HONO_PEER_TARGETS,
   },
@@ -147,7 +134,6 @@ export const GROUPS = [
       oursCookie,
       ...HONO_COOKIE_PEERS,
       asyncRoutes,
-      contractChange,
     ],
     peers: HONO_PEER_TARGETS,
   },
@@ -181,7 +167,6 @@ export const GROUPS = [
       },
       oursMemory,
       { ...oursRedis, optional: true },
-      contractChange,
     ],
     peers: [],
   },

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { userKey } from "../store.ts";
+import { storeTime, userKey } from "../store.ts";
 import type { SessionRecord, Store, StoreWrite, UserSessionEntry, WriteResult } from "../store.ts";
 import {
   decodeSessionHash,
@@ -168,7 +168,12 @@ export interface RedisStoreCommonOptions {
   keyPrefix?: string;
   /** Milliseconds a command may take before it fails. Default `5000`. */
   timeoutMs?: number;
-  /** The clock for expiry checks, in milliseconds since the epoch. Default `Date.now`. */
+  /**
+   * The clock for expiry checks, in milliseconds since the epoch. When given,
+   * it decides on every call; by default the store judges at the time the
+   * core hands it (`Date.now()` for a call made outside the core; see
+   * `storeTime`). Native expiry (`PEXPIREAT`) follows the server's clock.
+   */
   now?: () => number;
 }
 
@@ -176,7 +181,8 @@ export interface RedisStoreCommonOptions {
 export interface CheckedCommonOptions {
   keyPrefix: string;
   timeoutMs: number;
-  now: () => number;
+  /** The app's clock for this store, if it gave one. */
+  now: (() => number) | undefined;
 }
 
 /** A `TypeError` naming a store's option. */
@@ -196,7 +202,7 @@ export function checkCommonOptions(store: string, options: RedisStoreCommonOptio
   if (typeof timeoutMs !== "number" || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
     throw optionError(store, "timeoutMs", "must be a positive number of milliseconds");
   }
-  return { keyPrefix, timeoutMs, now: options.now ?? Date.now };
+  return { keyPrefix, timeoutMs, now: options.now };
 }
 
 /** How a {@linkcode RedisSessionStore} keeps its keys and waits for replicas. */
@@ -251,7 +257,8 @@ export class RedisSessionStore implements Store {
   #keyPrefix: string;
   #hashTags: boolean;
   #timeout: number;
-  #now: () => number;
+  /** The clock the app gave the store, if any (see `storeTime`); `#clock` is the server's. */
+  #appClock: (() => number) | undefined;
   #waitFor: number;
   #tagPrefix = tagPrefix();
   #requests = 0;
@@ -271,7 +278,7 @@ export class RedisSessionStore implements Store {
     this.#hashTags = settings.hashTags;
     this.groupsUserSessions = settings.hashTags;
     this.#timeout = settings.timeoutMs;
-    this.#now = settings.now;
+    this.#appClock = settings.now;
     this.#waitFor = settings.waitForReplicas;
   }
 
@@ -311,8 +318,8 @@ export class RedisSessionStore implements Store {
     return this.#waitFor > 0 ? giveUpAt - margin : undefined;
   }
 
-  /** Reads a record; `undefined` when unknown or expired. One `EVALSHA` of the read script. */
-  async get(key: string): Promise<SessionRecord | undefined> {
+  /** Reads a record; `undefined` when unknown or expired at `now` (see `storeTime`). One `EVALSHA` of the read script. */
+  async get(key: string, now?: number): Promise<SessionRecord | undefined> {
     const fullKey = redisKey(this.#keyPrefix, key, this.#hashTags);
     const tag = this.#tag();
     const sentAt = Date.now();
@@ -329,7 +336,7 @@ export class RedisSessionStore implements Store {
     }
     const items = verified(reply, tag, fullKey, 3);
     this.#clock.observe(sentAt, Date.now(), Number(items[2]));
-    return decodeSessionHash(hashPairs(items.slice(3)), this.#now());
+    return decodeSessionHash(hashPairs(items.slice(3)), storeTime(this.#appClock, now));
   }
 
   /**
@@ -377,7 +384,11 @@ export class RedisSessionStore implements Store {
       answer = await this.#run(
         SCRIPTS.write,
         keys,
-        [tag, String(deadline), ...writeScriptArguments(write, this.#now(), keys.length > 1 ? key : "")],
+        [
+          tag,
+          String(deadline),
+          ...writeScriptArguments(write, storeTime(this.#appClock, write.now), keys.length > 1 ? key : ""),
+        ],
         waitUntil,
       );
     } catch (error) {
@@ -448,14 +459,14 @@ export class RedisSessionStore implements Store {
    * @returns The entries, in no particular order.
    * @throws {TypeError} for a user id that is not a non-empty string.
    */
-  async listByUser(userId: string): Promise<UserSessionEntry[]> {
+  async listByUser(userId: string, now?: number): Promise<UserSessionEntry[]> {
     const { index, records } = this.#userKeys(userId);
     const tag = this.#tag();
     const sentAt = Date.now();
     const { reply } = await this.#run(SCRIPTS.list, [index], [tag, records]);
     const items = verified(reply, tag, index, 3);
     this.#clock.observe(sentAt, Date.now(), Number(items[2]));
-    return decodeUserList(items.slice(3), userId, this.#now());
+    return decodeUserList(items.slice(3), userId, storeTime(this.#appClock, now));
   }
 
   /** Releases what the transport holds; nothing here. Stores with connections override it. */

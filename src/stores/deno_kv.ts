@@ -7,7 +7,15 @@
  * @module
  */
 
-import { applyChange, CorruptRecordError, isSessionRecord, NEVER, storedRecord, userKey } from "../store.ts";
+import {
+  applyChange,
+  CorruptRecordError,
+  isSessionRecord,
+  NEVER,
+  storedRecord,
+  storeTime,
+  userKey,
+} from "../store.ts";
 import type {
   SessionMeta,
   SessionRecord,
@@ -105,7 +113,9 @@ export interface DenoKvStoreOptions {
   busyTimeoutMs?: number;
   /**
    * The clock for expiry checks and `expireIn`, in milliseconds since the
-   * epoch. Default `Date.now`.
+   * epoch. When given, it decides on every call; by default the store judges
+   * at the time the core hands it (`Date.now()` for a call made outside the
+   * core; see `storeTime`).
    */
   now?: () => number;
 }
@@ -347,7 +357,8 @@ export class DenoKvStore implements Store {
   #prefix: readonly DenoKvKeyPart[];
   #maxAttempts: number;
   #busyTimeout: number;
-  #now: () => number;
+  /** The clock the app gave the store, if any (see `storeTime`). */
+  #clock: (() => number) | undefined;
 
   /**
    * Checks the options. The database opens on first use or in `init()`.
@@ -393,7 +404,7 @@ export class DenoKvStore implements Store {
     this.#owned = kv === undefined;
     this.#prefix = [...prefix];
     this.#maxAttempts = maxAttempts;
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.now;
   }
 
   /**
@@ -521,7 +532,8 @@ export class DenoKvStore implements Store {
 
   /**
    * Adds to `operation` the sets of a record's values and, for a logged-in record, of its user entry and
-   * its index entry (a copy of its metadata), all with native expiry from its deadline; and the deletes of
+   * its index entry (a copy of its metadata), all with native expiry from its deadline (`now` is the
+   * write's time); and the deletes of
    * what is no longer used: values of indexes in `stale` past the record's, and the user and index entries
    * of the record replaced (`previous`: the user key of its user entry).
    *
@@ -533,6 +545,7 @@ export class DenoKvStore implements Store {
     record: SessionRecord,
     stale: Iterable<number>,
     previous: string | undefined,
+    now: number,
   ): void {
     const parts = encodeRecord(record);
     const user = record.meta.userId === undefined ? undefined : userKey(record.meta.userId);
@@ -540,7 +553,7 @@ export class DenoKvStore implements Store {
     const deadline = Math.min(record.meta.expiresAt, record.meta.absoluteExpiresAt);
     const options = deadline >= NEVER
       ? undefined
-      : { expireIn: Math.min(MAX_EXPIRE_IN, Math.max(1, Math.ceil(deadline - this.#now()))) };
+      : { expireIn: Math.min(MAX_EXPIRE_IN, Math.max(1, Math.ceil(deadline - now))) };
     parts.forEach((part, index) => operation.set(this.#key(key, index), part, options));
     for (const index of stale) {
       if (index >= parts.length) operation.delete(this.#key(key, index));
@@ -555,16 +568,17 @@ export class DenoKvStore implements Store {
   }
 
   /**
-   * Reads a fresh copy of a record; `undefined` when unknown or expired. One
-   * `list`. Throws `CorruptRecordError` for a record whose JSON cannot be
-   * parsed.
+   * Reads a fresh copy of a record; `undefined` when unknown or expired at
+   * `now` (the core's time; see `storeTime`). One `list`. Throws
+   * `CorruptRecordError` for a record whose JSON cannot be parsed.
    */
-  async get(key: string): Promise<SessionRecord | undefined> {
+  async get(key: string, now?: number): Promise<SessionRecord | undefined> {
+    const at = storeTime(this.#clock, now);
     const kv = await this.#database();
     const stored = await this.#read(kv, key);
     if (stored.versionstamp === null) return undefined;
     const record = this.#decode(stored);
-    return isLive(record.meta, this.#now()) ? record : undefined;
+    return isLive(record.meta, at) ? record : undefined;
   }
 
   #decode(stored: Stored): SessionRecord {
@@ -593,6 +607,7 @@ export class DenoKvStore implements Store {
    * overlapping commits `maxAttempts` times in a row.
    */
   async set(key: string, write: StoreWrite): Promise<WriteResult> {
+    const now = storeTime(this.#clock, write.now);
     const kv = await this.#database();
     if (write.kind === "create") {
       let replaced: Stored | undefined;
@@ -602,7 +617,7 @@ export class DenoKvStore implements Store {
           versionstamp: replaced?.versionstamp ?? null,
         });
         // Replaces anything under the key, parts of a larger earlier record included.
-        this.#writeRecord(operation, key, write.record, ALL_PARTS, replaced?.user);
+        this.#writeRecord(operation, key, write.record, ALL_PARTS, replaced?.user, now);
         const outcome = await this.#commit(operation, started);
         if (outcome === "conflict") replaced = await this.#read(kv, key, 1);
         return outcome === "ok" ? "written" : outcome;
@@ -612,7 +627,7 @@ export class DenoKvStore implements Store {
       const stored = await this.#read(kv, key);
       if (stored.versionstamp === null) return "gone";
       const current = this.#decode(stored);
-      if (!isLive(current.meta, this.#now())) return "gone";
+      if (!isLive(current.meta, now)) return "gone";
       const record: SessionRecord = {
         data: applyChange(current.data, write),
         meta: withStoredUser(write.record.meta, current.meta),
@@ -620,7 +635,7 @@ export class DenoKvStore implements Store {
       const flash = write.flashChanged ? write.record.flash : current.flash;
       if (flash !== undefined) record.flash = flash;
       const operation = kv.atomic().check({ key: this.#key(key, 0), versionstamp: stored.versionstamp });
-      this.#writeRecord(operation, key, record, stored.indexes, stored.user);
+      this.#writeRecord(operation, key, record, stored.indexes, stored.user, now);
       const outcome = await this.#commit(operation, started);
       return outcome === "ok" ? "written" : outcome;
     });
@@ -649,7 +664,7 @@ export class DenoKvStore implements Store {
    * The live records of `userId`, each with its metadata: one `list` of the
    * user's index entries (a round trip per 500), so O(sessions of that
    * user). Entries KV has not yet expired are never answered (deadlines
-   * are checked with `now`) and are deleted on the way, each by a commit
+   * are checked at `now`, the core's time) and are deleted on the way, each by a commit
    * that checks it was not rewritten meanwhile. An entry that is not the
    * metadata of a record of this user (written behind the store's back) is
    * answered from the record itself, or deleted when that is not a live
@@ -657,7 +672,7 @@ export class DenoKvStore implements Store {
    *
    * @throws {TypeError} when `userId` is not a non-empty string.
    */
-  async listByUser(userId: string): Promise<UserSessionEntry[]> {
+  async listByUser(userId: string, now?: number): Promise<UserSessionEntry[]> {
     if (typeof userId !== "string" || userId === "") {
       throw new TypeError("DenoKvStore.listByUser needs a user id: a non-empty string");
     }
@@ -669,14 +684,14 @@ export class DenoKvStore implements Store {
     } catch (error) {
       throw new Error(`Deno KV list failed: ${reason(error)}`, { cause: error });
     }
-    const now = this.#now();
+    const at = storeTime(this.#clock, now);
     const listed: UserSessionEntry[] = [];
     const stale: DenoKvEntry[] = [];
     for (const entry of found) {
       const key = entry.key[prefix.length];
       if (entry.key.length !== prefix.length + 1 || typeof key !== "string") continue;
-      const meta = indexedMeta(entry.value, userId) ?? await this.#metaOf(key, userId);
-      if (meta !== undefined && isLive(meta, now)) listed.push({ key, meta });
+      const meta = indexedMeta(entry.value, userId) ?? await this.#metaOf(key, userId, at);
+      if (meta !== undefined && isLive(meta, at)) listed.push({ key, meta });
       else stale.push(entry);
     }
     await Promise.all(stale.map((entry) => this.#prune(kv, entry)));
@@ -684,10 +699,10 @@ export class DenoKvStore implements Store {
   }
 
   /** The metadata of the live record under `key` when it is a record of `userId`. */
-  async #metaOf(key: string, userId: string): Promise<SessionMeta | undefined> {
+  async #metaOf(key: string, userId: string, now: number): Promise<SessionMeta | undefined> {
     let record: SessionRecord | undefined;
     try {
-      record = await this.get(key);
+      record = await this.get(key, now);
     } catch (error) {
       if (!(error instanceof CorruptRecordError)) throw error;
     }

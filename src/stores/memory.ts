@@ -6,7 +6,7 @@
  * @module
  */
 
-import { applyChange, setOwn } from "../store.ts";
+import { applyChange, setOwn, storeTime } from "../store.ts";
 import type {
   SessionMeta,
   SessionRecord,
@@ -23,7 +23,12 @@ export interface MemoryStoreOptions {
    * session closest to expiry is dropped. Default 100,000.
    */
   maxEntries?: number;
-  /** The clock, in milliseconds since the epoch. Default `Date.now`. */
+  /**
+   * The clock, in milliseconds since the epoch. When given, it decides
+   * expiry on every call; by default the store judges at the time the core
+   * hands it (`Date.now()` for a call made outside the core; see
+   * `storeTime`).
+   */
   now?: () => number;
 }
 
@@ -138,7 +143,8 @@ export class MemoryStore implements Store {
   /** The bucket numbers in `#buckets`, ascending. */
   #bucketOrder: number[] = [];
   #maxEntries: number;
-  #now: () => number;
+  /** The clock the app gave the store, if any (see `storeTime`). */
+  #clock: (() => number) | undefined;
 
   /** @param options Size bound and clock. */
   constructor(options: MemoryStoreOptions = {}) {
@@ -147,7 +153,7 @@ export class MemoryStore implements Store {
       throw new TypeError('Invalid MemoryStore option "maxEntries": must be a positive integer');
     }
     this.#maxEntries = maxEntries;
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.now;
     if (!warned) {
       warned = true;
       console.warn(
@@ -161,7 +167,7 @@ export class MemoryStore implements Store {
     return this.#entries.size;
   }
 
-  #live(key: string, now = this.#now()): Entry | undefined {
+  #live(key: string, now: number): Entry | undefined {
     const entry = this.#entries.get(key);
     if (entry === undefined) return undefined;
     if (entry.expiresAt <= now || entry.absoluteExpiresAt <= now) {
@@ -199,28 +205,28 @@ export class MemoryStore implements Store {
    * step with every write and removal: O(sessions of that user). Expired
    * ones are removed on the way.
    */
-  listByUser(userId: string): UserSessionEntry[] {
+  listByUser(userId: string, now?: number): UserSessionEntry[] {
     const keys = this.#users.get(userId);
     if (keys === undefined) return [];
-    const now = this.#now();
+    const at = storeTime(this.#clock, now);
     const out: UserSessionEntry[] = [];
     for (const key of [...keys]) {
-      const entry = this.#live(key, now);
+      const entry = this.#live(key, at);
       if (entry !== undefined) out.push({ key, meta: this.#meta(entry) });
     }
     return out;
   }
 
   /**
-   * Reads a fresh copy of a record; `undefined` when unknown or expired.
-   * Synchronous, as every method here. Like a write, it first removes a few
+   * Reads a fresh copy of a record; `undefined` when unknown or expired at
+   * `now` (the core's time; see `storeTime`). Synchronous, as every method here. Like a write, it first removes a few
    * expired sessions, so a store that is mostly read still gives back the
    * memory of sessions that expired.
    */
-  get(key: string): SessionRecord | undefined {
-    const now = this.#now();
-    this.#sweep(now);
-    const entry = this.#live(key, now);
+  get(key: string, now?: number): SessionRecord | undefined {
+    const at = storeTime(this.#clock, now);
+    this.#sweep(at);
+    const entry = this.#live(key, at);
     if (entry === undefined) return undefined;
     const record: SessionRecord = { data: thawAll(entry.data), meta: this.#meta(entry) };
     if (entry.flash !== undefined) record.flash = thawAll(entry.flash);
@@ -232,7 +238,7 @@ export class MemoryStore implements Store {
    * is none). Updates touch only the keys they change.
    */
   set(key: string, write: StoreWrite): WriteResult {
-    const now = this.#now();
+    const now = storeTime(this.#clock, write.now);
     this.#sweep(now);
     const { record } = write;
     let entry: Entry | undefined;

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { CorruptRecordError, setOwn, storedRecord } from "../store.ts";
+import { CorruptRecordError, setOwn, storedRecord, storeTime } from "../store.ts";
 import type {
   SessionMeta,
   SessionRecord,
@@ -94,8 +94,11 @@ export interface PostgresStoreOptions {
    */
   cleanupIntervalMs?: number;
   /**
-   * The clock for expiry checks, in milliseconds since the epoch. Default
-   * `Date.now`. Every instance sharing a table should have the same time (NTP).
+   * The clock for expiry checks, in milliseconds since the epoch. When
+   * given, it decides on every call; by default the store judges at the time
+   * the core hands it (`Date.now()` for a call made outside the core, and for
+   * {@linkcode PostgresStore.deleteExpired}; see `storeTime`). Every instance
+   * sharing a table should have the same time (NTP).
    */
   now?: () => number;
 }
@@ -330,7 +333,8 @@ export class PostgresStore implements Store {
   #index: string;
   #userIndex: string;
   #timeout: number;
-  #now: () => number;
+  /** The clock the app gave the store, if any (see `storeTime`). */
+  #clock: (() => number) | undefined;
   #cleanupInterval: number;
   #nextCleanup: number;
   #cleaning: Promise<void> | undefined;
@@ -403,7 +407,7 @@ export class PostgresStore implements Store {
     if (options.now !== undefined && typeof options.now !== "function") {
       throw invalid("now", "must be a function");
     }
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.now;
 
     const t = this.#table;
     const live = "id = $1 AND expires_at > $2 AND absolute_expires_at > $2";
@@ -571,12 +575,14 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Reads a record; `undefined` when unknown or expired. One `SELECT`.
-   * Throws `CorruptRecordError` for a row that cannot be decoded.
+   * Reads a record; `undefined` when unknown or expired at `now` (the
+   * core's time; see `storeTime`). One `SELECT`. Throws
+   * `CorruptRecordError` for a row that cannot be decoded.
    */
-  async get(key: string): Promise<SessionRecord | undefined> {
+  async get(key: string, now?: number): Promise<SessionRecord | undefined> {
+    const at = storeTime(this.#clock, now);
     const execute = this.#execute ?? await this.#ready();
-    const { rows } = await this.#run(execute, "SELECT", this.#sql.select, [key, this.#now()]);
+    const { rows } = await this.#run(execute, "SELECT", this.#sql.select, [key, at]);
     if (rows.length === 0) return undefined;
     return decodeRow(rows[0] as unknown as Row);
   }
@@ -586,6 +592,7 @@ export class PostgresStore implements Store {
    * key to a live one (one `UPDATE`; `"gone"` when it is gone or expired).
    */
   async set(key: string, write: StoreWrite): Promise<WriteResult> {
+    const now = storeTime(this.#clock, write.now);
     const execute = this.#execute ?? await this.#ready();
     const { record } = write;
     const { meta } = record;
@@ -610,7 +617,7 @@ export class PostgresStore implements Store {
       const set = encodeEntries(write.set, removed);
       const { count } = await this.#run(execute, "UPDATE", this.#sql.update, [
         key,
-        this.#now(),
+        now,
         write.cleared,
         JSON.stringify(removed),
         set,
@@ -623,28 +630,27 @@ export class PostgresStore implements Store {
       ]);
       result = count === 1 ? "written" : "gone";
     }
-    this.#cleanupWhenDue(execute);
+    this.#cleanupWhenDue(execute, now);
     return result;
   }
 
   /**
    * The live sessions of `userId`: one `SELECT` through the partial index on
    * `user_id`, so its cost grows with that user's rows, not with the table.
-   * Rows past either deadline (by the store's clock) are skipped and left to
+   * Rows past either deadline at `now` (the core's time) are skipped and left to
    * the cleanup of expired rows: a listing never writes. A row whose
    * `details` are not valid JSON is listed without them, so it can still be
    * revoked (`get` reports it as corrupt).
    *
    * @param userId The user, as in `meta.userId`.
+   * @param now The core's time, in milliseconds since the epoch (see `storeTime`).
    * @returns Each live record of the user: its storage key and metadata, in no particular order.
    * @throws {Error} (rejects) When PostgreSQL fails or does not answer within `timeoutMs`.
    */
-  async listByUser(userId: string): Promise<UserSessionEntry[]> {
+  async listByUser(userId: string, now?: number): Promise<UserSessionEntry[]> {
+    const at = storeTime(this.#clock, now);
     const execute = this.#execute ?? await this.#ready();
-    const { rows } = await this.#run(execute, "SELECT (user)", this.#sql.listByUser, [
-      storedKey(userId),
-      this.#now(),
-    ]);
+    const { rows } = await this.#run(execute, "SELECT (user)", this.#sql.listByUser, [storedKey(userId), at]);
     return Array.from(rows as ArrayLike<Row>, (row) => {
       let meta: SessionMeta;
       try {
@@ -671,7 +677,7 @@ export class PostgresStore implements Store {
    */
   async deleteExpired(): Promise<number> {
     const execute = this.#execute ?? await this.#ready();
-    const now = this.#now();
+    const now = storeTime(this.#clock, undefined);
     let total = 0;
     for (;;) {
       const { count } = await this.#run(execute, "DELETE (expired)", this.#sql.deleteExpired, [now]);
@@ -681,12 +687,12 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Starts one batch of cleanup in the background when it is due, never
-   * holding the request that triggered it. A full batch makes the next write
-   * run another; a failure waits for the next interval.
+   * Starts one batch of cleanup in the background when it is due at `now`
+   * (the write's time), never holding the request that triggered it. A full
+   * batch makes the next write run another; a failure waits for the next
+   * interval.
    */
-  #cleanupWhenDue(execute: Execute): void {
-    const now = this.#now();
+  #cleanupWhenDue(execute: Execute, now: number): void {
     if (now < this.#nextCleanup || this.#cleaning !== undefined) return;
     this.#nextCleanup = now + this.#cleanupInterval;
     this.#cleaning = this.#run(execute, "DELETE (expired)", this.#sql.deleteExpired, [now]).then(

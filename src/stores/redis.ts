@@ -126,8 +126,10 @@ export interface RedisStoreOptions extends RedisStoreCommonOptions {
    */
   timeoutMs?: number;
   /**
-   * The clock for expiry checks, in milliseconds since the epoch. Default
-   * `Date.now`. Native expiry (`PEXPIREAT`) follows the server's clock.
+   * The clock for expiry checks, in milliseconds since the epoch. When
+   * given, it decides on every call; by default the store judges at the time
+   * the core hands it (`Date.now()` for a call made outside the core; see
+   * `storeTime`). Native expiry (`PEXPIREAT`) follows the server's clock.
    */
   now?: () => number;
 }

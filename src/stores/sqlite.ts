@@ -17,7 +17,7 @@
  * @module
  */
 
-import { applyChange, CorruptRecordError, storedRecord } from "../store.ts";
+import { applyChange, CorruptRecordError, storedRecord, storeTime } from "../store.ts";
 import type {
   MaybePromise,
   SessionMeta,
@@ -94,7 +94,12 @@ export interface SqliteStoreOptions {
    * {@linkcode SqliteStore.deleteExpired} yourself). Default 60,000.
    */
   cleanupIntervalMs?: number;
-  /** The clock, in milliseconds since the epoch. Default `Date.now`. */
+  /**
+   * The clock, in milliseconds since the epoch. When given, it decides
+   * expiry on every call; by default the store judges at the time the core
+   * hands it (`Date.now()` for a call made outside the core, and for
+   * {@linkcode SqliteStore.deleteExpired}; see `storeTime`).
+   */
   now?: () => number;
 }
 
@@ -312,7 +317,8 @@ export class SqliteStore implements Store {
   #busyTimeout: number;
   #owned: boolean;
   #closed = false;
-  #now: () => number;
+  /** The clock the app gave the store, if any (see `storeTime`). */
+  #clock: (() => number) | undefined;
   #cleanupInterval: number;
   #nextCleanup: number;
   #select: SqliteStatement;
@@ -373,7 +379,7 @@ export class SqliteStore implements Store {
     this.#cleanupInterval = cleanupInterval;
     // The first write clears what expired while no process was running, unless cleanup is off.
     this.#nextCleanup = cleanupInterval === Infinity ? Infinity : 0;
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.now;
     this.#owned = database === undefined;
 
     let db: SqliteDatabase;
@@ -480,8 +486,9 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Reads a fresh copy of a record; `undefined` when unknown or expired.
-   * Throws `CorruptRecordError` for a row whose JSON cannot be parsed.
+   * Reads a fresh copy of a record; `undefined` when unknown or expired at
+   * `now` (the core's time; see `storeTime`). Throws `CorruptRecordError`
+   * for a row whose JSON cannot be parsed.
    *
    * @example
    * ```ts
@@ -492,11 +499,11 @@ export class SqliteStore implements Store {
    * await store.close();
    * ```
    */
-  get(key: string): MaybePromise<SessionRecord | undefined> {
+  get(key: string, now?: number): MaybePromise<SessionRecord | undefined> {
+    const at = storeTime(this.#clock, now);
     return this.#run(() => {
-      const now = this.#now();
       // `?? undefined`: bun:sqlite answers null for no row, node:sqlite and better-sqlite3 undefined.
-      const row = (this.#select.get(key, now, now) ?? undefined) as Row | undefined;
+      const row = (this.#select.get(key, at, at) ?? undefined) as Row | undefined;
       if (row === undefined) return undefined;
       const meta = metaOf(row);
       let record: SessionRecord;
@@ -527,8 +534,9 @@ export class SqliteStore implements Store {
    * ```
    */
   set(key: string, write: StoreWrite): MaybePromise<WriteResult> {
+    const now = storeTime(this.#clock, write.now);
     return this.#run(() => {
-      this.#cleanup();
+      this.#cleanup(now);
       const { meta } = write.record;
       if (write.kind === "create") {
         const flash = write.record.flash === undefined ? null : JSON.stringify(write.record.flash);
@@ -549,7 +557,6 @@ export class SqliteStore implements Store {
       // can change the row between reading and writing it.
       this.#db.exec("BEGIN IMMEDIATE");
       try {
-        const now = this.#now();
         const row = (this.#select.get(key, now, now) ?? undefined) as Row | undefined;
         if (row === undefined) {
           this.#db.exec("COMMIT");
@@ -585,12 +592,13 @@ export class SqliteStore implements Store {
   /**
    * The live sessions of `userId`: one `SELECT` through the partial index on
    * `user_id`, so its cost grows with that user's rows, not with the table.
-   * Expired rows are skipped (both deadlines against the store's clock) and
+   * Expired rows are skipped (both deadlines against `now`, the core's time) and
    * left for the cleanup of expired rows: a listing never writes. A row whose
    * `details` column is not valid JSON is listed without details, so it can
    * still be revoked (`get` reports it as corrupt).
    *
    * @param userId The user, as in `meta.userId`.
+   * @param now The core's time, in milliseconds since the epoch (see `storeTime`).
    * @returns Each live record of the user: its storage key and metadata, in no particular order.
    *
    * @example
@@ -605,10 +613,10 @@ export class SqliteStore implements Store {
    * await store.close();
    * ```
    */
-  listByUser(userId: string): MaybePromise<UserSessionEntry[]> {
+  listByUser(userId: string, now?: number): MaybePromise<UserSessionEntry[]> {
+    const at = storeTime(this.#clock, now);
     return this.#run(() => {
-      const now = this.#now();
-      return (this.#listByUser.all(storedUserId(userId), now, now) as KeyedRow[]).map((row) => {
+      return (this.#listByUser.all(storedUserId(userId), at, at) as KeyedRow[]).map((row) => {
         let meta: SessionMeta;
         try {
           meta = metaOf(row);
@@ -657,7 +665,7 @@ export class SqliteStore implements Store {
     // Outside the body: a retry after a lock goes on counting the batches already removed.
     let total = 0;
     return this.#promised(() => {
-      const now = this.#now();
+      const now = storeTime(this.#clock, undefined);
       for (;;) {
         const removed = Number(this.#deleteExpired.run(now, CLEANUP_BATCH).changes);
         total += removed;
@@ -695,9 +703,8 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** Runs one batch of expired rows when it is due. */
-  #cleanup(): void {
-    const now = this.#now();
+  /** Runs one batch of expired rows when it is due at `now`. */
+  #cleanup(now: number): void {
     if (now < this.#nextCleanup) return;
     const removed = Number(this.#deleteExpired.run(now, CLEANUP_BATCH).changes);
     // A full batch means a backlog: keep going on the next write instead of waiting.

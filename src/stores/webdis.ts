@@ -32,8 +32,10 @@ export interface WebdisStoreOptions extends RedisStoreCommonOptions {
   /** Milliseconds a request may take before it fails. Default `5000`. */
   timeoutMs?: number;
   /**
-   * The clock for expiry checks, in milliseconds since the epoch. Default
-   * `Date.now`. Native expiry (`PEXPIREAT`) follows the Redis server's clock.
+   * The clock for expiry checks, in milliseconds since the epoch. When
+   * given, it decides on every call; by default the store judges at the time
+   * the core hands it (`Date.now()` for a call made outside the core; see
+   * `storeTime`). Native expiry (`PEXPIREAT`) follows the Redis server's clock.
    */
   now?: () => number;
 }

@@ -48,14 +48,16 @@ export class FaultyStore implements Store {
   #failAll: unknown;
 
   /** The wrapped store's per-user index, passed straight through; absent when it has none. */
-  readonly listByUser?: (userId: string) => MaybePromise<UserSessionEntry[]>;
+  readonly listByUser?: (userId: string, now?: number) => MaybePromise<UserSessionEntry[]>;
   /** The wrapped store's `groupsUserSessions`. */
   readonly groupsUserSessions?: boolean;
 
   /** @param inner The real store to wrap. */
   constructor(inner: Store) {
     this.inner = inner;
-    if (typeof inner.listByUser === "function") this.listByUser = (userId) => inner.listByUser!(userId);
+    if (typeof inner.listByUser === "function") {
+      this.listByUser = (userId, now) => inner.listByUser!(userId, now);
+    }
     if (inner.groupsUserSessions !== undefined) this.groupsUserSessions = inner.groupsUserSessions;
   }
 
@@ -106,9 +108,9 @@ export class FaultyStore implements Store {
   }
 
   /** Counts, maybe fails or waits, then reads from the wrapped store. */
-  get(key: string): MaybePromise<SessionRecord | undefined> {
+  get(key: string, now?: number): MaybePromise<SessionRecord | undefined> {
     const pending = this.#before("get");
-    return pending ? pending.then(() => this.inner.get(key)) : this.inner.get(key);
+    return pending ? pending.then(() => this.inner.get(key, now)) : this.inner.get(key, now);
   }
 
   /** Counts, maybe fails or waits, then writes to the wrapped store. */
