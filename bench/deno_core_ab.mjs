@@ -3,6 +3,10 @@
 // optimised code its own (two copies in one process share call sites, which skewed an A/A test by ±10%).
 //
 //   node bench/deno_core_ab.mjs [--baseline=HEAD] [--scenarios=read,write,new] [--rounds=7] [--requests=300000]
+//                               [--runtime=deno|node] [--node=/path/to/node]
+//
+// --runtime=node runs the same loop under Node (through tsx; the binary running this script, or --node), to
+// check that a change made for Deno leaves Node no worse.
 //
 // Prints per scenario the median ns per request of each side and the median of the per-round ratios
 // (after ÷ before) with their range; an A/A run (no change in src/) gives medians within ±2% here.
@@ -21,26 +25,22 @@ const scenarios = (args.scenarios ?? "read,write,new").split(",");
 const rounds = Number(args.rounds ?? 7);
 const requests = String(args.requests ?? 300_000);
 const deno = join(ROOT, "node_modules", "deno", "deno");
+const runtime = args.runtime ?? "deno";
+if (runtime !== "deno" && runtime !== "node") throw new Error("--runtime is deno or node");
+const node = args.node ?? process.execPath;
 
 const parent = mkdtempSync(join(tmpdir(), "deno-core-ab-"));
 const base = extractRevision(ROOT, revision.hash, parent);
 linkLikeRepo(ROOT, base);
 
 function side(tree, scenario) {
-  const out = spawnSync(
-    deno,
-    [
-      "run",
-      "-A",
-      "--config",
-      join(tree, "deno.json"),
-      join(ROOT, "bench", "deno_core_loop.ts"),
-      join(tree, "src"),
-      scenario,
-      requests,
-    ],
-    { encoding: "utf8", cwd: tree },
-  );
+  const loop = [join(ROOT, "bench", "deno_core_loop.ts"), join(tree, "src"), scenario, requests];
+  const out = runtime === "deno"
+    ? spawnSync(deno, ["run", "-A", "--config", join(tree, "deno.json"), ...loop], {
+      encoding: "utf8",
+      cwd: tree,
+    })
+    : spawnSync(node, ["--import", "tsx", ...loop], { encoding: "utf8", cwd: tree });
   const value = Number(out.stdout.trim());
   if (out.status !== 0 || !Number.isFinite(value)) throw new Error(`${tree}: ${out.stderr || out.stdout}`);
   return value;
@@ -48,7 +48,9 @@ function side(tree, scenario) {
 
 const median = (values) => [...values].sort((a, b) => a - b)[values.length >> 1];
 console.log(
-  `# core lifecycle on Deno, ${revision.short} (before) → working tree (after); ${rounds} rounds of ${requests} requests`,
+  `# core lifecycle on ${
+    runtime === "deno" ? "Deno" : `Node ${spawnSync(node, ["--version"], { encoding: "utf8" }).stdout.trim()}`
+  }, ${revision.short} (before) → working tree (after); ${rounds} rounds of ${requests} requests`,
 );
 try {
   for (const scenario of scenarios) {

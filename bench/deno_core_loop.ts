@@ -2,11 +2,13 @@
 // given as the first argument. Prints the median of three timed loops, in ns per request.
 //
 //   deno run -A --config <tree>/deno.json bench/deno_core_loop.ts <tree>/src read|write|new [requests]
+//   node --import tsx bench/deno_core_loop.ts <tree>/src read|write|new [requests]   (--runtime=node)
 //
 // A request: the Cookie header's value as a fresh string (as Deno.serve hands it over), `loadNow`, one
 // `get` (and a `set` on write and new), `commitNow` with a 200 status: the adapters' path without the
 // Request and Response objects, which cost the same with any session code.
-const [root, scenario = "read", count = "300000"] = Deno.args;
+const runtime = globalThis as { Deno?: { args: string[] }; process?: { argv: string[] } };
+const [root, scenario = "read", count = "300000"] = runtime.Deno?.args ?? runtime.process!.argv.slice(2);
 if (!root || !["read", "write", "new"].includes(scenario)) {
   throw new Error("usage: deno_core_loop.ts <src dir> read|write|new [requests]");
 }
