@@ -77,6 +77,7 @@ function stepsHandler(withStore: boolean): (request: Request) => Promise<Respons
     deleted: [],
     cleared: false,
     flashChanged: false,
+    now,
   });
   return async (request) => {
     const path = pathOf(request);
@@ -92,10 +93,10 @@ function stepsHandler(withStore: boolean): (request: Request) => Promise<Respons
       if (withStore) store.set(key, write("create", 1, Date.now()));
       response.headers.append("set-cookie", `sid=${value}; Max-Age=86400; Path=/; HttpOnly; SameSite=Lax`);
     } else if (withStore) {
-      const record = store.get(presented.key);
-      if (path === "/write" && record) {
-        store.set(presented.key, write("update", Number(record.data.n) + 1, Date.now()));
-      }
+      // One clock read per request, handed to the store as the core hands it its time (c63de12).
+      const now = Date.now();
+      const record = store.get(presented.key, now);
+      if (path === "/write" && record) store.set(presented.key, write("update", Number(record.data.n) + 1, now));
     }
     return response;
   };
