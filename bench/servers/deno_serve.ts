@@ -96,7 +96,9 @@ function stepsHandler(withStore: boolean): (request: Request) => Promise<Respons
       // One clock read per request, handed to the store as the core hands it its time (c63de12).
       const now = Date.now();
       const record = store.get(presented.key, now);
-      if (path === "/write" && record) store.set(presented.key, write("update", Number(record.data.n) + 1, now));
+      if (path === "/write" && record) {
+        store.set(presented.key, write("update", Number(record.data.n) + 1, now));
+      }
     }
     return response;
   };
