@@ -6,11 +6,12 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { join, relative, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { randomBytes } from "node:crypto";
@@ -75,6 +76,7 @@ const HELP = `npm run bench -- [options]
   --no-pin                do not pin processes to cores with taskset
   --no-install            never apt-get install missing tools
   --list                  print the contenders and exit
+  --render=FILE.json      write FILE.md again from a run's saved results (nothing is measured)
 `;
 
 function parseArgs(argv) {
@@ -99,6 +101,7 @@ function parseArgs(argv) {
     baseline: undefined,
     profileTarget: "hono-node/ours-memory",
     list: false,
+    render: undefined,
   };
   const explicit = new Set();
   for (const arg of argv) {
@@ -177,6 +180,12 @@ function parseArgs(argv) {
         break;
       case "list":
         opts.list = true;
+        break;
+      case "render":
+        if (!value?.endsWith(".json")) {
+          throw new Error("--render needs a results file, e.g. --render=bench/results/x.json");
+        }
+        opts.render = value;
         break;
       default:
         throw new Error(`unknown option ${arg} (see --help)`);
@@ -756,6 +765,13 @@ function estimateMinutes(opts, baseline) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
+  if (opts.render) {
+    // The report again from a run's saved numbers, with this checkout's report code: nothing is measured.
+    const out = opts.render.replace(/\.json$/, ".md");
+    writeFileSync(out, renderReport(JSON.parse(readFileSync(opts.render, "utf8"))));
+    log(`wrote ${relative(ROOT, resolve(out))}`);
+    return;
+  }
   // Resolved before anything starts, so a typo fails at once; the same commit for the whole run.
   const baseline = opts.baseline === undefined ? undefined : resolveRevision(ROOT, opts.baseline);
   if (opts.list) {

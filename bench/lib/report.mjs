@@ -49,6 +49,37 @@ export function judgedRatio(a, b) {
   return { rps, cpu, saturated, value: saturated ? rps : cpu };
 }
 
+/**
+ * Above this spread between a server's rounds (slowest to fastest, on the measure the verdict uses), the
+ * host, not the code, moved the result: the same server on the same code costs the same each round. On
+ * 2026-11-30, on a quiet host (bench/results/2026-11-30-issue-17-run13.md to run15), the Deno target rows'
+ * rounds mostly agreed within 2–8%, and all rows' spreads had a median of 11–12%. On a busier one (run16
+ * to run18, another host at 2,096 MHz against 2,596, its Deno floors at 2–3 times the CPU per request) the
+ * Deno rows spread by 17–137% and all rows' median was 49–54%: a verdict there says little either way.
+ */
+export const STEADY_SPREAD = 0.10;
+
+/** How far apart a server's rounds were: fastest ÷ slowest − 1, on req/s or on CPU per request. */
+export function roundSpread(s, onRps) {
+  const values = (s?.rounds ?? []).map((r) => (onRps ? r.rps : r.cpuUsPerRequest)).filter((v) => v > 0);
+  if (values.length < 2) return NaN;
+  return Math.max(...values) / Math.min(...values) - 1;
+}
+
+/**
+ * A comparison's steadiness: the larger round spread of its two servers, on the measure its verdict
+ * uses (`judged.saturated`: req/s, else CPU per request), and whether that is within `STEADY_SPREAD`.
+ */
+export function steadiness(a, b, judged) {
+  const spread = Math.max(roundSpread(a, judged.saturated), roundSpread(b, judged.saturated));
+  return { spread, steady: Number.isFinite(spread) ? spread <= STEADY_SPREAD : undefined };
+}
+
+function spreadCell(r) {
+  if (!Number.isFinite(r.spread)) return "";
+  return `${(r.spread * 100).toFixed(0)}%${r.steady ? "" : " ⚠"}`;
+}
+
 /** A row's ceiling: × against a peer, a plain share against the floor, blank when not measured. */
 function ceilingCell(r) {
   if (!Number.isFinite(r.ceiling)) return "";
@@ -86,7 +117,9 @@ export function evaluateTargets(results) {
     if (!g) continue;
     for (const scenario of ["read", "write", "new"]) {
       const min = group.floorTargets[scenario];
-      const r = judgedRatio(scenarioOf(g, "ours-memory", scenario), scenarioOf(g, "noop", scenario));
+      const ours = scenarioOf(g, "ours-memory", scenario);
+      const floor = scenarioOf(g, "noop", scenario);
+      const r = judgedRatio(ours, floor);
       // The most a cookie session could reach on this framework: the cookie floor (sessionless, but reading
       // the Cookie header and sending a Set-Cookie of our length where ours does) ÷ the floor.
       const ceiling =
@@ -103,11 +136,14 @@ export function evaluateTargets(results) {
         ceiling,
         own,
         ...r,
+        ...steadiness(ours, floor, r),
       });
     }
     for (const pair of group.peers) {
       for (const scenario of pair.scenarios ?? SCENARIOS) {
-        const r = judgedRatio(scenarioOf(g, pair.ours, scenario), scenarioOf(g, pair.peer, scenario));
+        const ours = scenarioOf(g, pair.ours, scenario);
+        const peer = scenarioOf(g, pair.peer, scenario);
+        const r = judgedRatio(ours, peer);
         rows.push({
           group,
           scenario,
@@ -115,8 +151,9 @@ export function evaluateTargets(results) {
           what: `${pair.ours} ÷ ${pair.peer}`,
           min: pair.min,
           // The most any middleware could reach against this peer: a free one runs at the floor.
-          ceiling: judgedRatio(scenarioOf(g, "noop", scenario), scenarioOf(g, pair.peer, scenario)).value,
+          ceiling: judgedRatio(scenarioOf(g, "noop", scenario), peer).value,
           ...r,
+          ...steadiness(ours, peer, r),
         });
       }
     }
@@ -198,8 +235,14 @@ function headlineSection(results) {
     "cookie's length as our adapter does. Ours ÷ cookie floor is what our own work (signing, hashing, the",
     "session, the store) leaves of that.",
     "",
-    "| Framework | Scenario | Comparison | req/s ratio | CPU-capacity ratio | Target | | Ceiling | Ours ÷ cookie floor |",
-    "| --- | --- | --- | ---: | ---: | ---: | :-: | ---: | ---: |",
+    "Rounds spread: how far apart the rounds of the row's two servers were (fastest ÷ slowest − 1, the larger",
+    "of the two, on the verdict's measure). The same server on the same code costs the same every round, so a",
+    `spread above ${
+      STEADY_SPREAD * 100
+    }% (⚠) is the host's doing: that row's verdict says little either way; run again.`,
+    "",
+    "| Framework | Scenario | Comparison | req/s ratio | CPU-capacity ratio | Target | | Ceiling | Ours ÷ cookie floor | Rounds spread |",
+    "| --- | --- | --- | ---: | ---: | ---: | :-: | ---: | ---: | ---: |",
   ];
   const show = (r, v) => (r.kind === "floor" ? fmt(v) : Number.isFinite(v) ? `${fmt(v)}×` : "–");
   for (const r of rows) {
@@ -210,7 +253,7 @@ function headlineSection(results) {
         show(r, r.cpu)
       }${star} | ${target} | ${verdict(r.value, r.min)} | ${ceilingCell(r)} | ${
         Number.isFinite(r.own) ? fmt(r.own) : ""
-      } |`,
+      } | ${spreadCell(r)} |`,
     );
   }
   // Redis-backed: informational ratios, the targets being about round trips (next section).
@@ -280,10 +323,22 @@ function headlineSection(results) {
     const aboveCeiling = Number.isFinite(r.ceiling) && r.ceiling < r.min
       ? `; above this run's ceiling of ${ceilingCell(r)}: the cookie floor itself fell short of it`
       : "";
+    const unsteady = r.steady === false ? `; unsteady: rounds ${(r.spread * 100).toFixed(0)}% apart` : "";
     lines.push(
       `- ${r.group.label}, ${r.scenario}: ${r.what} = ${value}${basis} (target ≥ ${r.min}${
         r.kind === "peer" ? "×" : ""
-      }${aboveCeiling})`,
+      }${aboveCeiling}${unsteady})`,
+    );
+  }
+  const unsteadyRows = rows.filter((r) => r.steady === false);
+  if (unsteadyRows.length) {
+    lines.push(
+      "",
+      `Unsteady (rounds more than ${
+        STEADY_SPREAD * 100
+      }% apart; these verdicts, met or missed, need another run): ${
+        unsteadyRows.map((r) => `${r.group.label} ${r.scenario} ${r.what}`).join("; ")
+      }.`,
     );
   }
   if (absent.length) {
