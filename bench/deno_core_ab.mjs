@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { flagArgs } from "./lib/args.mjs";
+import { requireDeno } from "./lib/deno.mjs";
 import { extractRevision, linkLikeRepo, resolveRevision } from "./lib/build.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -24,7 +25,7 @@ const revision = resolveRevision(ROOT, args.baseline ?? "HEAD");
 const scenarios = (args.scenarios ?? "read,write,new").split(",");
 const rounds = Number(args.rounds ?? 7);
 const requests = String(args.requests ?? 300_000);
-const deno = join(ROOT, "node_modules", "deno", "deno");
+const deno = requireDeno(ROOT);
 const runtime = args.runtime ?? "deno";
 if (runtime !== "deno" && runtime !== "node") throw new Error("--runtime is deno or node");
 const node = args.node ?? process.execPath;

@@ -21,6 +21,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { flagArgs } from "./lib/args.mjs";
+import { requireDeno } from "./lib/deno.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const args = flagArgs(process.argv.slice(2));
@@ -30,7 +31,7 @@ const scenarios = (args.scenarios ?? "read,write,new").split(",");
 const warmup = Number(args.warmup ?? 30_000);
 const requests = Number(args.requests ?? 2_000);
 const runs = Number(args.runs ?? 1);
-const deno = join(ROOT, "node_modules", "deno", "deno");
+const deno = requireDeno(ROOT);
 /** Contenders that keep sessions: their read/write pool is made of cookies they gave (as in bench/run.mjs). */
 const sessionless = new Set(["none", "noop", "cookie-floor"]);
 

@@ -44,6 +44,7 @@ import { analyzeProfile } from "./lib/profile.mjs";
 import { commandStats, monitor, roundTrips, startRedis } from "./lib/redis.mjs";
 import { preparePostgres, statementCount } from "./lib/postgres.mjs";
 import { renderReport } from "./lib/report.mjs";
+import { denoBinary } from "./lib/deno.mjs";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const LUA = join(ROOT, "bench", "wrk", "scenario.lua");
@@ -222,14 +223,10 @@ async function ensureTools(opts) {
       });
     }
   }
-  const denoCandidates = [
-    join(ROOT, "node_modules", "deno", "deno"),
-    join(ROOT, "node_modules", ".bin", "deno"),
-  ];
   return {
     wrk: which("wrk"),
     redisServer: which("redis-server"),
-    deno: denoCandidates.find((path) => existsSync(path)),
+    deno: denoBinary(ROOT),
   };
 }
 
