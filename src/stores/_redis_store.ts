@@ -53,6 +53,13 @@ export interface RedisTransport {
    * when the transport cannot keep the two on one connection (Webdis).
    */
   sendAndWait?(args: string[], key: string, replicas: number, waitUntil: number): Promise<WaitedReply>;
+  /**
+   * Told when a reply that came through this transport proved to belong to
+   * another request. The connection it came on may be out of step: holding
+   * a reply still owed to an earlier request, which the next request sent
+   * over it would read as its own.
+   */
+  outOfStep?(): void;
 }
 
 /** Milliseconds of a request's time budget kept back for the reply's way home, at most. */
@@ -72,12 +79,9 @@ function mixedUp(): Error {
   );
 }
 
-/** The reply as an array that starts with the request's tag and key, or a thrown error. */
-function verified(reply: unknown, tag: string, key: string, length: number): unknown[] {
-  if (!Array.isArray(reply) || reply.length < length || reply[0] !== tag || reply[1] !== keyEcho(key)) {
-    throw mixedUp();
-  }
-  return reply;
+/** Whether `reply` is an array of at least `length` items that starts with the request's tag and key. */
+function isOwnReply(reply: unknown, tag: string, key: string, length: number): reply is unknown[] {
+  return Array.isArray(reply) && reply.length >= length && reply[0] === tag && reply[1] === keyEcho(key);
 }
 
 /** Whether Redis refused a command because its script is not cached (after a restart or `SCRIPT FLUSH`). */
@@ -221,9 +225,9 @@ export interface RedisSessionStoreSettings extends CheckedCommonOptions {
  * the server's script cache is empty), and every reply must prove it belongs
  * to the request: it carries back the request's tag (unique per request) and
  * the key it touched. A proxy that hands one request's reply to another (as
- * Webdis does with the reply of a request its client abandoned) is caught: the
- * mismatch rejects, so it becomes a 503, never another user's session and
- * never another request's "written".
+ * Webdis before 0.1.20 does with the reply of a request its client
+ * abandoned) is caught: the mismatch rejects, so it becomes a 503, never
+ * another user's session and never another request's "written".
  *
  * Writes carry a deadline in the server's clock: the moment the store or the
  * core gives up waiting (`write.deadline`, `timeoutMs`), less a margin for the
@@ -287,6 +291,17 @@ export class RedisSessionStore implements Store {
   }
 
   /**
+   * The reply as an array that starts with the request's tag and key. Any
+   * other reply belongs to another request: the transport is told (see
+   * {@linkcode RedisTransport.outOfStep}) and the call rejects.
+   */
+  #verified(reply: unknown, tag: string, key: string, length: number): unknown[] {
+    if (isOwnReply(reply, tag, key, length)) return reply;
+    this.#transport.outOfStep?.();
+    throw mixedUp();
+  }
+
+  /**
    * Runs a script by its SHA-1; after a `NOSCRIPT` (a restart, `SCRIPT FLUSH`),
    * once by its source. With `waitUntil`, a write followed by `WAIT`. The
    * first of `keys` routes the command (in a cluster, all share its slot).
@@ -334,7 +349,7 @@ export class RedisSessionStore implements Store {
       this.#read = SCRIPTS.readPlain;
       reply = (await this.#run(this.#read, [fullKey], [tag])).reply;
     }
-    const items = verified(reply, tag, fullKey, 3);
+    const items = this.#verified(reply, tag, fullKey, 3);
     this.#clock.observe(sentAt, Date.now(), Number(items[2]));
     return decodeSessionHash(hashPairs(items.slice(3)), storeTime(this.#appClock, now));
   }
@@ -400,7 +415,7 @@ export class RedisSessionStore implements Store {
         { cause: error },
       );
     }
-    const [, , status, serverMs] = verified(answer.reply, tag, fullKey, 4);
+    const [, , status, serverMs] = this.#verified(answer.reply, tag, fullKey, 4);
     this.#clock.observe(sentAt, Date.now(), Number(serverMs));
     if (status === 1) {
       if (answer.replicas < this.#waitFor) {
@@ -440,7 +455,7 @@ export class RedisSessionStore implements Store {
       [tag, key],
       this.#waitUntil(sentAt + this.#timeout, margin),
     );
-    verified(answer.reply, tag, fullKey, 2);
+    this.#verified(answer.reply, tag, fullKey, 2);
     if (answer.replicas < this.#waitFor) {
       throw new Error(
         `Redis deleted the session, but ${answer.replicas} of ${this.#waitFor} replicas confirmed it in time (WAIT): a failover now could bring it back`,
@@ -464,7 +479,7 @@ export class RedisSessionStore implements Store {
     const tag = this.#tag();
     const sentAt = Date.now();
     const { reply } = await this.#run(SCRIPTS.list, [index], [tag, records]);
-    const items = verified(reply, tag, index, 3);
+    const items = this.#verified(reply, tag, index, 3);
     this.#clock.observe(sentAt, Date.now(), Number(items[2]));
     return decodeUserList(items.slice(3), userId, storeTime(this.#appClock, now));
   }

@@ -472,9 +472,16 @@ export class RedisMonitor {
   }
 }
 
-/** Runs one command on a Redis server over a short-lived connection; resolves to the RESP reply's first line. */
-export function redisCommand(server: { host: string; port: number }, command: string): Promise<string> {
-  return inlineCommand(server.host, server.port, command);
+/**
+ * Runs one command on a Redis server over a short-lived connection; resolves to the RESP reply's first line,
+ * or rejects after `timeoutMs` (default 1000).
+ */
+export function redisCommand(
+  server: { host: string; port: number },
+  command: string,
+  timeoutMs?: number,
+): Promise<string> {
+  return inlineCommand(server.host, server.port, command, timeoutMs);
 }
 
 /**

@@ -89,14 +89,17 @@ function base64(text: string): string {
  * script (falling back to `EVAL` once after a Redis restart). The write
  * script applies updates per key and only while the record exists. Every
  * reply carries back the request's unique tag and the key it touched, and a
- * reply that does not match is refused: Webdis can hand the reply of a
- * request it gave up on to a later request on the same Redis connection
- * (after a `CLIENT PAUSE`, say), and that must be a 503, never another user's
- * session. Writes carry a deadline the script checks against Redis's clock,
- * so a write that timed out is not applied later. Webdis errors, HTTP errors
- * (403 from an ACL, 5xx), bodies that are not Webdis JSON, mismatched replies,
- * network failures and timeouts all reject; only a missing record reads as
- * `undefined`.
+ * reply that does not match is refused: Webdis before 0.1.20 (Debian ships
+ * 0.1.9) can write the late reply of a request whose client went away, after
+ * a `CLIENT PAUSE` say, to another client (nicolasff/webdis#212), and that
+ * must be a 503, never another user's session. The next few requests after
+ * a refused reply ask Webdis to close their connection, so a connection left
+ * out of step by it is not used again. Use Webdis 0.1.20 or later where you
+ * can (docs/stores.md, "Replies Webdis mixes up"). Writes carry a deadline
+ * the script checks against Redis's clock, so a write that timed out is not
+ * applied later. Webdis errors, HTTP errors (403 from an ACL, 5xx), bodies
+ * that are not Webdis JSON, mismatched replies, network failures and timeouts
+ * all reject; only a missing record reads as `undefined`.
  *
  * The Webdis ACL must allow `EVALSHA` and `EVAL`.
  *
@@ -118,6 +121,12 @@ export class WebdisStore extends RedisSessionStore {
 }
 
 /**
+ * Requests sent with `Connection: close` after a reply proved to belong to
+ * another request (see `WebdisTransport.outOfStep`).
+ */
+const OUT_OF_STEP_CLOSES = 8;
+
+/**
  * Webdis over `fetch`: each command is the body of a `POST` to the Webdis
  * root. Every request stands alone, so there is nothing to close, and a
  * `WAIT` could land on another Redis connection than the write: no
@@ -127,6 +136,10 @@ class WebdisTransport implements RedisTransport {
   #url: string;
   #fetch: typeof fetch;
   #headers: Headers;
+  /** `#headers` with `Connection: close`. */
+  #closingHeaders: Headers;
+  /** How many of the next requests ask Webdis to close their connection. */
+  #closing = 0;
   #timeout: number;
 
   constructor(options: WebdisStoreOptions, timeoutMs: number) {
@@ -161,7 +174,27 @@ class WebdisTransport implements RedisTransport {
     // Called unbound: some fetch implementations throw when `this` is not the global object.
     this.#fetch = (input, init) => fetchFunction(input, init);
     this.#headers = headers;
+    this.#closingHeaders = new Headers(headers);
+    this.#closingHeaders.set("connection", "close");
     this.#timeout = timeoutMs;
+  }
+
+  /**
+   * A reply came to the wrong request. Webdis before 0.1.20 writes the late
+   * reply of a request whose client went away to whichever connection now
+   * has that client's socket number (nicolasff/webdis#212). The connection
+   * that got it then holds its own request's reply too, and a client that
+   * keeps the connection alive hands that to the next request sent over it,
+   * which is refused in turn, and so on: on Deno, every later request over
+   * it was refused (11 of 11 in a row, in two of three tries). So the next
+   * `OUT_OF_STEP_CLOSES` requests ask Webdis to close their connection after
+   * answering: an out-of-step connection answers one more request wrongly,
+   * and is gone. Fetch hands out an idle connection before it opens one, so
+   * the out-of-step connection is among the next few requests' (the next on
+   * Deno, the one after on Node, in `redis_fault_test.ts`).
+   */
+  outOfStep(): void {
+    this.#closing = OUT_OF_STEP_CLOSES;
   }
 
   /**
@@ -173,10 +206,15 @@ class WebdisTransport implements RedisTransport {
     let response: Response;
     let text: string;
     const signal = AbortSignal.timeout(this.#timeout);
+    let headers = this.#headers;
+    if (this.#closing > 0) {
+      this.#closing--;
+      headers = this.#closingHeaders;
+    }
     try {
       response = await this.#fetch(this.#url, {
         method: "POST",
-        headers: this.#headers,
+        headers,
         body: args.map(encodeWebdisArgument).join("/"),
         signal,
         redirect: "error",
@@ -200,6 +238,8 @@ class WebdisTransport implements RedisTransport {
       throw new Error(`Webdis answered ${command} with a body that is not JSON`);
     }
     if (typeof body !== "object" || body === null || !Object.hasOwn(body, command)) {
+      // The reply of another command (an `EVALSHA` answering an `EVAL`, say): see `outOfStep`.
+      this.outOfStep();
       throw new Error(`Webdis answered ${command} without a "${command}" reply`);
     }
     const reply = (body as Record<string, unknown>)[command];
