@@ -118,7 +118,7 @@ function isForeignReply(error: unknown): boolean {
  * Every test here that abandons requests (a store timeout under `CLIENT PAUSE`) sends them through its own
  * Webdis. Webdis 0.1.9 (Debian's package) writes the late reply of a request whose client has gone away to
  * the socket number that client had, and the kernel has by then given that number to the next connection
- * Webdis accepted: the reply reaches another client (fixed in Webdis 0.1.20, nicolasff/webdis#212). So a
+ * Webdis accepted: the reply reaches another client (fixed in Webdis 0.1.20, commit d28dd3e). So a
  * Webdis that abandoned requests may answer any later request on it with another request's reply. That is
  * what the pause tests provoke; no other test's requests, and no step before or after the fault, may meet it.
  */
@@ -220,7 +220,12 @@ async function outOfStepProxy(
     request.on("data", (chunk: Buffer) => chunks.push(chunk));
     request.on("end", async () => {
       outOfStep ??= request.socket;
-      const answer = await forward(target, request, Buffer.concat(chunks));
+      let answer: Answer;
+      try {
+        answer = await forward(target, request, Buffer.concat(chunks));
+      } catch {
+        answer = { status: 502, body: Buffer.from("Webdis did not answer the proxy") };
+      }
       let sent = answer;
       if (request.socket === outOfStep) [sent, owed] = [owed, answer];
       response.writeHead(sent.status, { "content-type": "application/json" });

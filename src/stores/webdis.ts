@@ -91,10 +91,12 @@ function base64(text: string): string {
  * reply carries back the request's unique tag and the key it touched, and a
  * reply that does not match is refused: Webdis before 0.1.20 (Debian ships
  * 0.1.9) can write the late reply of a request whose client went away, after
- * a `CLIENT PAUSE` say, to another client (nicolasff/webdis#212), and that
- * must be a 503, never another user's session. The next few requests after
- * a refused reply ask Webdis to close their connection, so a connection left
- * out of step by it is not used again. Use Webdis 0.1.20 or later where you
+ * a `CLIENT PAUSE` say, to another client (fixed in 0.1.20, commit
+ * d28dd3e), and that must be a 503, never another user's session. The next
+ * few requests after a refused reply ask Webdis to close their connection,
+ * so a connection left out of step by it is closed once it is next used
+ * (where fetch holds the connection to Webdis itself: not in browsers, on
+ * Workers or through a proxy). Use Webdis 0.1.20 or later where you
  * can (docs/stores.md, "Replies Webdis mixes up"). Writes carry a deadline
  * the script checks against Redis's clock, so a write that timed out is not
  * applied later. Webdis errors, HTTP errors (403 from an ACL, 5xx), bodies
@@ -180,18 +182,23 @@ class WebdisTransport implements RedisTransport {
   }
 
   /**
-   * A reply came to the wrong request. Webdis before 0.1.20 writes the late
-   * reply of a request whose client went away to whichever connection now
-   * has that client's socket number (nicolasff/webdis#212). The connection
-   * that got it then holds its own request's reply too, and a client that
-   * keeps the connection alive hands that to the next request sent over it,
-   * which is refused in turn, and so on: on Deno, every later request over
-   * it was refused (11 of 11 in a row, in two of three tries). So the next
+   * A reply came to the wrong request. Webdis before 0.1.20 (fixed by
+   * commit d28dd3e) writes the late reply of a request whose client went
+   * away to whichever connection now has that client's socket number. The
+   * connection that got it then holds its own request's reply too, and a
+   * client that keeps the connection alive hands that to the next request
+   * sent over it, which is refused in turn, and so on: on Deno, every later
+   * request over it was refused (11 of 11 in a row, in two of three tries).
+   * So the next
    * `OUT_OF_STEP_CLOSES` requests ask Webdis to close their connection after
    * answering: an out-of-step connection answers one more request wrongly,
-   * and is gone. Fetch hands out an idle connection before it opens one, so
-   * the out-of-step connection is among the next few requests' (the next on
-   * Deno, the one after on Node, in `redis_fault_test.ts`).
+   * and is gone. A header, not an abort: Webdis keeps the socket of a request
+   * that asked for the close open until its reply is written, so that reply
+   * cannot reach a reused socket number. Fetch hands out an idle connection
+   * before it opens one, so the out-of-step connection is usually among the
+   * next few requests' (the next on Deno, the one after on Node, in
+   * `redis_fault_test.ts`); if it is not, its next wrong reply starts the
+   * count again.
    */
   outOfStep(): void {
     this.#closing = OUT_OF_STEP_CLOSES;
