@@ -368,13 +368,14 @@ if (servers === undefined) {
             ),
           );
         }
-        // The first reply is the stale one. The next reads ask for `Connection: close`: the first of them sent
-        // over the out-of-step connection (the second read on Deno, the third on Node) gets the first read's
-        // reply, and the connection is closed after it. Without the close, every read over that connection
-        // was refused (on Deno, all 12).
+        // The first reply is the stale one. The next 8 reads ask for `Connection: close`: the first of them
+        // sent over the out-of-step connection (the second read on Deno, the third on Node) gets the first
+        // read's reply, and the connection is closed after it. Without the close, every read over that
+        // connection was refused (on Deno, all 12).
         assert.equal(seen[0], "refused", "the stale reply is refused");
-        assert.equal(seen.filter((read) => read === "refused").length, 2, seen.join());
-        assert.deepEqual(seen.slice(3), Array(9).fill("own"), seen.join());
+        const refused = seen.flatMap((read, i) => read === "refused" ? [i] : []);
+        assert.equal(refused.length, 2, seen.join());
+        assert.ok(refused[1] <= 8, `the second wrong reply came within the 8 closing reads: ${seen.join()}`);
         assert.ok(seen.every((read) => read === "own" || read === "refused"), seen.join());
       } finally {
         await proxy.close();
