@@ -53,6 +53,8 @@ export class SessionStoreError extends Error {
   readonly expose = false;
 
   /**
+   * The store failed while the core was doing `operation`.
+   *
    * @param operation What the core was doing.
    * @param cause The store's own error, kept as `cause`.
    */
@@ -147,7 +149,11 @@ export class SessionLimitError extends Error {
   /** The limit that was reached (`maxSessionsPerUser`). */
   readonly limit: number;
 
-  /** @param limit The limit that was reached. */
+  /**
+   * A log-in refused because the user already has `limit` sessions.
+   *
+   * @param limit The limit that was reached.
+   */
   constructor(limit: number) {
     super(
       `Cannot log in: this user already has ${limit} session${
@@ -190,6 +196,8 @@ export class StoreContractError extends Error {
   readonly status = 500;
 
   /**
+   * The store answered `operation` in a way its contract does not allow.
+   *
    * @param operation What the core was doing.
    * @param detail What the store did wrong (never an id or a value).
    */
@@ -217,6 +225,8 @@ export class StoreContractError extends Error {
  */
 export class CorruptRecordError extends Error {
   /**
+   * A stored record that cannot be read back.
+   *
    * @param detail What is wrong with the stored form (never an id or a value).
    * @param options `cause`: the parser's own error.
    */
@@ -257,6 +267,8 @@ export class SessionTooLargeError extends Error {
   readonly limit: number;
 
   /**
+   * A `Set-Cookie` value of `size` bytes, over `limit`.
+   *
    * @param size Bytes the `Set-Cookie` value would have had.
    * @param limit Bytes it may have.
    */

@@ -66,11 +66,15 @@ export interface ExpressSessionCookie {
   originalMaxAge: number | null;
   /** When the session ends if unused, or `null` for a browser-session cookie; assignable like `maxAge`. */
   expires: Date | null;
-  /** The configured cookie attributes (read-only: they are the same for every session). */
+  /** The configured cookie `Path` (read-only, like the attributes below: they are the same for every session). */
   readonly path: string;
+  /** Whether the cookie is `HttpOnly`. */
   readonly httpOnly: boolean;
+  /** Whether the cookie is `Secure`: always, never, or `"auto"` (on https requests). */
   readonly secure: boolean | "auto";
+  /** The cookie's `SameSite` attribute. */
   readonly sameSite: SameSite;
+  /** The cookie's `Domain`, or `undefined` for a host-only cookie. */
   readonly domain: string | undefined;
 }
 

@@ -32,6 +32,12 @@ export type SessionHandler<T extends SessionData, A extends unknown[]> = (
   ...rest: A
 ) => Response | Promise<Response>;
 
+/** The response of a store outage or a conflict; any other error is thrown on. */
+function sessionErrorResponse(error: unknown): Response {
+  if (error instanceof SessionStoreError || error instanceof SessionConflictError) return error.getResponse();
+  throw error;
+}
+
 /**
  * Makes a wrapper that gives a fetch handler its session and adds the session
  * cookie to the response it returns. The store write completes before the
@@ -64,12 +70,6 @@ export type SessionHandler<T extends SessionData, A extends unknown[]> = (
  * console.log(await response.text()); // "visit 1"
  * ```
  */
-/** The response of a store outage or a conflict; any other error is thrown on. */
-function sessionErrorResponse(error: unknown): Response {
-  if (error instanceof SessionStoreError || error instanceof SessionConflictError) return error.getResponse();
-  throw error;
-}
-
 // deno-lint-ignore no-explicit-any
 export function session<T extends SessionData = Record<string, any>>(
   options: SessionOptions = {},

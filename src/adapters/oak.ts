@@ -163,6 +163,8 @@ export class OakSession {
   readonly manager: SessionManager;
 
   /**
+   * Mounts the session middleware on `app`.
+   *
    * @param app The Oak application; the middleware is mounted on it at once.
    * @param store Where sessions live. Default: a `MemoryStore`.
    * @param options Further session options (`secret`, `cookie`, timeouts...).

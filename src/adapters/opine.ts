@@ -118,6 +118,8 @@ export class OpineSession {
   readonly manager: SessionManager;
 
   /**
+   * Mounts the session middleware on `app`.
+   *
    * @param app The Opine application; the middleware is mounted on it at once.
    * @param options Session options (`secret`, `cookie`, timeouts...).
    * @param store Where sessions live. Default: `options.store`, else a `MemoryStore`.

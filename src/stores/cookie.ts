@@ -136,17 +136,29 @@ export class CookieStore implements Store, SealingStore {
     return new Sealer(this.#keys, this.#purpose ?? cookieName, this.#isRevoked);
   }
 
-  /** @throws {TypeError} always: the record is in the cookie, and the core never asks. */
+  /**
+   * Not used: a `CookieStore` keeps no record on the server.
+   *
+   * @throws {TypeError} always: the record is in the cookie, and the core never asks.
+   */
   get(_key: string): SessionRecord | undefined {
     throw notAStore();
   }
 
-  /** @throws {TypeError} always: the record is in the cookie, and the core never asks. */
+  /**
+   * Not used: a `CookieStore` keeps no record on the server.
+   *
+   * @throws {TypeError} always: the record is in the cookie, and the core never asks.
+   */
   set(): WriteResult {
     throw notAStore();
   }
 
-  /** @throws {TypeError} always: the record is in the cookie, and the core never asks. */
+  /**
+   * Not used: a `CookieStore` keeps no record on the server.
+   *
+   * @throws {TypeError} always: the record is in the cookie, and the core never asks.
+   */
   delete(_key: string): void {
     throw notAStore();
   }

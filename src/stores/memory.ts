@@ -146,7 +146,12 @@ export class MemoryStore implements Store {
   /** The clock the app gave the store, if any (see `storeTime`). */
   #clock: (() => number) | undefined;
 
-  /** @param options Size bound and clock. */
+  /**
+   * An empty store.
+   *
+   * @param options Size bound and clock.
+   * @throws {TypeError} naming the option, when an option is invalid.
+   */
   constructor(options: MemoryStoreOptions = {}) {
     const maxEntries = options.maxEntries ?? 100_000;
     if (!Number.isInteger(maxEntries) || maxEntries < 1) {

@@ -679,7 +679,12 @@ function transportFor(options: RedisStoreOptions, timeoutMs: number, keyPrefix: 
 export class RedisStore extends RedisSessionStore {
   #transport: NodeRedisTransport;
 
-  /** @param options Connection (one server or `cluster`), key prefix, or an existing client. */
+  /**
+   * A store over node-redis; call `init()` before the first request.
+   *
+   * @param options Connection (one server or `cluster`), key prefix, or an existing client.
+   * @throws {TypeError} naming the option, when an option is invalid.
+   */
   constructor(options: RedisStoreOptions = {}) {
     const common = checkCommonOptions(STORE, options ?? {});
     const transport = transportFor(options, common.timeoutMs, common.keyPrefix);

@@ -114,7 +114,12 @@ function base64(text: string): string {
  * ```
  */
 export class WebdisStore extends RedisSessionStore {
-  /** @param options The Webdis URL, key prefix, fetch function, headers and timeout. */
+  /**
+   * A store over Webdis; usable at once (nothing to connect).
+   *
+   * @param options The Webdis URL, key prefix, fetch function, headers and timeout.
+   * @throws {TypeError} naming the option, when an option is invalid.
+   */
   constructor(options: WebdisStoreOptions) {
     if (typeof options !== "object" || options === null) throw invalid("url", "is required");
     const common = checkCommonOptions("WebdisStore", options);

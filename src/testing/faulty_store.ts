@@ -52,7 +52,11 @@ export class FaultyStore implements Store {
   /** The wrapped store's `groupsUserSessions`. */
   readonly groupsUserSessions?: boolean;
 
-  /** @param inner The real store to wrap. */
+  /**
+   * Wraps `inner`; no fault is armed until one is asked for.
+   *
+   * @param inner The real store to wrap.
+   */
   constructor(inner: Store) {
     this.inner = inner;
     if (typeof inner.listByUser === "function") {
