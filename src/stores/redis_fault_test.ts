@@ -5,14 +5,14 @@
 //   other clients (see `withOwnWebdis`). No read may ever see another session's record.
 // - A write answered 503 while writes are paused must not be applied when the pause ends.
 import { after, test } from "node:test";
-import { createServer, request as httpRequest } from "node:http";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { request as httpRequest } from "node:http";
+import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import assert from "node:assert/strict";
 import { RedisStore } from "./redis.ts";
 import { WebdisStore } from "./webdis.ts";
 import { ServerClock } from "./_redis_scripts.ts";
-import { redisCommand, reportUnavailable, startRedis, startWebdis } from "./_test_servers.ts";
+import { faultServer, redisCommand, reportUnavailable, startRedis, startWebdis } from "./_test_servers.ts";
 import type { TestServer } from "./_test_servers.ts";
 import { SessionManager } from "../core.ts";
 import { SessionStoreError } from "../errors.ts";
@@ -215,7 +215,7 @@ async function outOfStepProxy(
   const target = new URL(webdisUrl);
   let outOfStep: Socket | undefined;
   let owed: Answer = { status: 200, body: Buffer.from(JSON.stringify(stale)) };
-  const server = createServer((request: IncomingMessage, response: ServerResponse) => {
+  return await faultServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on("data", (chunk: Buffer) => chunks.push(chunk));
     request.on("end", async () => {
@@ -232,15 +232,6 @@ async function outOfStepProxy(
       response.end(sent.body);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${port}/`,
-    close: () => {
-      server.closeAllConnections();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
 }
 
 let servers: { redis: TestServer; webdis: TestServer } | undefined;

@@ -1,11 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { encodeWebdisArgument, WebdisStore } from "./webdis.ts";
 import { RedisStore } from "./redis.ts";
 import {
   dumpRedis,
+  faultServer,
   freePort,
   type MonitoredCommand,
   plantCorruptHash,
@@ -25,22 +25,6 @@ import { userRedisKeys } from "./_redis_store.ts";
 
 const create = (data: Record<string, unknown>, lifetimeMs?: number) => createWrite(data, { lifetimeMs });
 const update = (set: Record<string, unknown>) => updateWrite({}, { set });
-
-/** A tiny HTTP server that answers every request with `handler`, to inject faults Webdis itself never makes. */
-async function faultServer(handler: (request: IncomingMessage, response: ServerResponse) => void) {
-  const server = createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  const port = typeof address === "object" && address !== null ? address.port : 0;
-  return {
-    url: `http://127.0.0.1:${port}/`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 /** Every store operation (the list script's too), each expected to reject with a message matching `pattern`. */
 async function allReject(store: WebdisStore, pattern: RegExp) {
