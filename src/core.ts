@@ -144,7 +144,10 @@ export interface SessionOptions {
   storeTimeout?: number;
   /** The clock, in milliseconds since the epoch. Default `Date.now`. Inject one in tests. */
   now?: () => number;
-  /** Called for every {@linkcode SecurityEvent}. Errors it throws are ignored. */
+  /**
+   * Called for every {@linkcode SecurityEvent}. Errors it throws, and the
+   * rejection of the promise an async hook returns, are ignored.
+   */
   onSecurityEvent?: (event: SecurityEvent) => void;
   /**
    * The most live sessions one user may have at once (`Session.logIn()`), a
@@ -186,7 +189,10 @@ export interface RequestFacts {
 export interface ResponseFacts {
   /** The handler threw, rejected, or passed an error on (`next(err)`, Hono's `c.error`). */
   threw?: boolean;
-  /** The response's HTTP status, when it is known. */
+  /**
+   * The response's HTTP status, when it is known. 500 or more, or 0 (a
+   * network error: `Response.error()`), is a failed request.
+   */
   status?: number;
 }
 
@@ -385,12 +391,18 @@ function shape(value: unknown): string {
 
 /**
  * Whether a request failed, from what its adapter reports: the handler threw
- * (or passed an error on), or the response is a server error (5xx). The one
- * rule for every framework; docs/adapters.md states it.
+ * (or passed an error on), or the response is a server error (5xx) or a
+ * network error (status 0, `Response.error()`). The one rule for every
+ * framework; docs/adapters.md states it.
  */
 function failed(response: ResponseFacts | undefined): boolean {
-  return response !== undefined && (response.threw === true || (response.status ?? 0) >= 500);
+  if (response === undefined) return false;
+  const status = response.status;
+  return response.threw === true || status === 0 || (status !== undefined && status >= 500);
 }
+
+/** Drops a rejection on purpose (an async security-event hook's). */
+function ignore(): void {}
 
 /**
  * Loads and commits sessions. Build one per app (it validates every option
@@ -1250,7 +1262,12 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     const hook = this.#onSecurityEvent;
     if (!hook) return;
     try {
-      hook(key === undefined ? { type } : { type, idHash: key });
+      const result: unknown = hook(key === undefined ? { type } : { type, idHash: key });
+      // An async logger's rejection is dropped too: left unhandled, it would end the process (Node and Deno
+      // do on an unhandled rejection), and any client can trigger the event with a malformed cookie.
+      if (isPromiseLike(result as MaybePromise<unknown>)) {
+        (result as Promise<unknown>).then(undefined, ignore);
+      }
     } catch {
       // A failing logger must not break the request.
     }

@@ -339,3 +339,33 @@ test("the 4096-byte budget: a cookie value filling it is looked at, one byte mor
   );
   new SessionManager({ secret: SECRET, cookie: { name: "n".repeat(4096 - 76) } });
 });
+
+test("security: an async onSecurityEvent hook that rejects is ignored, never an unhandled rejection", async () => {
+  // Any client can raise an event (a malformed or forged cookie); an async logger whose service is down
+  // rejected, unhandled, and an unhandled rejection ends a Node or Deno process.
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on("unhandledRejection", onUnhandled);
+  try {
+    const seen: string[] = [];
+    const manager = new SessionManager({
+      store: new MemoryStore(),
+      secret: SECRET,
+      onSecurityEvent: async (event) => {
+        seen.push(event.type);
+        await Promise.resolve();
+        throw new Error(`log service down (${event.type})`);
+      },
+    });
+    const forged = new SignedToken(["another-secret-0123456789abcdefghijkl"]).write(generateId());
+    for (const cookie of ["sid=garbage", `sid=${forged}`]) {
+      const session = await manager.load({ cookie, https: false });
+      assert.equal(session.isNew, true);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(seen, ["malformed-cookie", "bad-signature"]);
+    assert.deepEqual(unhandled, []);
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
+  }
+});

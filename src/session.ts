@@ -720,7 +720,10 @@ export class Session<T extends SessionData = Record<string, any>> {
 /**
  * `run`, or, with a Node-style callback, `run` reported to the callback (and a
  * promise that never rejects, so an app that only passes a callback never
- * sees an unhandled rejection).
+ * sees an unhandled rejection). An error the callback itself throws is the
+ * app's: it is thrown again outside the promise, as an uncaught exception,
+ * which is what express-session's callbacks (called from the store's own
+ * callbacks) do.
  */
 function withCallback(run: Promise<void>, callback: SessionCallback | undefined): Promise<void> {
   if (callback === undefined) return run;
@@ -728,7 +731,14 @@ function withCallback(run: Promise<void>, callback: SessionCallback | undefined)
     run.catch(() => {});
     throw new TypeError("Invalid session callback: expected a function");
   }
-  return run.then(() => callback(), (error) => callback(error));
+  return run.then(() => callback(), (error) => callback(error)).then(undefined, throwUncaught);
+}
+
+/** Throws `error` from a task of its own: an uncaught exception, not a rejection. */
+function throwUncaught(error: unknown): void {
+  queueMicrotask(() => {
+    throw error;
+  });
 }
 
 /** The core's view of a session. Internal: not exported from the package. */

@@ -5,6 +5,8 @@ import type { SessionOptions } from "../core.ts";
 import type { Store } from "../store.ts";
 import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
 import type { SuiteFrameworkOptions } from "../testing/adapter_suite.ts";
+import { serveNodeHandler } from "../testing/node_server.ts";
+import { MemoryStore } from "../stores/memory.ts";
 
 function createApp(options: SessionOptions, framework?: SuiteFrameworkOptions) {
   const handler = session(options)(async (request, current) => {
@@ -35,6 +37,39 @@ function createApp(options: SessionOptions, framework?: SuiteFrameworkOptions) {
 }
 
 adapterConformanceSuite(test, { name: "fetch", createApp, answersSessionErrors: true });
+
+test("fetch: a proxied fetch() response (immutable headers) with its own Set-Cookie keeps it and gets the session's", async () => {
+  const upstream = await serveNodeHandler((_req, res) => {
+    res.setHeader("set-cookie", ["up=1; Path=/", "up2=2; Path=/"]);
+    res.end("upstream");
+  });
+  try {
+    const handler = session({ secret: "a-secret-of-at-least-32-bytes-long!" })(async (_request, current) => {
+      current.set("user", "ada");
+      return await fetch(upstream.origin + "/");
+    });
+    const response = await handler(new Request("http://localhost/"));
+    assert.equal(await response.text(), "upstream");
+    const cookies = response.headers.getSetCookie();
+    assert.deepEqual(cookies.filter((c) => c.startsWith("up")), ["up=1; Path=/", "up2=2; Path=/"]);
+    assert.equal(cookies.filter((c) => c.startsWith("sid=")).length, 1, cookies.join(" | "));
+  } finally {
+    await upstream.close();
+  }
+});
+
+test("fetch: a handler returning Response.error() gets it back, saves nothing and gets no cookie", async () => {
+  // Response.error() has status 0 and immutable headers: copying it to add a cookie threw a RangeError.
+  const store = new MemoryStore();
+  const handler = session({ store, secret: "a-secret-of-at-least-32-bytes-long!" })((_request, current) => {
+    current.set("user", "ada");
+    return Response.error();
+  });
+  const response = await handler(new Request("http://localhost/"));
+  assert.equal(response.type, "error");
+  assert.equal(response.headers.getSetCookie().length, 0);
+  assert.equal(store.size, 0);
+});
 
 test("fetch: extra handler arguments pass through", async () => {
   const handler = session()((_request, current, info: { remote: string }) => {

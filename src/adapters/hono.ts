@@ -4,11 +4,11 @@
  * @module
  */
 
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { SessionManager } from "../core.ts";
 import type { SessionOptions } from "../core.ts";
 import type { Session, SessionData } from "../session.ts";
-import { requestFacts, withSetCookie } from "./_response.ts";
+import { requestFacts } from "./_response.ts";
 import { commitNow, isPromiseLike, loadNow } from "../_lifecycle.ts";
 
 export { SessionManager } from "../core.ts";
@@ -86,10 +86,24 @@ export function session<T extends SessionData = Record<string, any>>(
     // When a handler threw, Hono has already answered through `onError` and set `c.error`.
     const committed = commitNow(manager, current, { threw: c.error !== undefined, status: c.res.status });
     const setCookie = isPromiseLike(committed) ? await committed : committed;
-    if (setCookie) {
-      const response = withSetCookie(c.res, setCookie);
-      // Assigning c.res makes Hono copy the response and merge headers: only do it for a replaced response.
-      if (response !== c.res) c.res = response;
-    }
+    if (setCookie) appendSetCookie(c, setCookie);
   };
+}
+
+/**
+ * Appends the session's `Set-Cookie` to Hono's response. A response with
+ * immutable headers (`Response.redirect()`, a proxied `fetch()` response)
+ * is replaced by a copy first, and the cookie goes on what Hono then holds:
+ * Hono's `c.res` setter copies the new response and puts the old one's
+ * `Set-Cookie` headers in place of the new one's, so a cookie appended
+ * before the assignment would be dropped whenever the old response had a
+ * `Set-Cookie` of its own.
+ */
+function appendSetCookie(c: Context, setCookie: string): void {
+  try {
+    c.res.headers.append("set-cookie", setCookie);
+  } catch {
+    c.res = new Response(c.res.body, c.res);
+    c.res.headers.append("set-cookie", setCookie);
+  }
 }
