@@ -112,7 +112,7 @@ export interface CookieOptions {
 }
 
 /** Every `CookieOptions` name. */
-const COOKIE_OPTION_NAMES: readonly string[] = [
+export const COOKIE_OPTION_NAMES: readonly string[] = [
   "name",
   "path",
   "domain",

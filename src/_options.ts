@@ -66,3 +66,21 @@ export function rejectUnknownOptions(
     throw new TypeError(`Unknown session option "${prefix}${name}": ${detail}`);
   }
 }
+
+/**
+ * A rotation list (`secret: [newSecret, oldSecret]`, `keys: [newKey, oldKey]`) without its unset entries.
+ * An entry after the first may be `undefined`: an old secret whose environment variable is not set has
+ * nothing to rotate from, and is left out. The first signs (or seals), so an unset first entry is refused,
+ * fail closed, through `error` (which names the option).
+ */
+export function withoutUnsetEntries<T>(
+  list: readonly (T | undefined)[],
+  error: (detail: string) => Error,
+): T[] {
+  if (list.length > 0 && list[0] === undefined) {
+    throw error(
+      "its first entry is undefined (an unset environment variable?); the first signs, so it must be set",
+    );
+  }
+  return list.filter((entry): entry is T => entry !== undefined);
+}

@@ -20,6 +20,7 @@ import { decodeBase64Url, encodeBase64Url } from "./_base64url.ts";
 import { isWellFormedId, storageKey } from "./_crypto.ts";
 import type { Presented } from "./_crypto.ts";
 import { isSessionRecord } from "./store.ts";
+import { withoutUnsetEntries } from "./_options.ts";
 import type { SessionRecord } from "./store.ts";
 
 /** The format's version byte, the first byte of every sealed value. */
@@ -308,8 +309,13 @@ export function readKeys(keys: unknown, option: string): Uint8Array<ArrayBuffer>
       `Invalid ${option} option "keys": must be a non-empty list of keys (strings or Uint8Arrays) of at least ` +
         `${MIN_KEY_BYTES} random bytes each, the first sealing and all opening`,
     );
-  if (!Array.isArray(keys) || keys.length === 0) throw bad();
-  return keys.map((key) => {
+  if (!Array.isArray(keys)) throw bad();
+  const present = withoutUnsetEntries<unknown>(
+    keys,
+    (detail) => new TypeError(`Invalid ${option} option "keys": ${detail}`),
+  );
+  if (present.length === 0) throw bad();
+  return present.map((key) => {
     const bytes = typeof key === "string"
       ? encoder.encode(key)
       : key instanceof Uint8Array

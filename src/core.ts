@@ -24,7 +24,7 @@ import {
   userKey,
 } from "./_crypto.ts";
 import { isPromiseLike, registerCommitNow, registerLoadNow } from "./_lifecycle.ts";
-import { rejectUnknownOptions } from "./_options.ts";
+import { rejectUnknownOptions, withoutUnsetEntries } from "./_options.ts";
 import type { CookieToken, Presented } from "./_crypto.ts";
 import { SEALING } from "./_seal.ts";
 import type { Opened, Sealer, SealingStore } from "./_seal.ts";
@@ -110,9 +110,12 @@ export interface SessionOptions {
    * With a list, the first signs and all verify, so secrets can be rotated:
    * a cookie signed with an older secret is re-signed with the first.
    * Without a secret ids are not signed (still random, format-checked and
-   * looked up strictly); a warning says so once.
+   * looked up strictly); a warning says so once. In a list, an entry after
+   * the first may be `undefined` (an old secret's environment variable not
+   * set) and is left out; an undefined first entry, or `secret: undefined`,
+   * is refused.
    */
-  secret?: string | string[];
+  secret?: string | readonly (string | undefined)[];
   /** Cookie attributes. Defaults: `sid`, `Path=/`, `HttpOnly`, `SameSite=Lax`, `Secure` on https. */
   cookie?: CookieOptions;
   /**
@@ -217,6 +220,7 @@ const OPTION_HINTS: Readonly<Record<string, string>> = {
     "session.setLifetime(seconds)",
   ttl: 'use "idleTimeout" (seconds)',
   name: 'the cookie name is "cookie.name"',
+  key: 'the cookie name is "cookie.name"',
   keys: 'use "secret" (a string or a list of strings)',
   proxy: 'use "trustProxy"',
   rolling: 'sessions slide by themselves ("idleTimeout"); session.touch() slides one now',
@@ -248,10 +252,14 @@ function readTimeout(
 
 function readSecrets(secret: unknown): string[] | undefined {
   if (secret === undefined) return undefined;
-  const secrets = typeof secret === "string" ? [secret] : secret;
-  if (!Array.isArray(secrets) || secrets.length === 0) {
+  if (!Array.isArray(secret) && typeof secret !== "string") {
     throw optionError("secret", "must be a string or a non-empty list of strings");
   }
+  const secrets = typeof secret === "string" ? [secret] : withoutUnsetEntries<unknown>(
+    secret,
+    (detail) => optionError("secret", detail),
+  );
+  if (secrets.length === 0) throw optionError("secret", "must be a string or a non-empty list of strings");
   const encoder = new TextEncoder();
   for (const item of secrets) {
     if (typeof item !== "string") {
@@ -264,7 +272,7 @@ function readSecrets(secret: unknown): string[] | undefined {
       );
     }
   }
-  return secrets;
+  return secrets as string[];
 }
 
 /**

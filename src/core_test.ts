@@ -32,6 +32,11 @@ test("construction errors name the option", () => {
     [{ secret: "too short" }, /"secret": each secret must be at least 32 bytes/],
     [{ secret: [SECRET, "short"] }, /"secret"/],
     [{ secret: 42 as unknown as string }, /"secret"/],
+    [
+      { secret: [undefined, SECRET] },
+      /"secret": its first entry is undefined \(an unset environment variable\?\)/,
+    ],
+    [{ secret: [undefined] }, /"secret": its first entry is undefined/],
     [{ idleTimeout: -1 }, /"idleTimeout"/],
     [{ absoluteTimeout: Number.NaN }, /"absoluteTimeout"/],
     [{ storeTimeout: 0 }, /"storeTimeout"/],
@@ -72,6 +77,7 @@ test("unknown option names are refused with the nearest known name, or a hint fo
     ],
     [{ cookie: { samesite: "Lax" } }, /did you mean "cookie.sameSite"\?/],
     [{ maxAge: 1000 }, /"maxAge": the session lifetime is "idleTimeout"/],
+    [{ key: "koa.sess" }, /"key": the cookie name is "cookie.name"/],
     [{ zzzzzz: 1 }, /known options are store, secret, cookie/],
   ];
   for (const [options, message] of cases) {
@@ -126,6 +132,22 @@ test("cookie.persistent: false sends browser-session cookies unless a session ch
   const remembered = await manager.load({ cookie: null, https: false });
   remembered.set("a", 1).setLifetime(60);
   assert.match((await manager.commit(remembered))!, /Max-Age=60/);
+});
+
+test("a secret list's unset entries after the first (an old secret not set) are left out", async () => {
+  const store = new MemoryStore();
+  const unsetOld = new SessionManager({ store, secret: [SECRET, undefined] });
+  const plain = new SessionManager({ store, secret: SECRET });
+  assert.equal(unsetOld.signed, true);
+  // The first secret signs: a cookie of either manager opens in the other.
+  for (const [writer, reader] of [[unsetOld, plain], [plain, unsetOld]]) {
+    const session = await writer.load({ cookie: null, https: false });
+    session.set("a", 1);
+    const cookie = (await writer.commit(session))!.split(";")[0];
+    const reopened = await reader.load({ cookie, https: false });
+    assert.equal(reopened.isNew, false);
+    assert.equal(reopened.get("a"), 1);
+  }
 });
 
 test("construction errors never contain the secret", () => {

@@ -23,6 +23,7 @@
  * @module
  */
 
+import { COOKIE_OPTION_NAMES } from "../_cookie.ts";
 import { commitNow } from "../_lifecycle.ts";
 import { rejectUnknownOptions } from "../_options.ts";
 import { PROXY_DATA_KEYS, sessionPropertyHandler } from "../_session_proxy.ts";
@@ -146,6 +147,12 @@ const EXPRESS_OPTION_NAMES = [
 
 const DAY_MS = 86_400_000;
 
+/** The cookie options express-session users may give: this library's, and express-session's `maxAge`. */
+const EXPRESS_COOKIE_OPTION_NAMES = [...COOKIE_OPTION_NAMES, "maxAge"];
+const EXPRESS_COOKIE_HINTS: Readonly<Record<string, string>> = {
+  expires: 'use "cookie.maxAge" (milliseconds), as express-session advises too',
+};
+
 /**
  * Turns express-session options into `SessionOptions`, refusing what cannot
  * be honoured with an error that says what to use instead.
@@ -185,6 +192,9 @@ function toSessionOptions(options: ExpressSessionOptions): { options: SessionOpt
       throw new TypeError('Invalid session options: give "trustProxy" or "proxy", not both');
     }
     mapped.trustProxy = proxy;
+  }
+  if (typeof cookie === "object" && cookie !== null) {
+    rejectUnknownOptions(cookie, EXPRESS_COOKIE_OPTION_NAMES, "cookie.", EXPRESS_COOKIE_HINTS);
   }
   const { maxAge, sameSite, ...attributes } = cookie ?? {};
   const cookieOptions: CookieOptions = { ...attributes, name: name ?? attributes.name ?? "connect.sid" };

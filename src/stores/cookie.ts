@@ -20,9 +20,11 @@ export interface CookieStoreOptions {
    * opens, so keys rotate without logging anyone out: put the new key first
    * and keep the old one second until the longest session has expired. A
    * cookie opened with an older key is sealed anew with the first on that
-   * request.
+   * request. An entry after the first may be `undefined` (an old key's
+   * environment variable not set) and is left out; an undefined first entry
+   * is refused.
    */
-  keys: readonly (string | Uint8Array)[];
+  keys: readonly (string | Uint8Array | undefined)[];
   /**
    * The purpose bound into every sealed value as additional authenticated
    * data. Default: the cookie name, so a value sealed for one cookie (or one

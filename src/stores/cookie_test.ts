@@ -128,6 +128,8 @@ test("CookieStore: options are checked, naming the option", () => {
     [{ keys: [KEY, "short"] }, /"keys"/],
     [{ keys: [new Uint8Array(31)] }, /"keys"/],
     [{ keys: [42] }, /"keys"/],
+    [{ keys: [undefined, KEY] }, /"keys": its first entry is undefined \(an unset environment variable\?\)/],
+    [{ keys: [undefined] }, /"keys": its first entry is undefined/],
     [{ keys: [KEY], purpose: "" }, /"purpose"/],
     [{ keys: [KEY], isRevoked: true }, /"isRevoked"/],
   ];
@@ -135,6 +137,8 @@ test("CookieStore: options are checked, naming the option", () => {
     assert.throws(() => new CookieStore(options as never), message, JSON.stringify(options));
   }
   assert.doesNotThrow(() => new CookieStore({ keys: [new Uint8Array(32), KEY] }));
+  // An old key whose environment variable is not set: nothing to rotate from, left out.
+  assert.doesNotThrow(() => new CookieStore({ keys: [KEY, undefined] }));
   assert.throws(
     () => new SessionManager({ store: new CookieStore({ keys: [KEY] }), secret: KEY }),
     /"secret": is not used with a CookieStore/,
