@@ -627,7 +627,8 @@ export class Session<T extends SessionData = Record<string, any>> {
    * @throws {SessionStoreError} (rejects) when the store fails to delete the old record.
    * @throws {SessionConflictError} (rejects; the promise form) when another request ended the session
    * (logout, `revoke()`, `logOutEverywhere()`) or it expired while this one ran: the session is then
-   * forgotten (logged out), never brought back under a new id. The check reads the record once more.
+   * forgotten (logged out), never brought back under a new id. The check reads the record once more
+   * (so an end that lands between that read and the delete is not seen: docs/lifecycle.md).
    */
   regenerate(callback?: SessionCallback): Promise<void> {
     const state = this.#state;
