@@ -25,19 +25,20 @@ function distance(a: string, b: string): number {
 
 /**
  * The known name nearest to `name`, if one is near enough to be a typo of it
- * (at most a third of its letters differ).
+ * (at most a third of the letters of the longer of the two differ: `maxEntry` is near `maxEntries`).
  */
 export function nearestName(name: string, known: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const candidate of known) {
     const d = distance(name, candidate);
-    if (d < bestDistance) {
+    const near = d <= Math.max(1, Math.floor(Math.max(name.length, candidate.length) / 3));
+    if (near && d < bestDistance) {
       best = candidate;
       bestDistance = d;
     }
   }
-  return bestDistance <= Math.max(1, Math.floor(name.length / 3)) ? best : undefined;
+  return best;
 }
 
 /**
@@ -48,12 +49,14 @@ export function nearestName(name: string, known: readonly string[]): string | un
  * @param known The accepted names.
  * @param prefix Prepended to names in the message (`"cookie."` for nested options).
  * @param hints What to say for names that users bring from elsewhere, by name.
+ * @param owner Whose options they are, in the message: `Unknown <owner> option "..."`.
  */
 export function rejectUnknownOptions(
   options: object,
   known: readonly string[],
   prefix = "",
   hints: Readonly<Record<string, string>> = {},
+  owner = "session",
 ): void {
   for (const name of Object.keys(options)) {
     if (known.includes(name)) continue;
@@ -63,8 +66,27 @@ export function rejectUnknownOptions(
       (nearest === undefined
         ? `known options are ${known.map((k) => prefix + k).join(", ")}`
         : `did you mean "${prefix}${nearest}"?`);
-    throw new TypeError(`Unknown session option "${prefix}${name}": ${detail}`);
+    throw new TypeError(`Unknown ${owner} option "${prefix}${name}": ${detail}`);
   }
+}
+
+/**
+ * {@linkcode rejectUnknownOptions} for the options of the store `store`, when they are a plain object (a literal,
+ * `Object.create(null)`, JSON): anything else (say, a driver's client passed where the options go) is left to
+ * the store's own checks, as before names were checked.
+ */
+export function rejectUnknownStoreOptions(
+  store: string,
+  options: unknown,
+  known: readonly string[],
+  hints: Readonly<Record<string, string>> = {},
+  prefix = "",
+): void {
+  if (typeof options !== "object" || options === null) return;
+  const proto = Object.getPrototypeOf(options);
+  // Object.prototype of any realm (a vm context's, another frame's) has no prototype of its own.
+  if (proto !== null && Object.getPrototypeOf(proto) !== null) return;
+  rejectUnknownOptions(options, known, prefix, hints, store);
 }
 
 /**

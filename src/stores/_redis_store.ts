@@ -181,6 +181,11 @@ export interface RedisStoreCommonOptions {
   now?: () => number;
 }
 
+/** What an unknown option name of a Redis store says when it is a 2.x name. */
+export const COMMON_OPTION_HINTS: Readonly<Record<string, string>> = {
+  timeout: 'renamed "timeoutMs" (milliseconds)',
+};
+
 /** Validated {@linkcode RedisStoreCommonOptions}. */
 export interface CheckedCommonOptions {
   keyPrefix: string;
@@ -201,7 +206,6 @@ export function checkCommonOptions(store: string, options: RedisStoreCommonOptio
   if (options.now !== undefined && typeof options.now !== "function") {
     throw optionError(store, "now", "must be a function");
   }
-  if ("timeout" in options) throw optionError(store, "timeout", 'renamed "timeoutMs" (milliseconds)');
   const timeoutMs = options.timeoutMs ?? 5000;
   if (typeof timeoutMs !== "number" || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
     throw optionError(store, "timeoutMs", "must be a positive number of milliseconds");

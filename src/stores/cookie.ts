@@ -5,6 +5,7 @@
  * @module
  */
 
+import { rejectUnknownStoreOptions } from "../_options.ts";
 import { readKeys, Sealer, SEALING } from "../_seal.ts";
 import type { RevocationHook, SealingStore } from "../_seal.ts";
 import type { SessionRecord, Store, WriteResult } from "../store.ts";
@@ -42,6 +43,14 @@ export interface CookieStoreOptions {
    */
   isRevoked?: RevocationHook;
 }
+
+/** Every {@linkcode CookieStoreOptions} name (the type checker keeps the list complete): others are refused. */
+const OPTION_NAMES = Object.keys(
+  { keys: true, purpose: true, isRevoked: true } satisfies Record<keyof CookieStoreOptions, true>,
+);
+const USE_KEYS = 'use "keys": a list of keys of 32 bytes or more; the first seals, every key opens';
+/** The key's name in iron-session (`password`), @hono/session (`secret`) and oak_sessions (`encryptionKey`). */
+const OPTION_HINTS = { password: USE_KEYS, secret: USE_KEYS, encryptionKey: USE_KEYS };
 
 /**
  * Keeps each session in its own cookie, sealed: nothing is stored on the
@@ -115,12 +124,13 @@ export class CookieStore implements Store, SealingStore {
   /**
    * Validates `options`.
    *
-   * @throws {TypeError} naming the first bad option.
+   * @throws {TypeError} naming the first bad or unknown option.
    */
   constructor(options: CookieStoreOptions) {
     if (typeof options !== "object" || options === null) {
       throw new TypeError('Invalid CookieStore options: expected an object with "keys"');
     }
+    rejectUnknownStoreOptions("CookieStore", options, OPTION_NAMES, OPTION_HINTS);
     this.#keys = readKeys(options.keys, "CookieStore");
     const purpose = options.purpose;
     if (purpose !== undefined && (typeof purpose !== "string" || purpose.length === 0)) {

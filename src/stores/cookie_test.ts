@@ -145,6 +145,23 @@ test("CookieStore: options are checked, naming the option", () => {
   );
 });
 
+test("CookieStore: unknown option names are refused, with the nearest known name, a hint, or the known ones", () => {
+  const cases: [unknown, string][] = [
+    [{ keys: [KEY], purpse: "app" }, 'Unknown CookieStore option "purpse": did you mean "purpose"?'],
+    [
+      { keys: [KEY], ttl: 3600 },
+      'Unknown CookieStore option "ttl": known options are keys, purpose, isRevoked',
+    ],
+    [
+      { password: KEY },
+      'Unknown CookieStore option "password": use "keys": a list of keys of 32 bytes or more; the first seals, every key opens',
+    ],
+  ];
+  for (const [options, message] of cases) {
+    assert.throws(() => new CookieStore(options as never), { name: "TypeError", message });
+  }
+});
+
 test("CookieStore: keeps nothing itself; its store methods throw a clear TypeError", () => {
   const store = new CookieStore({ keys: [KEY] });
   assert.throws(() => store.get("s1_x"), /keeps nothing on the server/);

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { rejectUnknownStoreOptions } from "../_options.ts";
 import {
   applyChange,
   CorruptRecordError,
@@ -119,6 +120,18 @@ export interface DenoKvStoreOptions {
    */
   now?: () => number;
 }
+
+/** Every {@linkcode DenoKvStoreOptions} name (the type checker keeps the list complete): others are refused. */
+const OPTION_NAMES = Object.keys(
+  {
+    path: true,
+    kv: true,
+    keyPrefix: true,
+    maxAttempts: true,
+    busyTimeoutMs: true,
+    now: true,
+  } satisfies Record<keyof DenoKvStoreOptions, true>,
+);
 
 /** Bytes of one KV value: Deno KV refuses larger values. */
 export const KV_VALUE_BYTES = 65_536;
@@ -364,9 +377,10 @@ export class DenoKvStore implements Store {
    * Checks the options. The database opens on first use or in `init()`.
    *
    * @param options `path` or `kv`, the key prefix, retries and clock.
-   * @throws {TypeError} When an option is invalid.
+   * @throws {TypeError} When an option is invalid or unknown.
    */
   constructor(options: DenoKvStoreOptions = {}) {
+    rejectUnknownStoreOptions("DenoKvStore", options, OPTION_NAMES);
     const { path, kv } = options;
     if (path !== undefined && kv !== undefined) {
       throw new TypeError('Invalid DenoKvStore options: pass "path" or "kv", not both');

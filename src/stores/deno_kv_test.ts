@@ -205,6 +205,18 @@ test("DenoKvStore: invalid options are TypeErrors naming the option", () => {
   assert.throws(() => new DenoKvStore({ kv, now: 5 as unknown as () => number }), /"now"/);
 });
 
+test("DenoKvStore: unknown option names are refused before anything opens, with the nearest known name or the known ones", () => {
+  assert.throws(() => new DenoKvStore({ path: ":memory:", maxAttempt: 5 } as never), {
+    name: "TypeError",
+    message: 'Unknown DenoKvStore option "maxAttempt": did you mean "maxAttempts"?',
+  });
+  assert.throws(() => new DenoKvStore({ path: ":memory:", expireIn: 60_000 } as never), {
+    name: "TypeError",
+    message:
+      'Unknown DenoKvStore option "expireIn": known options are path, kv, keyPrefix, maxAttempts, busyTimeoutMs, now',
+  });
+});
+
 test("DenoKvStore: a small record is one KV value: its JSON in UTF-8 under [...keyPrefix, key, 0]", async () => {
   const store = new TempKvStore({ keyPrefix: ["app", "sess"] });
   try {

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { rejectUnknownStoreOptions } from "../_options.ts";
 import { applyChange, setOwn, storeTime } from "../store.ts";
 import type {
   SessionMeta,
@@ -31,6 +32,11 @@ export interface MemoryStoreOptions {
    */
   now?: () => number;
 }
+
+/** Every {@linkcode MemoryStoreOptions} name (the type checker keeps the list complete): others are refused. */
+const OPTION_NAMES = Object.keys(
+  { maxEntries: true, now: true } satisfies Record<keyof MemoryStoreOptions, true>,
+);
 
 /**
  * An object or array value, kept as JSON text: every read parses a fresh copy, so requests never share an
@@ -150,9 +156,10 @@ export class MemoryStore implements Store {
    * An empty store.
    *
    * @param options Size bound and clock.
-   * @throws {TypeError} naming the option, when an option is invalid.
+   * @throws {TypeError} naming the option, when an option is invalid or unknown.
    */
   constructor(options: MemoryStoreOptions = {}) {
+    rejectUnknownStoreOptions("MemoryStore", options, OPTION_NAMES);
     const maxEntries = options.maxEntries ?? 100_000;
     if (!Number.isInteger(maxEntries) || maxEntries < 1) {
       throw new TypeError('Invalid MemoryStore option "maxEntries": must be a positive integer');

@@ -127,3 +127,15 @@ test("MemoryStore: memory stays bounded by the sessions held, whatever was evict
 test("MemoryStore: rejects a bad maxEntries naming the option", () => {
   assert.throws(() => new MemoryStore({ maxEntries: 0 }), /"maxEntries"/);
 });
+
+test("MemoryStore: unknown option names are refused, with the nearest known name or the known ones", () => {
+  assert.throws(() => new MemoryStore({ maxEntry: 10 } as never), {
+    name: "TypeError",
+    message: 'Unknown MemoryStore option "maxEntry": did you mean "maxEntries"?',
+  });
+  assert.throws(() => new MemoryStore({ foo: 1 } as never), {
+    name: "TypeError",
+    message: 'Unknown MemoryStore option "foo": known options are maxEntries, now',
+  });
+  new MemoryStore({ maxEntries: 10, now: Date.now });
+});

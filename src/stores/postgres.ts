@@ -9,6 +9,7 @@
  * @module
  */
 
+import { rejectUnknownStoreOptions } from "../_options.ts";
 import { CorruptRecordError, setOwn, storedRecord, storeTime } from "../store.ts";
 import type {
   SessionMeta,
@@ -102,6 +103,21 @@ export interface PostgresStoreOptions {
    */
   now?: () => number;
 }
+
+/** Every {@linkcode PostgresStoreOptions} name (the type checker keeps the list complete): others are refused. */
+const OPTION_NAMES = Object.keys(
+  {
+    url: true,
+    client: true,
+    tableName: true,
+    createTable: true,
+    timeoutMs: true,
+    cleanupIntervalMs: true,
+    now: true,
+  } satisfies Record<keyof PostgresStoreOptions, true>,
+);
+/** The 2.x name of an option in milliseconds. */
+const OPTION_HINTS = { timeout: 'renamed "timeoutMs" (milliseconds)' };
 
 /** A statement's answer: rows as arrays of values in the SELECT's order, and the number of rows written. */
 interface Answer {
@@ -352,9 +368,10 @@ export class PostgresStore implements Store {
    * or the first call.
    *
    * @param options `url` or `client`, and the table.
-   * @throws {TypeError} When an option is invalid, naming it.
+   * @throws {TypeError} When an option is invalid or unknown, naming it.
    */
   constructor(options: PostgresStoreOptions = {}) {
+    rejectUnknownStoreOptions("PostgresStore", options, OPTION_NAMES, OPTION_HINTS);
     const { url, client } = options;
     if (url !== undefined && client !== undefined) {
       throw new TypeError('Invalid PostgresStore options: pass "url" or "client", not both');
@@ -391,7 +408,6 @@ export class PostgresStore implements Store {
     const createTable = options.createTable ?? true;
     if (typeof createTable !== "boolean") throw invalid("createTable", "must be a boolean");
     this.#createTable = createTable;
-    if ("timeout" in options) throw invalid("timeout", 'renamed "timeoutMs" (milliseconds)');
     const timeoutMs = options.timeoutMs ?? 5_000;
     if (typeof timeoutMs !== "number" || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
       throw invalid("timeoutMs", "must be a positive number of milliseconds");

@@ -25,6 +25,33 @@ const create = (data: Record<string, unknown>, lifetimeMs?: number, flash?: Reco
 const update = (set: Record<string, unknown>) => updateWrite({}, { set });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// Checked in the constructor, which never connects: no PostgreSQL needed.
+test("PostgresStore: unknown option names are refused, with the nearest known name, a hint, or the known ones", async () => {
+  const url = "postgres://127.0.0.1:1/db";
+  const cases: [unknown, string][] = [
+    [
+      { url, tablename: "web_sessions" },
+      'Unknown PostgresStore option "tablename": did you mean "tableName"?',
+    ],
+    [
+      { url, max: 20 },
+      'Unknown PostgresStore option "max": known options are url, client, tableName, createTable, timeoutMs, cleanupIntervalMs, now',
+    ],
+    [{ url, timeout: 100 }, 'Unknown PostgresStore option "timeout": renamed "timeoutMs" (milliseconds)'],
+  ];
+  for (const [options, message] of cases) {
+    assert.throws(() => new PostgresStore(options as never), { name: "TypeError", message });
+  }
+  // A postgres.js sql passed where the options go (oak_sessions' form) is not a plain object: its own
+  // properties are not option names, and the answer stays the one about "url" and "client".
+  const sql = postgres(url, { max: 1 });
+  try {
+    assert.throws(() => new PostgresStore(sql as never), /"url": .*\(or pass "client"\)/);
+  } finally {
+    await sql.end({ timeout: 0 });
+  }
+});
+
 const db = await testDatabase();
 
 if ("unavailable" in db) {

@@ -7,8 +7,10 @@
  * @module
  */
 
+import { rejectUnknownStoreOptions } from "../_options.ts";
 import {
   checkCommonOptions,
+  COMMON_OPTION_HINTS,
   keySlot,
   optionError,
   RedisSessionStore,
@@ -159,6 +161,30 @@ const CONNECTION_OPTIONS = ["host", "port", "url", "username", "password", "db",
 const CLUSTER_CONFLICTS = ["host", "port", "url", "db"] as const;
 const NOT_INITIALISED = "Cannot use RedisStore before init(): call await store.init() first";
 const STORE = "RedisStore";
+/**
+ * Every {@linkcode RedisStoreOptions} name (the type checker keeps the list complete): others are refused.
+ * What `tls` holds goes to the driver unchecked: Node's TLS options.
+ */
+const OPTION_NAMES = Object.keys(
+  {
+    host: true,
+    port: true,
+    url: true,
+    cluster: true,
+    username: true,
+    password: true,
+    db: true,
+    tls: true,
+    keyPrefix: true,
+    client: true,
+    waitForReplicas: true,
+    timeoutMs: true,
+    now: true,
+  } satisfies Record<keyof RedisStoreOptions, true>,
+);
+const CLUSTER_OPTION_NAMES = Object.keys(
+  { rootNodes: true } satisfies Record<keyof RedisClusterOptions, true>,
+);
 
 interface Endpoint {
   host: string;
@@ -215,6 +241,7 @@ function connectionSettings(options: RedisStoreOptions, timeout: number): Connec
   const settings: ConnectionSettings = { host: "127.0.0.1", port: 6379, db: 0, tls: false, timeout };
   if (options.url !== undefined) Object.assign(settings, applyUrl(settings, options.url, "url"));
   if (options.cluster !== undefined) {
+    rejectUnknownStoreOptions(STORE, options.cluster, CLUSTER_OPTION_NAMES, {}, "cluster.");
     const rootNodes = (options.cluster as Partial<RedisClusterOptions> | null)?.rootNodes;
     if (!Array.isArray(rootNodes) || rootNodes.length === 0) {
       throw invalid("cluster", 'needs "rootNodes": a non-empty list of { url } objects');
@@ -683,9 +710,10 @@ export class RedisStore extends RedisSessionStore {
    * A store over node-redis; call `init()` before the first request.
    *
    * @param options Connection (one server or `cluster`), key prefix, or an existing client.
-   * @throws {TypeError} naming the option, when an option is invalid.
+   * @throws {TypeError} naming the option, when an option is invalid or unknown.
    */
   constructor(options: RedisStoreOptions = {}) {
+    rejectUnknownStoreOptions(STORE, options, OPTION_NAMES, COMMON_OPTION_HINTS);
     const common = checkCommonOptions(STORE, options ?? {});
     const transport = transportFor(options, common.timeoutMs, common.keyPrefix);
     super(transport, {

@@ -27,6 +27,44 @@ const create = (data: Record<string, unknown>, lifetimeMs?: number, flash?: Reco
   createWrite(data, { lifetimeMs, flash });
 const update = (set: Record<string, unknown>) => updateWrite({}, { set });
 
+// Checked in the constructor, before any connection: no Redis needed.
+test("RedisStore: unknown option names are refused, with the nearest known name, a hint, or the known ones", () => {
+  const client = { sendCommand: () => Promise.resolve(null) };
+  const cases: [unknown, string][] = [
+    [
+      { host: "127.0.0.1", port: 6379, passwrd: "x" },
+      'Unknown RedisStore option "passwrd": did you mean "password"?',
+    ],
+    [
+      { host: "127.0.0.1", maxRetries: 3 },
+      'Unknown RedisStore option "maxRetries": known options are host, port, url, cluster, username, password, db, tls, keyPrefix, client, waitForReplicas, timeoutMs, now',
+    ],
+    [{ client, timeout: 200 }, 'Unknown RedisStore option "timeout": renamed "timeoutMs" (milliseconds)'],
+    [
+      { cluster: { rootNode: [{ url: "redis://127.0.0.1:7000" }] } },
+      'Unknown RedisStore option "cluster.rootNode": did you mean "cluster.rootNodes"?',
+    ],
+  ];
+  for (const [options, message] of cases) {
+    assert.throws(() => new RedisStore(options as never), { name: "TypeError", message });
+  }
+  // The version 1 form, and every other name, construct (without connecting: that is init()'s work).
+  new RedisStore({ host: "127.0.0.1", port: 6379 });
+  new RedisStore({
+    url: "redis://127.0.0.1:6379/1",
+    username: "u",
+    password: "p",
+    db: 2,
+    tls: { rejectUnauthorized: false },
+    keyPrefix: "s_",
+    waitForReplicas: 0,
+    timeoutMs: 100,
+    now: Date.now,
+  });
+  new RedisStore({ cluster: { rootNodes: [{ url: "redis://127.0.0.1:7000" }] } });
+  new RedisStore({ client });
+});
+
 const servers = await testServers();
 
 if (servers.unavailable !== undefined) {

@@ -17,6 +17,7 @@
  * @module
  */
 
+import { rejectUnknownStoreOptions } from "../_options.ts";
 import { applyChange, CorruptRecordError, storedRecord, storeTime } from "../store.ts";
 import type {
   MaybePromise,
@@ -102,6 +103,23 @@ export interface SqliteStoreOptions {
    */
   now?: () => number;
 }
+
+/** Every {@linkcode SqliteStoreOptions} name (the type checker keeps the list complete): others are refused. */
+const OPTION_NAMES = Object.keys(
+  {
+    path: true,
+    database: true,
+    tableName: true,
+    busyTimeoutMs: true,
+    cleanupIntervalMs: true,
+    now: true,
+  } satisfies Record<keyof SqliteStoreOptions, true>,
+);
+/** The 2.x names of options in milliseconds. */
+const OPTION_HINTS = {
+  busyTimeout: 'renamed "busyTimeoutMs" (milliseconds)',
+  cleanupInterval: 'renamed "cleanupIntervalMs" (milliseconds)',
+};
 
 /** The metadata columns of a row. */
 interface MetaRow {
@@ -333,10 +351,11 @@ export class SqliteStore implements Store {
    * missing. Usable at once.
    *
    * @param options `path` or `database`, and the table name.
-   * @throws {TypeError} When an option is invalid.
+   * @throws {TypeError} When an option is invalid or unknown.
    * @throws {Error} When the database cannot be opened or the table cannot be created.
    */
   constructor(options: SqliteStoreOptions = {}) {
+    rejectUnknownStoreOptions("SqliteStore", options, OPTION_NAMES, OPTION_HINTS);
     const { path, database } = options;
     const tableName = options.tableName ?? "sessions";
     if (typeof tableName !== "string" || !IDENTIFIER.test(tableName) || /^sqlite_/i.test(tableName)) {
@@ -359,13 +378,6 @@ export class SqliteStore implements Store {
       throw new TypeError(
         'Invalid SqliteStore option "database": must be a node:sqlite DatabaseSync or a better-sqlite3 Database',
       );
-    }
-    for (
-      const [old, renamed] of [["busyTimeout", "busyTimeoutMs"], ["cleanupInterval", "cleanupIntervalMs"]]
-    ) {
-      if (old in options) {
-        throw new TypeError(`Invalid SqliteStore option "${old}": renamed "${renamed}" (milliseconds)`);
-      }
     }
     const busyTimeout = options.busyTimeoutMs;
     if (busyTimeout !== undefined && (!Number.isInteger(busyTimeout) || busyTimeout < 0)) {

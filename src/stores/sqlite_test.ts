@@ -183,6 +183,28 @@ test("SqliteStore: rejects other invalid options as TypeErrors naming them", () 
   }
 });
 
+test("SqliteStore: unknown option names are refused before anything opens, with the nearest known name or the known ones", async () => {
+  const cases: [unknown, string][] = [
+    [
+      { path: ":memory:", tablename: "web_sessions" },
+      'Unknown SqliteStore option "tablename": did you mean "tableName"?',
+    ],
+    [
+      { path: ":memory:", synchronous: "FULL" },
+      'Unknown SqliteStore option "synchronous": known options are path, database, tableName, busyTimeoutMs, cleanupIntervalMs, now',
+    ],
+    [
+      { path: ":memory:", busyTimeout: 50 },
+      'Unknown SqliteStore option "busyTimeout": renamed "busyTimeoutMs" (milliseconds)',
+    ],
+  ];
+  for (const [options, message] of cases) {
+    assert.throws(() => new SqliteStore(options as never), { name: "TypeError", message });
+  }
+  // The original module's form still constructs.
+  await new SqliteStore({ path: ":memory:", tableName: "web_sessions" }).close();
+});
+
 test("SqliteStore: a file that cannot be opened throws a clear error", () => {
   const { path, cleanup } = tempDatabase();
   try {

@@ -6,9 +6,11 @@
  * @module
  */
 
+import { rejectUnknownStoreOptions } from "../_options.ts";
 import { timeoutError } from "./_redis_scripts.ts";
 import {
   checkCommonOptions,
+  COMMON_OPTION_HINTS,
   optionError,
   RedisSessionStore,
   type RedisStoreCommonOptions,
@@ -39,6 +41,18 @@ export interface WebdisStoreOptions extends RedisStoreCommonOptions {
    */
   now?: () => number;
 }
+
+/** Every {@linkcode WebdisStoreOptions} name (the type checker keeps the list complete): others are refused. */
+const OPTION_NAMES = Object.keys(
+  {
+    url: true,
+    keyPrefix: true,
+    fetch: true,
+    headers: true,
+    timeoutMs: true,
+    now: true,
+  } satisfies Record<keyof WebdisStoreOptions, true>,
+);
 
 function invalid(option: string, rule: string): TypeError {
   return optionError("WebdisStore", option, rule);
@@ -118,10 +132,11 @@ export class WebdisStore extends RedisSessionStore {
    * A store over Webdis; usable at once (nothing to connect).
    *
    * @param options The Webdis URL, key prefix, fetch function, headers and timeout.
-   * @throws {TypeError} naming the option, when an option is invalid.
+   * @throws {TypeError} naming the option, when an option is invalid or unknown.
    */
   constructor(options: WebdisStoreOptions) {
     if (typeof options !== "object" || options === null) throw invalid("url", "is required");
+    rejectUnknownStoreOptions("WebdisStore", options, OPTION_NAMES, COMMON_OPTION_HINTS);
     const common = checkCommonOptions("WebdisStore", options);
     super(new WebdisTransport(options, common.timeoutMs), { ...common, hashTags: false, waitForReplicas: 0 });
   }

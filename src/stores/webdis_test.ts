@@ -35,6 +35,25 @@ async function allReject(store: WebdisStore, pattern: RegExp) {
   await assert.rejects(store.listByUser("ada"), { message: pattern }, "list");
 }
 
+// Checked in the constructor, before any request: no Webdis needed.
+test("WebdisStore: unknown option names are refused, with the nearest known name, a hint, or the known ones", () => {
+  const url = "http://127.0.0.1:7379";
+  const cases: [unknown, string][] = [
+    [{ url, header: {} }, 'Unknown WebdisStore option "header": did you mean "headers"?'],
+    [
+      { url, host: "127.0.0.1" },
+      'Unknown WebdisStore option "host": known options are url, keyPrefix, fetch, headers, timeoutMs, now',
+    ],
+    [{ url, timeout: 200 }, 'Unknown WebdisStore option "timeout": renamed "timeoutMs" (milliseconds)'],
+  ];
+  for (const [options, message] of cases) {
+    assert.throws(() => new WebdisStore(options as never), { name: "TypeError", message });
+  }
+  // The version 1 form, and every other name, construct.
+  new WebdisStore({ url });
+  new WebdisStore({ url, keyPrefix: "s_", fetch, headers: {}, timeoutMs: 100, now: Date.now });
+});
+
 const servers = await testServers({ webdis: true });
 
 if (servers.unavailable !== undefined) {
