@@ -9,6 +9,7 @@ import type { FreshContext, SessionState } from "./fresh.ts";
 import type { SessionOptions } from "./fresh.ts";
 import { adapterConformanceSuite, handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
 import { FaultyStore } from "../testing/faulty_store.ts";
+import { assertProxiedCookiesKept } from "./_test_upstream.ts";
 
 interface Context<S> extends FreshContext<S> {
   url: URL;
@@ -82,6 +83,28 @@ function harness(options: SessionOptions = {}) {
   const store = new FaultyStore(memory);
   return { memory, store, middleware: session({ store, secret: SECRET, ...options }) };
 }
+
+test("fresh: a proxied fetch() response (immutable headers) with its own Set-Cookie keeps it and gets the session's", async () => {
+  await assertProxiedCookiesKept((upstream) => {
+    const { middleware } = harness();
+    const handler = freshChain<SessionState>(middleware, async (ctx) => {
+      ctx.state.session.set("user", "ada");
+      return await fetch(upstream);
+    });
+    return handler(new Request("http://localhost/"));
+  });
+});
+
+test("fresh: a handler returning Response.error() gets it back, saves nothing and gets no cookie", async () => {
+  const { store, middleware } = harness();
+  const handler = freshChain<SessionState>(middleware, (ctx) => {
+    ctx.state.session.set("user", "ada");
+    return Response.error();
+  });
+  const response = await handler(new Request("http://localhost/"));
+  assert.equal(response.type, "error");
+  assert.equal(store.calls.set, 0);
+});
 
 test("fresh: an HttpError thrown by ctx.next() propagates and nothing is saved", async () => {
   const { store, middleware } = harness();
