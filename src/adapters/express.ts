@@ -147,6 +147,11 @@ const EXPRESS_OPTION_NAMES = [
 
 const DAY_MS = 86_400_000;
 
+/** What express-session's legacy names say. */
+const EXPRESS_OPTION_HINTS: Readonly<Record<string, string>> = {
+  key: 'express-session\'s old name for "name" (the cookie name): use "name"',
+};
+
 /** The cookie options express-session users may give: this library's, and express-session's `maxAge`. */
 const EXPRESS_COOKIE_OPTION_NAMES = [...COOKIE_OPTION_NAMES, "maxAge"];
 const EXPRESS_COOKIE_HINTS: Readonly<Record<string, string>> = {
@@ -161,7 +166,7 @@ function toSessionOptions(options: ExpressSessionOptions): { options: SessionOpt
   if (typeof options !== "object" || options === null) {
     throw new TypeError("Invalid session options: expected an object");
   }
-  rejectUnknownOptions(options, EXPRESS_OPTION_NAMES);
+  rejectUnknownOptions(options, EXPRESS_OPTION_NAMES, "", EXPRESS_OPTION_HINTS);
   const input = options as ExpressSessionOptions & Record<string, unknown>;
   for (const [name, check] of Object.entries(REFUSED)) {
     if (!(name in input)) continue;

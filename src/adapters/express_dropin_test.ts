@@ -273,6 +273,7 @@ test("options that cannot be honoured are refused at construction, saying what t
     [{ idleTimout: 60 }, /Unknown session option "idleTimout": did you mean "idleTimeout"\?/],
     [{ cookie: { maxAge: 1000, expires: new Date() } as never }, /"cookie\.expires": use "cookie\.maxAge"/],
     [{ cookie: { maxAg: 1000 } as never }, /did you mean "cookie\.maxAge"/],
+    [{ key: "connect.sid" } as never, /Unknown session option "key": express-session's old name for "name"/],
     [{ cookie: { colour: "red" } as never }, /known options are cookie\.name, .*cookie\.maxAge/],
     [{ cookie: { httpOnyl: true } as never }, /did you mean "cookie\.httpOnly"/],
     [{ name: "a", cookie: { name: "b" } }, /"name" or "cookie.name"/],

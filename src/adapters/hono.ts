@@ -93,17 +93,21 @@ export function session<T extends SessionData = Record<string, any>>(
 /**
  * Appends the session's `Set-Cookie` to Hono's response. A response with
  * immutable headers (`Response.redirect()`, a proxied `fetch()` response)
- * is replaced by a copy first, and the cookie goes on what Hono then holds:
- * Hono's `c.res` setter copies the new response and puts the old one's
- * `Set-Cookie` headers in place of the new one's, so a cookie appended
- * before the assignment would be dropped whenever the old response had a
- * `Set-Cookie` of its own.
+ * is replaced by a copy that carries all its headers, and the cookie goes on
+ * the copy. `c.res` is emptied before the copy is assigned, so Hono's setter
+ * merges nothing: from Hono 4.6 it puts the old response's `Set-Cookie`
+ * headers in place of the new one's (a cookie appended before would be
+ * dropped when the old response had one of its own), and before 4.6 it
+ * deleted the old response's `Content-Type`, which throws on immutable
+ * headers.
  */
 function appendSetCookie(c: Context, setCookie: string): void {
   try {
     c.res.headers.append("set-cookie", setCookie);
   } catch {
-    c.res = new Response(c.res.body, c.res);
-    c.res.headers.append("set-cookie", setCookie);
+    const copy = new Response(c.res.body, c.res);
+    copy.headers.append("set-cookie", setCookie);
+    c.res = undefined;
+    c.res = copy;
   }
 }

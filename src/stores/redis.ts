@@ -182,6 +182,12 @@ const OPTION_NAMES = Object.keys(
     now: true,
   } satisfies Record<keyof RedisStoreOptions, true>,
 );
+/** Hints for the 2.x name and for the names other Redis clients use. */
+const OPTION_HINTS = {
+  ...COMMON_OPTION_HINTS,
+  hostname: 'the server is "host" (or "url")',
+  database: 'the database number is "db"',
+};
 const CLUSTER_OPTION_NAMES = Object.keys(
   { rootNodes: true } satisfies Record<keyof RedisClusterOptions, true>,
 );
@@ -713,7 +719,7 @@ export class RedisStore extends RedisSessionStore {
    * @throws {TypeError} naming the option, when an option is invalid or unknown.
    */
   constructor(options: RedisStoreOptions = {}) {
-    rejectUnknownStoreOptions(STORE, options, OPTION_NAMES, COMMON_OPTION_HINTS);
+    rejectUnknownStoreOptions(STORE, options, OPTION_NAMES, OPTION_HINTS);
     const common = checkCommonOptions(STORE, options ?? {});
     const transport = transportFor(options, common.timeoutMs, common.keyPrefix);
     super(transport, {

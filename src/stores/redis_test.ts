@@ -40,6 +40,8 @@ test("RedisStore: unknown option names are refused, with the nearest known name,
       'Unknown RedisStore option "maxRetries": known options are host, port, url, cluster, username, password, db, tls, keyPrefix, client, waitForReplicas, timeoutMs, now',
     ],
     [{ client, timeout: 200 }, 'Unknown RedisStore option "timeout": renamed "timeoutMs" (milliseconds)'],
+    [{ hostname: "127.0.0.1" }, 'Unknown RedisStore option "hostname": the server is "host" (or "url")'],
+    [{ host: "127.0.0.1", database: 2 }, 'Unknown RedisStore option "database": the database number is "db"'],
     [
       { cluster: { rootNode: [{ url: "redis://127.0.0.1:7000" }] } },
       'Unknown RedisStore option "cluster.rootNode": did you mean "cluster.rootNodes"?',

@@ -117,6 +117,7 @@ const OPTION_NAMES = Object.keys(
 );
 /** The 2.x names of options in milliseconds. */
 const OPTION_HINTS = {
+  filename: 'the database file is "path"',
   busyTimeout: 'renamed "busyTimeoutMs" (milliseconds)',
   cleanupInterval: 'renamed "cleanupIntervalMs" (milliseconds)',
 };

@@ -197,6 +197,8 @@ test("SqliteStore: unknown option names are refused before anything opens, with 
       { path: ":memory:", busyTimeout: 50 },
       'Unknown SqliteStore option "busyTimeout": renamed "busyTimeoutMs" (milliseconds)',
     ],
+    // better-sqlite3's and connect-sqlite3's name: a hint, not the nearest name ("tableName").
+    [{ filename: "sessions.db" }, 'Unknown SqliteStore option "filename": the database file is "path"'],
   ];
   for (const [options, message] of cases) {
     assert.throws(() => new SqliteStore(options as never), { name: "TypeError", message });
