@@ -116,6 +116,8 @@ export async function handleSuiteRoute(session: Session, url: URL): Promise<Suit
   const param = (name: string) => url.searchParams.get(name);
   const delay = Number(param("delay") ?? 0);
   if (delay > 0) await sleep(delay);
+  const gateName = param("gate");
+  if (gateName !== null) await gate(gateName).pass();
   switch (url.pathname) {
     case "/count": {
       // The original module's page counter.
@@ -182,6 +184,53 @@ export async function handleSuiteRoute(session: Session, url: URL): Promise<Suit
     default:
       return { status: 404, body: "not found" };
   }
+}
+
+/** A point where a suite route (`?gate=name`) waits, its session loaded, until the test opens it. */
+interface Gate {
+  /** Called by the route: says it has arrived, then waits for the test. */
+  pass(): Promise<void>;
+  /** Resolves once a request has arrived at the gate. */
+  reached: Promise<void>;
+  /** Lets the waiting request go on. */
+  open(): void;
+}
+
+const gates = new Map<string, Gate>();
+let gateCount = 0;
+
+function gate(name: string): Gate {
+  let found = gates.get(name);
+  if (found === undefined) {
+    let arrive!: () => void;
+    let open!: () => void;
+    const reached = new Promise<void>((resolve) => arrive = resolve);
+    const opened = new Promise<void>((resolve) => open = resolve);
+    found = {
+      reached,
+      open: () => {
+        gates.delete(name);
+        open();
+      },
+      pass: () => {
+        arrive();
+        return opened;
+      },
+    };
+    gates.set(name, found);
+  }
+  return found;
+}
+
+/**
+ * A new gate: its `name` goes in a request's `?gate=`; `reached` resolves when that request's handler runs
+ * (its session loaded); `open()` lets it finish. A "slow request" that is slow exactly as long as the test
+ * needs, on any machine.
+ */
+function newGate(): { name: string; reached: Promise<void>; open(): void } {
+  const name = `gate-${++gateCount}`;
+  const { reached, open } = gate(name);
+  return { name, reached, open };
 }
 
 /** How every suite app answers an error: the error's `status` (or 500) and `error:<name>`. */
@@ -652,17 +701,19 @@ function conformanceCases(run: Runner, options: AdapterSuiteOptions): void {
 
   run.needs("revocation")(
     "no resurrection: a slow request cannot bring back a logged-out session",
-    async ({ client, count, store }) => {
+    async ({ client, count }) => {
       const visitor = client();
       await visitor.request("/set?key=user&value=ada");
       const cookie = visitor.cookie;
       const other = client();
       other.cookie = cookie;
-      const readsBefore = store.calls.get;
-      const slow = other.request("/set?key=cart&value=1&delay=150");
-      // Log out once the slow request has loaded the session, however long a busy machine takes to get there.
-      while (store.calls.get === readsBefore) await sleep(1);
+      // The slow request loads the session, then waits at a gate until the logout is done: no timing to race
+      // (a fixed 150 ms delay lost to a slow PostgreSQL on a busy CI machine).
+      const held = newGate();
+      const slow = other.request(`/set?key=cart&value=1&gate=${held.name}`);
+      await held.reached;
       await visitor.request("/logout");
+      held.open();
       const late = await slow;
       equal(late.status, 409);
       equal(late.body, sessionErrorBody(options, "SessionConflictError"));
@@ -691,10 +742,11 @@ function conformanceCases(run: Runner, options: AdapterSuiteOptions): void {
 
       const other = client();
       other.cookie = visitor.cookie;
-      const readsBefore = store.calls.get;
-      const slow = other.request("/set?key=cart&value=1&delay=100");
-      while (store.calls.get === readsBefore) await sleep(1);
+      const held = newGate();
+      const slow = other.request(`/set?key=cart&value=1&gate=${held.name}`);
+      await held.reached;
       await visitor.request("/logout");
+      held.open();
       const late = await slow;
       equal(late.status, 409, "an update of a session deleted meanwhile");
       ok(!suiteBodies.includes(late.body));
