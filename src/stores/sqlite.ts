@@ -115,7 +115,7 @@ const OPTION_NAMES = Object.keys(
     now: true,
   } satisfies Record<keyof SqliteStoreOptions, true>,
 );
-/** The 2.x names of options in milliseconds. */
+/** What names from 2.x (options in milliseconds) and from other SQLite session stores (`filename`) say. */
 const OPTION_HINTS = {
   filename: 'the database file is "path"',
   busyTimeout: 'renamed "busyTimeoutMs" (milliseconds)',
