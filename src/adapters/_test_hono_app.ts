@@ -14,14 +14,19 @@ import type { SessionOptions } from "../core.ts";
 import { handleSuiteRoute, suiteErrorResponse } from "../testing/adapter_suite.ts";
 import type { SuiteFrameworkOptions } from "../testing/adapter_suite.ts";
 
-/** Builds the suite's Hono app with the session middleware given exactly `options`. */
+/**
+ * Builds the suite's Hono app with the session middleware given exactly `options`, on `HonoClass` (the
+ * installed Hono unless another version is given, as `hono_test.ts` does for the oldest one `peerDependencies`
+ * allow).
+ */
 export function honoSuiteApp(
   options: SessionOptions,
   framework?: SuiteFrameworkOptions,
+  HonoClass: typeof Hono = Hono,
 ): { fetch(request: Request): Promise<Response> } {
   // Typed by SessionEnv, not by the npm entry's global augmentation, so a test program that does not load
   // that entry (`deno test` of one store's file) type-checks too.
-  const app = new Hono<SessionEnv>();
+  const app = new HonoClass<SessionEnv>();
   app.use(session(options));
   if (!framework?.defaultErrorHandling) {
     app.onError((error, c) => {
