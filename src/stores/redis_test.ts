@@ -21,6 +21,8 @@ import { createWrite, storeConformanceSuite, updateWrite } from "../testing/stor
 import { redisIndexCases } from "./_test_redis_index.ts";
 import { generateId } from "../_crypto.ts";
 import process from "node:process";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { NEVER } from "../store.ts";
 
 const create = (data: Record<string, unknown>, lifetimeMs?: number, flash?: Record<string, unknown>) =>
@@ -86,6 +88,31 @@ if (servers.unavailable !== undefined) {
     createStore: () => open(),
     plantCorrupt: plantCorruptHash(redis, `${run}suite_`),
     dump: dumpRedis(redis, `${run}suite_`),
+  });
+
+  // node-redis 5 (the npm alias "redis5", the oldest major `peerDependencies` allows) as the client an app
+  // passes in; the store neither connects nor closes such a client, so the test closes it with the store.
+  const redis5 = createRequire(import.meta.url)("redis5") as typeof import("redis");
+  storeConformanceSuite(test, {
+    name: "RedisStore (node-redis 5 client)",
+    createStore: async () => {
+      const client = await redis5.createClient({ url: redis.url }).connect();
+      const store = new RedisStore({ client, keyPrefix: `${run}redis5_` });
+      await store.init();
+      const closeStore = store.close.bind(store);
+      store.close = async () => {
+        await closeStore();
+        client.destroy();
+      };
+      return store;
+    },
+    plantCorrupt: plantCorruptHash(redis, `${run}redis5_`),
+    dump: dumpRedis(redis, `${run}redis5_`),
+  });
+
+  test("RedisStore (node-redis 5 client): the alias is the major it names", () => {
+    const manifest = new URL("../../node_modules/redis5/package.json", import.meta.url);
+    assert.match((JSON.parse(readFileSync(manifest, "utf8")) as { version: string }).version, /^5\./);
   });
 
   redisIndexCases(test, {
