@@ -25,6 +25,7 @@ import type { SessionRecord } from "../store.ts";
 import { createWrite, storeConformanceSuite, updateWrite } from "../testing/store_suite.ts";
 import { adapterConformanceSuite } from "../testing/adapter_suite.ts";
 import { honoSuiteApp } from "../adapters/_test_hono_app.ts";
+import { holdSqliteLock } from "./_test_sqlite_lock.ts";
 
 type DenoRuntime = { openKv(path?: string): Promise<DenoKv>; execPath(): string };
 const deno = (globalThis as unknown as { Deno?: DenoRuntime }).Deno;
@@ -819,42 +820,11 @@ test("DenoKvStore: a closed store refuses work; close() twice is fine", async ()
   await store.close();
 });
 
-/**
- * Starts another process that takes the write lock of the SQLite file behind a KV (`BEGIN IMMEDIATE`) and
- * holds it for `holdMs`; resolves once the lock is taken, with a promise of the process's end.
- */
-function lockFile(path: string, holdMs: number): Promise<{ released: Promise<void> }> {
-  const body = `db.exec("BEGIN IMMEDIATE"); console.log("locked");
-    setTimeout(() => { db.exec("ROLLBACK"); db.close(); }, ${holdMs});`;
-  // On Node, the driver SqliteStore would pick on the same binary: node:sqlite where it exists (Node 22.5+;
-  // better-sqlite3 is compiled for the Node that ran `npm ci`, which CI's Node 24 cannot load).
-  const open = process.getBuiltinModule?.("node:sqlite") !== undefined
-    ? `const db = new (require("node:sqlite").DatabaseSync)(${JSON.stringify(path)});`
-    : `const db = new (require("better-sqlite3"))(${JSON.stringify(path)});`;
-  const [command, args] = deno === undefined ? [process.execPath, ["-e", `${open} ${body}`]] : [
-    deno.execPath(),
-    [
-      "eval",
-      `import { DatabaseSync } from "node:sqlite"; const db = new DatabaseSync(${
-        JSON.stringify(path)
-      }); ${body}`,
-    ],
-  ];
-  const child = spawn(command, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
-  const ended = new Promise<void>((resolve) => child.on("close", () => resolve()));
-  return new Promise((resolve, reject) => {
-    child.stdout.on("data", (chunk) => {
-      if (String(chunk).includes("locked")) resolve({ released: ended });
-    });
-    child.on("close", (code) => reject(new Error(`the locking process ended first (${code})`)));
-  });
-}
-
 test("DenoKvStore: a write waits while another process holds the file's write lock, then succeeds", async () => {
   const store = new TempKvStore();
   try {
     await store.set(key(1), create({ a: 1 }));
-    const { released } = await lockFile(store.path, 400);
+    const { released } = await holdSqliteLock(store.path, "IMMEDIATE", 400);
     const started = Date.now();
     assert.deepEqual((await store.get(key(1)))?.data, { a: 1 }, "reads go on meanwhile");
     assert.equal(await store.set(key(1), update({ b: 2 })), "written");
@@ -871,7 +841,7 @@ test("DenoKvStore: a lock held past the engine's 5 s wait fails the write clearl
   const store = new TempKvStore();
   try {
     await store.set(key(1), create({ a: 1 }));
-    const { released } = await lockFile(store.path, 7000);
+    const { released } = await holdSqliteLock(store.path, "IMMEDIATE", 7000);
     const started = Date.now();
     await assert.rejects(store.set(key(1), update({ b: 2 })), {
       message: "Deno KV atomic write failed: database is locked",
