@@ -11,7 +11,7 @@
 // that is missing is a skipped test naming it, and a failure under CI=true.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import type { ExecFileSyncOptions } from "node:child_process";
 import {
   copyFileSync,
@@ -28,6 +28,7 @@ import {
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
+import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -119,6 +120,31 @@ test("npm: the tarball holds the code, its declarations, LICENSE, README and CHA
   assert.deepEqual(tests, [], "no test file is shipped");
   assert.equal(pkg.license, "MIT");
   assert.match(readFileSync(join(root, "LICENSE"), "utf8"), /^MIT License/);
+});
+
+test("npm: every optional peer's range admits each release the tests run on (the package and its npm aliases)", () => {
+  // A range that leaves out a tested release makes npm refuse to install the package beside it (ERESOLVE);
+  // a peer with no release installed is a promise no test keeps.
+  const semver = createRequire(import.meta.url)("semver") as {
+    satisfies(version: string, range: string): boolean;
+  };
+  const tested = new Map<string, string[]>();
+  for (const [name, spec] of Object.entries(pkg.devDependencies as Record<string, string>)) {
+    const real = spec.startsWith("npm:") ? spec.slice(4, spec.lastIndexOf("@")) : name;
+    if (!(real in pkg.peerDependencies)) continue;
+    const { version } = JSON.parse(readFileSync(join(root, "node_modules", name, "package.json"), "utf8"));
+    tested.set(real, [...(tested.get(real) ?? []), version]);
+  }
+  for (const [name, range] of Object.entries(pkg.peerDependencies as Record<string, string>)) {
+    const versions = tested.get(name) ?? [];
+    assert.ok(versions.length > 0, `${name}: no release of it is installed for the tests`);
+    for (const version of versions) {
+      assert.ok(
+        semver.satisfies(version, range),
+        `${name} ${version} is tested, outside peerDependencies "${range}"`,
+      );
+    }
+  }
 });
 
 test("npm: every subpath imports under Node with no optional peer installed", () => {
@@ -339,12 +365,23 @@ test(
   },
 );
 
-test("JSR: deno publish --dry-run passes without --allow-slow-types", () => {
-  const output = run(deno, ["publish", "--dry-run", "--allow-dirty"], {
+test("JSR: deno publish --dry-run passes without --allow-slow-types, and would publish no test file", () => {
+  const result = spawnSync(deno, ["publish", "--dry-run", "--allow-dirty"], {
     cwd: root,
+    encoding: "utf8",
     env: { ...process.env, NO_COLOR: "1" },
   });
+  const output = result.stdout + result.stderr;
+  assert.equal(result.status, 0, output);
   assert.doesNotMatch(output, /warning\[/);
+  // deno lists the files it would upload, on stderr.
+  const files = [...output.matchAll(/file:\/\/\S+/g)].map((match) => match[0]);
+  assert.ok(files.some((file) => file.endsWith("/src/core.ts")), `the listing names the files:\n${output}`);
+  assert.deepEqual(
+    files.filter((file) => /_test[._]/.test(file)),
+    [],
+    "no test file or test helper is published",
+  );
 });
 
 test("JSR: with the declarations docs/adapters.md gives, req.session, ctx.session and c.get('session') are typed", () => {
@@ -356,7 +393,7 @@ test("JSR: deno check of a program that imports mod.ts, from the published files
   // The files `deno publish` uploads, and the npm packages it maps bare specifiers to (package.json's).
   const published = join(work, "jsr");
   mkdirSync(published);
-  const excluded = (path: string) => /_test\.ts$|_npm\.ts$|_test_servers\.ts$|_test_postgres\.ts$/.test(path);
+  const excluded = (path: string) => /_test\.ts$|_npm\.ts$|\/_test_[^/]*\.ts$/.test(path);
   cpSync(join(root, "src"), join(published, "src"), {
     recursive: true,
     filter: (path) => !excluded(path),
