@@ -12,6 +12,9 @@ import { adapterConformanceSuite } from "../testing/adapter_suite.ts";
 import { honoSuiteApp } from "./_test_hono_app.ts";
 import { assertProxiedCookiesKept } from "./_test_upstream.ts";
 import { MemoryStore } from "../stores/memory.ts";
+import { SessionConflictError } from "../errors.ts";
+import type { SessionRecord } from "../store.ts";
+import type { Context as Hono40Context } from "hono40";
 
 // Hono 4.0 differs from the installed release where the adapter meets it: its c.res setter (to 4.5) deletes
 // the old response's Content-Type and throws when that response's headers are immutable, which the adapter's
@@ -27,11 +30,11 @@ test("hono 4.0: the alias is the release it names", () => {
   assert.match(version, /^4\.0\./);
 });
 
-for (const [name, HonoClass, defaultErrorsAre500] of VERSIONS) {
+for (const [name, HonoClass, defaultHandlerAnswers500] of VERSIONS) {
   adapterConformanceSuite(test, {
     name,
     createApp: (options, framework) => honoSuiteApp(options, framework, HonoClass),
-    defaultErrorsAre500,
+    defaultHandlerAnswers500,
   });
 
   test(`${name}: a handler returning Response.redirect (immutable headers) still gets its cookie`, async () => {
@@ -99,6 +102,47 @@ for (const [name, HonoClass, defaultErrorsAre500] of VERSIONS) {
     assert.ok(response.headers.get("set-cookie")?.startsWith("sid="));
   });
 }
+
+// docs/adapters.md's onError for Hono before 4.4.4, as written there, typed by Hono 4.0's own types.
+function onErrorForHonoBefore444(err: Error, c: Hono40Context): Response {
+  if ("getResponse" in err && typeof err.getResponse === "function") return err.getResponse();
+  console.error(err);
+  return c.text("Internal Server Error", 500);
+}
+
+test("hono 4.0: the onError docs/adapters.md gives answers a store outage 503 and a conflict 409", async () => {
+  let down = false;
+  class FlakyStore extends MemoryStore {
+    override get(key: string, now?: number): SessionRecord | undefined {
+      if (down) throw new Error("connection refused");
+      return super.get(key, now);
+    }
+  }
+  const app = new Hono40();
+  app.onError(onErrorForHonoBefore444 as never);
+  app.use(session({ store: new FlakyStore(), secret: "a-secret-of-at-least-32-bytes-long!" }));
+  app.get("/set", (c) => {
+    c.get("session").set("user", "ada");
+    return c.text("ok");
+  });
+  app.get("/conflict", () => {
+    throw new SessionConflictError();
+  });
+  const cookie = (await app.request("/set")).headers.get("set-cookie")!.split(";")[0];
+  down = true;
+  const outage = await app.request("/set", { headers: { cookie } });
+  assert.equal(outage.status, 503);
+  assert.equal(outage.headers.get("set-cookie"), null);
+  const conflict = await app.request("/conflict");
+  assert.equal(conflict.status, 409);
+  assert.equal(await conflict.text(), new SessionConflictError().message);
+  const plain = new Hono40();
+  plain.onError(onErrorForHonoBefore444 as never);
+  plain.get("/", () => {
+    throw new Error("a bug");
+  });
+  assert.equal((await plain.request("/")).status, 500, "any other error is still a 500");
+});
 
 test("hono: typed session data through the generic", async () => {
   const app = new Hono<{ Variables: { session: import("../session.ts").Session<{ userId: string }> } }>();

@@ -31,14 +31,20 @@ export function holdSqliteLock(
   begin: "IMMEDIATE" | "EXCLUSIVE",
   holdMs: number,
 ): Promise<HeldLock> {
-  const body = `const db = new DatabaseSync(${JSON.stringify(path)}); db.exec("BEGIN ${begin}");
-    console.log("locked"); setTimeout(() => { db.exec("ROLLBACK"); db.close(); }, ${holdMs});`;
+  // node:sqlite waits 0 ms for a lock by default: wait as an app's connection would, in case the store under
+  // test is writing when this one begins.
+  const body = `const db = new DatabaseSync(${JSON.stringify(path)}); db.exec("PRAGMA busy_timeout = 5000");
+    db.exec("BEGIN ${begin}"); console.log("locked");
+    setTimeout(() => { db.exec("ROLLBACK"); db.close(); }, ${holdMs});`;
   const [command, args] = deno === undefined
     ? [process.execPath, ["-e", `const { DatabaseSync } = require("node:sqlite"); ${body}`]]
     : [deno.execPath(), ["eval", `import { DatabaseSync } from "node:sqlite"; ${body}`]];
-  const child = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"] });
+  // Node 22's node:sqlite warns that it is experimental, on stderr: not the test's output.
+  const env = { ...process.env, NODE_NO_WARNINGS: "1" };
+  const child = spawn(command, args, { env, stdio: ["ignore", "pipe", "inherit"] });
   const released = new Promise<void>((resolve) => child.on("close", () => resolve()));
   return new Promise((resolve, reject) => {
+    child.on("error", reject);
     child.stdout.on("data", (chunk) => {
       if (String(chunk).includes("locked")) resolve({ released, kill: () => child.kill() });
     });

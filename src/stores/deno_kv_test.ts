@@ -25,7 +25,7 @@ import type { SessionRecord } from "../store.ts";
 import { createWrite, storeConformanceSuite, updateWrite } from "../testing/store_suite.ts";
 import { adapterConformanceSuite } from "../testing/adapter_suite.ts";
 import { honoSuiteApp } from "../adapters/_test_hono_app.ts";
-import { holdSqliteLock } from "./_test_sqlite_lock.ts";
+import { type HeldLock, holdSqliteLock } from "./_test_sqlite_lock.ts";
 
 type DenoRuntime = { openKv(path?: string): Promise<DenoKv>; execPath(): string };
 const deno = (globalThis as unknown as { Deno?: DenoRuntime }).Deno;
@@ -822,9 +822,11 @@ test("DenoKvStore: a closed store refuses work; close() twice is fine", async ()
 
 test("DenoKvStore: a write waits while another process holds the file's write lock, then succeeds", async () => {
   const store = new TempKvStore();
+  let holder: HeldLock | undefined;
   try {
     await store.set(key(1), create({ a: 1 }));
-    const { released } = await holdSqliteLock(store.path, "IMMEDIATE", 400);
+    holder = await holdSqliteLock(store.path, "IMMEDIATE", 400);
+    const { released } = holder;
     const started = Date.now();
     assert.deepEqual((await store.get(key(1)))?.data, { a: 1 }, "reads go on meanwhile");
     assert.equal(await store.set(key(1), update({ b: 2 })), "written");
@@ -833,15 +835,18 @@ test("DenoKvStore: a write waits while another process holds the file's write lo
     await released;
     assert.deepEqual((await store.get(key(1)))?.data, { a: 1, b: 2 });
   } finally {
+    holder?.kill();
     await store.close();
   }
 });
 
 test("DenoKvStore: a lock held past the engine's 5 s wait fails the write clearly; nothing is written", async () => {
   const store = new TempKvStore();
+  let holder: HeldLock | undefined;
   try {
     await store.set(key(1), create({ a: 1 }));
-    const { released } = await holdSqliteLock(store.path, "IMMEDIATE", 7000);
+    holder = await holdSqliteLock(store.path, "IMMEDIATE", 7000);
+    const { released } = holder;
     const started = Date.now();
     await assert.rejects(store.set(key(1), update({ b: 2 })), {
       message: "Deno KV atomic write failed: database is locked",
@@ -851,6 +856,7 @@ test("DenoKvStore: a lock held past the engine's 5 s wait fails the write clearl
     await released;
     assert.deepEqual((await store.get(key(1)))?.data, { a: 1 });
   } finally {
+    holder?.kill();
     await store.close();
   }
 });

@@ -97,14 +97,22 @@ if (servers.unavailable !== undefined) {
     name: "RedisStore (node-redis 5 client)",
     createStore: async () => {
       const client = await redis5.createClient({ url: redis.url }).connect();
-      const store = new RedisStore({ client, keyPrefix: `${run}redis5_` });
-      await store.init();
-      const closeStore = store.close.bind(store);
-      store.close = async () => {
-        await closeStore();
+      try {
+        const store = new RedisStore({ client, keyPrefix: `${run}redis5_` });
+        await store.init();
+        const closeStore = store.close.bind(store);
+        store.close = async () => {
+          try {
+            await closeStore();
+          } finally {
+            client.destroy();
+          }
+        };
+        return store;
+      } catch (error) {
         client.destroy();
-      };
-      return store;
+        throw error;
+      }
     },
     plantCorrupt: plantCorruptHash(redis, `${run}redis5_`),
     dump: dumpRedis(redis, `${run}redis5_`),

@@ -694,6 +694,10 @@ test("SqliteStore: another process holding BEGIN EXCLUSIVE never stalls the serv
   });
   const holdMs = 2_000;
   let holder: HeldLock | undefined;
+  // The loops below run until `stop`; a failure midway stops them too, and `finally` waits for them before the
+  // server closes under them.
+  let stop = false;
+  let loops: Promise<unknown>[] = [];
   try {
     // Twenty clients, each incrementing its own session's counter in a loop.
     const clients = Array.from({ length: 20 }, () => ({ cookie: "", acknowledged: 0, failed: 0 }));
@@ -702,7 +706,6 @@ test("SqliteStore: another process holding BEGIN EXCLUSIVE never stalls the serv
       client.cookie = response.headers.get("set-cookie")!.split(";")[0];
       client.acknowledged = Number(await response.text());
     }
-    let stop = false;
     const writers = clients.map(async (client) => {
       while (!stop) {
         const response = await server.fetch(
@@ -731,6 +734,7 @@ test("SqliteStore: another process holding BEGIN EXCLUSIVE never stalls the serv
         longest[phase] = Math.max(longest[phase], Date.now() - due);
       }
     })();
+    loops = [...writers, probe];
     await sleep(500);
     // A separate process, as in production (holdSqliteLock: the runtime running this test, with node:sqlite).
     spawnedAt = Date.now();
@@ -765,6 +769,8 @@ test("SqliteStore: another process holding BEGIN EXCLUSIVE never stalls the serv
       assert.equal(Number(await response.text()), client.acknowledged + 1);
     }
   } finally {
+    stop = true;
+    await Promise.allSettled(loops);
     holder?.kill();
     await server.close();
     await store.close();

@@ -83,13 +83,15 @@ export interface AdapterSuiteOptions {
    */
   answersSessionErrors?: boolean;
   /**
-   * Whether the framework's own default error handling answers every error it
-   * does not know with 500, a session error included: Hono before 4.4.4, whose
-   * default handler used `getResponse()` only for its own `HTTPException`.
-   * The suite then expects 500, not 503 and 409, from an app with no error
-   * handler of its own; still with no session cookie. Default `false`.
+   * Whether the framework's default error handler (the one an app with no
+   * error handler of its own gets) answers a session error 500, as it does
+   * any error it does not know, instead of with the error's own status: Hono
+   * before 4.4.4, whose default handler called `getResponse()` only on its own
+   * `HTTPException`. Only the suite's test of that default reads it: it then
+   * expects 500 where it would expect 503 and 409, still with no session
+   * cookie. Default `false`.
    */
-  defaultErrorsAre500?: boolean;
+  defaultHandlerAnswers500?: boolean;
 }
 
 /** A store for the adapter suite and a way to count its sessions. */
@@ -731,15 +733,15 @@ function conformanceCases(run: Runner, options: AdapterSuiteOptions): void {
   );
 
   run.needs("serverRecords")(
-    "with no error handler of the app's own, the framework's default answers a store outage (503) and a conflict (409), with no cookie",
+    "with no error handler of the app's own, the framework's default answers a store outage and a conflict, with no cookie",
     async ({ client, store }) => {
       const visitor = client();
       await visitor.request("/set?key=user&value=ada");
       const suiteBodies = ["error:SessionStoreError", "error:SessionConflictError"];
 
       // Statuses the framework's default answers with: the errors' own, unless it answers every unknown error 500.
-      const outage = options.defaultErrorsAre500 ? 500 : 503;
-      const conflict = options.defaultErrorsAre500 ? 500 : 409;
+      const outage = options.defaultHandlerAnswers500 ? 500 : 503;
+      const conflict = options.defaultHandlerAnswers500 ? 500 : 409;
 
       store.failNext("get", new Error("connection refused"));
       const read = await visitor.request("/peek");
