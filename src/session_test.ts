@@ -190,47 +190,57 @@ test("toJSON gives copies: changing them changes nothing in the session", async 
   assert.deepEqual((await load()).get("v"), { cart: [1] });
 });
 
-test("an error thrown by a callback (save, regenerate, destroy) is an uncaught exception, never a rejection", async () => {
-  // As with express-session, whose callbacks run from the store's own: the app's error is not swallowed,
-  // and the promise an app that only passes a callback ignores never rejects.
-  const { default: process } = await import("node:process");
-  const uncaught: unknown[] = [];
-  const unhandled: unknown[] = [];
-  const onUncaught = (error: unknown) => uncaught.push(error);
-  const onUnhandled = (reason: unknown) => unhandled.push(reason);
-  // Node's test runner listens too, and counts any uncaught exception as the file's failure: its listeners
-  // are set aside while this test expects three.
-  const runnerListeners = process.listeners("uncaughtException");
-  process.removeAllListeners("uncaughtException");
-  process.on("uncaughtException", onUncaught);
-  process.on("unhandledRejection", onUnhandled);
-  try {
-    const session = await fresh();
-    session.set("a", 1);
-    const errors = ["save", "regenerate", "destroy"].map((name) =>
-      new Error(`thrown by the ${name} callback`)
-    );
-    const results = await Promise.allSettled([
-      session.save(() => {
-        throw errors[0];
-      }),
-      session.regenerate(() => {
-        throw errors[1];
-      }),
-    ]);
-    results.push(
-      ...await Promise.allSettled([session.destroy(() => {
-        throw errors[2];
-      })]),
-    );
-    assert.deepEqual(results.map((r) => r.status), ["fulfilled", "fulfilled", "fulfilled"]);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    assert.deepEqual(unhandled, []);
-    assert.equal(uncaught.length, 3);
-    assert.deepEqual(new Set(uncaught), new Set(errors));
-  } finally {
-    process.off("uncaughtException", onUncaught);
-    process.off("unhandledRejection", onUnhandled);
-    for (const listener of runnerListeners) process.on("uncaughtException", listener);
-  }
-});
+test(
+  "an error thrown by a callback (save, regenerate, destroy) is an uncaught exception, never a rejection",
+  {
+    // `bun test` fails the running test on any uncaught error, whatever the process's listeners; a Bun process
+    // outside it hands such an error to its "uncaughtException" listeners as Node and Deno do.
+    skip: "Bun" in globalThis
+      ? "not applicable: bun test fails a test on any uncaught error, listeners or not"
+      : false,
+  },
+  async () => {
+    // As with express-session, whose callbacks run from the store's own: the app's error is not swallowed,
+    // and the promise an app that only passes a callback ignores never rejects.
+    const { default: process } = await import("node:process");
+    const uncaught: unknown[] = [];
+    const unhandled: unknown[] = [];
+    const onUncaught = (error: unknown) => uncaught.push(error);
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    // Node's test runner listens too, and counts any uncaught exception as the file's failure: its listeners
+    // are set aside while this test expects three.
+    const runnerListeners = process.listeners("uncaughtException");
+    process.removeAllListeners("uncaughtException");
+    process.on("uncaughtException", onUncaught);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const session = await fresh();
+      session.set("a", 1);
+      const errors = ["save", "regenerate", "destroy"].map((name) =>
+        new Error(`thrown by the ${name} callback`)
+      );
+      const results = await Promise.allSettled([
+        session.save(() => {
+          throw errors[0];
+        }),
+        session.regenerate(() => {
+          throw errors[1];
+        }),
+      ]);
+      results.push(
+        ...await Promise.allSettled([session.destroy(() => {
+          throw errors[2];
+        })]),
+      );
+      assert.deepEqual(results.map((r) => r.status), ["fulfilled", "fulfilled", "fulfilled"]);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.deepEqual(unhandled, []);
+      assert.equal(uncaught.length, 3);
+      assert.deepEqual(new Set(uncaught), new Set(errors));
+    } finally {
+      process.off("uncaughtException", onUncaught);
+      process.off("unhandledRejection", onUnhandled);
+      for (const listener of runnerListeners) process.on("uncaughtException", listener);
+    }
+  },
+);
