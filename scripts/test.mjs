@@ -46,7 +46,12 @@ const allTests = ["src", "tests", "examples"].flatMap((dir) => {
 const nodeTests = allTests.filter((f) => !f.endsWith("_deno_test.ts"));
 const denoTests = allTests.filter((f) => !f.endsWith("_node_test.ts"));
 const bunTests = allTests.filter((f) => !f.endsWith("_node_test.ts") && !f.endsWith("_deno_test.ts"));
-// Bun: $BUN (.ci/run sets it), else the one .ci/run installs beside the project.
+// Bun: $BUN (.ci/run sets it; a path that does not exist is an error), else the one .ci/run installs beside
+// the project.
+if (process.env.BUN && !existsSync(process.env.BUN)) {
+  console.error(`BUN=${process.env.BUN}: no such file`);
+  process.exit(1);
+}
 const bunBinary = [process.env.BUN, join(root, ".ci/runtimes/node_modules/@oven/bun-linux-x64/bin/bun")]
   .find((path) => path && existsSync(path));
 
@@ -194,28 +199,38 @@ async function bun() {
     if (process.env.CI === "true") failures++;
     return;
   }
-  let pass = 0, fail = 0, skip = 0, failedFiles = 0;
+  let pass = 0, fail = 0, skip = 0;
+  const failedFiles = [];
+  /** The last " N <word>" summary line of Bun's output (a test's own output could hold an earlier one). */
+  const summary = (output, word) =>
+    Number([...output.matchAll(new RegExp(`^ *(\\d+) ${word}$`, "gm"))].at(-1)?.[1] ?? 0);
   for (const file of bunTests) {
     // Node's runner has no per-test timeout; Bun's default is 5 s, less than some tests with servers take.
     const { code, output } = await run(bunBinary, ["test", "--timeout=120000", `./${file}`], {
       capture: true,
       captureStderr: true,
     });
-    pass += Number(/^ *(\d+) pass$/m.exec(output)?.[1] ?? 0);
-    // An error outside any test counts as a failure.
-    fail += Number(/^ *(\d+) fail$/m.exec(output)?.[1] ?? 0) +
-      Number(/^ *(\d+) errors?$/m.exec(output)?.[1] ?? 0);
-    const skipped = Number(/^ *(\d+) skip$/m.exec(output)?.[1] ?? 0);
+    const ran = Number([...output.matchAll(/^Ran (\d+) tests? across 1 file/gm)].at(-1)?.[1] ?? 0);
+    // An error outside any test counts as a failure; so does a file that ended without running a test or
+    // failed with nothing counted (a crash before Bun's summary).
+    let fileFail = summary(output, "fail") + summary(output, "errors?");
+    if (fileFail === 0 && (code !== 0 || ran === 0)) fileFail = 1;
+    pass += summary(output, "pass");
+    fail += fileFail;
+    const skipped = summary(output, "skip") + summary(output, "todo");
     skip += skipped;
-    // Bun lists each skipped test twice (as it runs, and again at the end): once each here.
-    const names = new Set([...output.matchAll(/^\(skip\) (.*?)(?: \[[\d.]+m?s\])?$/gm)].map((m) => m[1]));
+    // Bun lists skipped tests as they run and, at times, again at the end: each name once here.
+    const names = new Set(
+      [...output.matchAll(/^\((?:skip|todo)\) (.*?)(?: \[[\d.]+m?s\])?$/gm)].map((m) => m[1]),
+    );
     for (const name of names) skippedFor(nodeReasons.get(name) ?? reasonInName(name));
     if (names.size < skipped) skippedFor("no reason given", skipped - names.size);
-    if (code !== 0) failedFiles++;
+    if (fileFail > 0) failedFiles.push(file);
   }
+  if (failedFiles.length > 0) console.log(`bun: failed in ${failedFiles.join(", ")}`);
   const line = `bun ${version(bunBinary, ["--version"])}: ${pass} passed, ${fail} failed, ${skip} skipped`;
   record(line, pass, fail, skip);
-  if (failedFiles > 0) failures++;
+  if (failedFiles.length > 0) failures++;
 }
 
 if (mode === "all" || mode === "check") await check();

@@ -190,6 +190,38 @@ test("toJSON gives copies: changing them changes nothing in the session", async 
   assert.deepEqual((await load()).get("v"), { cart: [1] });
 });
 
+test("under Bun, in a Bun process of its own: an error thrown by a callback is an uncaught exception", {
+  // The test below, outside `bun test` (whose runner fails a test on any uncaught error, listeners or not).
+  skip: "Bun" in globalThis ? false : "not applicable: Node and Deno run the test below in process",
+}, async () => {
+  const { spawnSync } = await import("node:child_process");
+  const { default: process } = await import("node:process");
+  const { fileURLToPath } = await import("node:url");
+  const src = (name: string) => JSON.stringify(fileURLToPath(new URL(name, import.meta.url)));
+  const script = `
+    import { SessionManager } from ${src("./core.ts")};
+    import { MemoryStore } from ${src("./stores/memory.ts")};
+    const uncaught = [], unhandled = [];
+    process.on("uncaughtException", (error) => uncaught.push(error.message));
+    process.on("unhandledRejection", (reason) => unhandled.push(String(reason)));
+    const session = await new SessionManager({ store: new MemoryStore() }).load({ cookie: null, https: false });
+    session.set("a", 1);
+    const results = await Promise.allSettled([
+      session.save(() => { throw new Error("save"); }),
+      session.regenerate(() => { throw new Error("regenerate"); }),
+    ]);
+    results.push(...await Promise.allSettled([session.destroy(() => { throw new Error("destroy"); })]));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    console.log(JSON.stringify({ results: results.map((r) => r.status), uncaught: uncaught.sort(), unhandled }));`;
+  const child = spawnSync(process.execPath, ["-e", script], { encoding: "utf8" });
+  assert.equal(child.status, 0, child.stderr);
+  assert.deepEqual(JSON.parse(child.stdout.trim().split("\n").at(-1)!), {
+    results: ["fulfilled", "fulfilled", "fulfilled"],
+    uncaught: ["destroy", "regenerate", "save"],
+    unhandled: [],
+  });
+});
+
 test(
   "an error thrown by a callback (save, regenerate, destroy) is an uncaught exception, never a rejection",
   {

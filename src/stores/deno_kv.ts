@@ -1,9 +1,8 @@
 /**
  * A store that keeps sessions in Deno KV: on Deno through `Deno.openKv`
  * (a local SQLite-backed file, Deno Deploy's database, or any KV Connect
- * URL), on Node through the npm package `@deno/kv` (an optional peer
- * dependency, loaded only when the store opens a database itself). Not on
- * Bun, where `@deno/kv` needs V8's serializer (see `openDatabase`).
+ * URL), on Node and Bun through the npm package `@deno/kv` (an optional peer
+ * dependency, loaded only when the store opens a database itself).
  *
  * @module
  */
@@ -80,7 +79,7 @@ export interface DenoKvStoreOptions {
    * from the environment variable `DENO_KV_ACCESS_TOKEN`). The store opens it
    * on first use (or in `init()`) and closes it in `close()`. On Deno it may
    * be left out for `Deno.openKv()`'s default database (Deno Deploy's, or a
-   * local one per script); on Node it is required unless `kv` is
+   * local one per script); on Node and Bun it is required unless `kv` is
    * given.
    */
   path?: string;
@@ -207,23 +206,20 @@ async function openDatabase(path: string | undefined): Promise<DenoKv> {
   if (path === undefined) {
     throw new Error('DenoKvStore needs a "path" (or a "kv" handle) outside Deno');
   }
-  if ("Bun" in globalThis) {
-    // @deno/kv refuses Bun's node:v8, whose serialize() writes JavaScriptCore's format, not V8's.
-    throw new Error(
-      "DenoKvStore cannot open a path on Bun: @deno/kv keeps values in V8's serialization format, which Bun lacks. " +
-        'Use SqliteStore or RedisStore on Bun, or open the database with @deno/kv\'s openKv(path, { encodeV8, decodeV8 }) and pass it as "kv"',
-    );
-  }
-  let driver: { openKv(path?: string): Promise<DenoKv> };
+  let driver: { openKv(path?: string, options?: object): Promise<DenoKv>; makeLimitedV8Serializer(): object };
   try {
     driver = await import("@deno/kv") as unknown as typeof driver;
   } catch (cause) {
     throw new Error(
-      'DenoKvStore needs the npm package "@deno/kv" on Node: install it with `npm install @deno/kv`',
+      'DenoKvStore needs the npm package "@deno/kv" on Node and Bun: install it with `npm install @deno/kv`',
       { cause },
     );
   }
-  return await driver.openKv(path);
+  // @deno/kv refuses Bun's node:v8 (it writes JavaScriptCore's format, not V8's) unless it is given a V8
+  // serializer. This store writes nothing but bytes, which @deno/kv stores as they are, so its own limited
+  // serializer (strings, null, booleans) is all it needs, and the file stays one Deno reads. The same test
+  // for Bun as @deno/kv's own, so that the two agree.
+  return await driver.openKv(path, "Bun" in globalThis ? driver.makeLimitedV8Serializer() : undefined);
 }
 
 /** A record's JSON text in UTF-8, cut into KV values. */
