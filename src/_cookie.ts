@@ -84,7 +84,11 @@ export type SameSite = "Strict" | "Lax" | "None";
 
 /** Options for the session cookie. Every attribute is checked when the middleware is built. */
 export interface CookieOptions {
-  /** Cookie name. Default `"sid"`. A `__Host-` name requires `path: "/"`, no `domain`, and makes the cookie `Secure`. */
+  /**
+   * Cookie name. Default `"sid"`. A `__Host-` name requires `path: "/"`, no `domain`, and makes the cookie
+   * `Secure`; a `__Secure-` name makes it `Secure`. The prefixes are matched in any case, as browsers do
+   * (RFC 6265bis, section 4.1.3).
+   */
   name?: string;
   /** `Path` attribute. Default `"/"`. */
   path?: string;
@@ -185,8 +189,11 @@ export class CookieWriter {
     if (secure !== true && secure !== false && secure !== "auto") {
       throw optionError("cookie.secure", 'must be true, false or "auto"');
     }
-    const hostPrefix = name.startsWith("__Host-");
-    if (hostPrefix || name.startsWith("__Secure-")) {
+    // Browsers match the prefixes case-insensitively (RFC 6265bis, section 4.1.3): "__host-sid" must meet
+    // the __Host- rules too, or the cookie built would be one browsers drop.
+    const lowerName = name.toLowerCase();
+    const hostPrefix = lowerName.startsWith("__host-");
+    if (hostPrefix || lowerName.startsWith("__secure-")) {
       if (secure === false) {
         throw optionError("cookie.secure", `a cookie named "${name}" must be Secure`);
       }

@@ -55,6 +55,8 @@ export interface RevocationCheck {
   readonly id: string;
   /** When the session was created (or last regenerated), in milliseconds since the epoch. */
   readonly createdAt: number;
+  /** The user `logIn()` bound the session to (`session.userId`), or `undefined` when none is logged in. */
+  readonly userId: string | undefined;
   /** The session's data, as sealed. Do not change it. */
   readonly data: Readonly<Record<string, unknown>>;
 }

@@ -124,3 +124,35 @@ export function sessionPropertyHandler(
     },
   };
 }
+
+/**
+ * Makes the function that puts a session on a request or context as its `session` property (`req.session`,
+ * `ctx.session`), a property that cannot be replaced: assigning it anything but the session itself throws a
+ * `TypeError`. express-session's `req.session = null` and koa-session's `ctx.session = null` are logouts in
+ * those libraries; here the commit uses the session the middleware loaded, so such an assignment would be
+ * silently ignored and leave the user logged in. Refusing it makes a migrated app fail loudly instead.
+ *
+ * One getter and setter per adapter, reading a symbol slot: no closure is made per request.
+ *
+ * @param path How the app reaches it, for the error message: `"req.session"` or `"ctx.session"`.
+ */
+export function sessionProperty(path: string): (target: object, session: object) => void {
+  const slot = Symbol(path);
+  const descriptor: PropertyDescriptor = {
+    configurable: true,
+    enumerable: true,
+    get(this: Record<symbol, unknown>) {
+      return this[slot];
+    },
+    set(this: Record<symbol, unknown>, value: unknown) {
+      if (value === this[slot]) return;
+      throw new TypeError(
+        `${path} cannot be replaced: to end the session (log out), call "await ${path}.destroy()"`,
+      );
+    },
+  };
+  return (target, session) => {
+    (target as Record<symbol, unknown>)[slot] = session;
+    Object.defineProperty(target, "session", descriptor);
+  };
+}

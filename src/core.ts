@@ -48,6 +48,7 @@ import {
 } from "./session.ts";
 import type { SessionData, SessionHost, SessionInternals, UserSessionInfo } from "./session.ts";
 import { isSessionRecord, NEVER } from "./store.ts";
+import { after, durationMs } from "./_time.ts";
 import type {
   MaybePromise,
   SessionMeta,
@@ -97,7 +98,11 @@ export interface SecurityEvent {
   idHash?: string;
 }
 
-/** Options shared by the core and every adapter. Durations are in seconds. */
+/**
+ * Options shared by the core and every adapter. Durations are in seconds; a
+ * duration that reaches past the last time a `Date` can hold (the year
+ * 275760) counts as never ending, so every deadline stays one a store can keep.
+ */
 export interface SessionOptions {
   /**
    * Where records live. Default: a {@linkcode MemoryStore} (one process only;
@@ -138,7 +143,7 @@ export interface SessionOptions {
   trustProxy?: boolean;
   /**
    * Seconds a store call may take before it fails with a `SessionStoreError`
-   * (503). Default 5. Each write carries the moment it runs out
+   * (503). Default 5, at most 2147483 (a timer's limit, about 24.8 days). Each write carries the moment it runs out
    * (`StoreWrite.deadline`): stores that support it (`RedisStore`,
    * `WebdisStore`, `SqliteStore`) make their backend refuse the write after
    * it, so a write answered 503 is not applied later; with any other store
@@ -247,8 +252,14 @@ function readTimeout(
   if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
     throw optionError(option, "must be a positive number of seconds, or null to turn it off");
   }
-  return value * 1000;
+  return durationMs(value);
 }
+
+/**
+ * The longest `storeTimeout`, in seconds: timers take a signed 32-bit number of milliseconds, and Node, Deno
+ * and Bun run a longer one after about 1 ms, which would fail every store call that did not answer at once.
+ */
+const MAX_STORE_TIMEOUT = 2_147_483;
 
 function readSecrets(secret: unknown): string[] | undefined {
   if (secret === undefined) return undefined;
@@ -477,7 +488,11 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     now: number,
     resend: boolean,
   ) => MaybePromise<string | undefined>;
+  /** Reads the record of a loaded session again (`reload()`): from the store, or from its sealed cookie. */
+  #reread: (state: SessionInternals, key: string, now: number) => MaybePromise<ReadAnswer>;
   #reportOversized: () => void;
+  /** The sealed cookie value each loaded session came from (`CookieStore` only), for `reload()`. */
+  #sealedValues = new WeakMap<SessionInternals, string>();
   #maxValueLength: number;
   #idleMs: number | null;
   #absoluteMs: number | null;
@@ -521,8 +536,11 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     this.#idleMs = readTimeout(options.idleTimeout, DAY, "idleTimeout");
     this.#absoluteMs = readTimeout(options.absoluteTimeout, 7 * DAY, "absoluteTimeout");
     const timeout = options.storeTimeout ?? 5;
-    if (typeof timeout !== "number" || !(timeout > 0)) {
-      throw optionError("storeTimeout", "must be a positive number of seconds");
+    if (typeof timeout !== "number" || !(timeout > 0) || timeout > MAX_STORE_TIMEOUT) {
+      throw optionError(
+        "storeTimeout",
+        `must be a positive number of seconds, at most ${MAX_STORE_TIMEOUT} (about 24.8 days: a timer's limit)`,
+      );
     }
     this.#timeoutMs = timeout * 1000;
     if (options.now !== undefined && typeof options.now !== "function") {
@@ -557,6 +575,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       this.#find = (values, https) =>
         values.length === 0 ? this.#fresh(https) : this.#openSealed(sealer, values, https);
       this.#written = (state, record, now) => this.#sealed(sealer, state, record, now);
+      this.#reread = (state, key) => this.#reopen(sealer, state, key);
     } else {
       const token = secrets ? new SignedToken(secrets) : new UnsignedToken();
       if (token.maxLength > this.#maxValueLength) {
@@ -568,6 +587,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       this.#token = token;
       this.#records = store;
       this.#find = (values, https) => this.#loadFrom(values, 0, https);
+      this.#reread = (_state, key, now) => this.#get(key, now);
       this.#written = (state, record, now, resend) =>
         resend ? this.#setCookie(token.write(state.id!), record.meta, now, isHttps(state)) : undefined;
     }
@@ -645,7 +665,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
    * @throws {SessionStoreError} (rejects) when the store fails.
    */
   logOutEverywhere(userId: string): Promise<number> {
-    return settled(() => this.#revoke(checkedUserId(userId), "all", undefined));
+    return settled(() => this.#revoke(checkedUserId(userId), null, undefined));
   }
 
   /** Whether the session cookie is signed (a `secret` was given; not with a `CookieStore`, which seals it). */
@@ -869,7 +889,7 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
   async #reload(state: SessionInternals): Promise<boolean> {
     const key = state.key!;
     const now = this.#now();
-    const answer = await this.#get(key, now);
+    const answer = await this.#reread(state, key, now);
     if (answer === undefined || answer === null) return false;
     if (answer === CORRUPT) {
       this.#report("corrupt-record", key);
@@ -955,12 +975,12 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
   #freshMeta(state: SessionInternals, now: number): SessionMeta {
     const lifetime = state.lifetimeMs;
     const idleMs = this.#idleOf(lifetime);
-    let absoluteExpiresAt = this.#absoluteMs === null ? NEVER : now + this.#absoluteMs;
+    let absoluteExpiresAt = this.#absoluteMs === null ? NEVER : after(now, this.#absoluteMs);
     // A lifetime the app chose for this session is honoured even past the configured absolute timeout.
-    if (typeof lifetime === "number") absoluteExpiresAt = Math.max(absoluteExpiresAt, now + lifetime);
+    if (typeof lifetime === "number") absoluteExpiresAt = Math.max(absoluteExpiresAt, after(now, lifetime));
     const meta: SessionMeta = {
       createdAt: now,
-      expiresAt: idleMs === null ? absoluteExpiresAt : Math.min(now + idleMs, absoluteExpiresAt),
+      expiresAt: idleMs === null ? absoluteExpiresAt : Math.min(after(now, idleMs), absoluteExpiresAt),
       absoluteExpiresAt,
     };
     if (lifetime !== undefined) meta.lifetimeMs = lifetime;
@@ -990,9 +1010,9 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     const lifetime = state.lifetimeMs;
     const idleMs = this.#idleOf(lifetime);
     const absoluteExpiresAt = state.lifetimeChanged && typeof lifetime === "number"
-      ? Math.max(loaded.absoluteExpiresAt, now + lifetime)
+      ? Math.max(loaded.absoluteExpiresAt, after(now, lifetime))
       : loaded.absoluteExpiresAt;
-    const slid = idleMs === null ? loaded.expiresAt : Math.min(now + idleMs, absoluteExpiresAt);
+    const slid = idleMs === null ? loaded.expiresAt : Math.min(after(now, idleMs), absoluteExpiresAt);
     // A new lifetime or an explicit touch() moves the deadline now; otherwise it moves once half an idle
     // window has passed, so a busy session is not rewritten on every request.
     const touch = state.lifetimeChanged || state.touched ||
@@ -1117,15 +1137,15 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
   }
 
   /**
-   * Deletes the records of `userId` named by `which` (a handle, or `"all"`),
+   * Deletes the records of `userId` named by `which` (a handle, or `null` for all of them),
    * never the one of `state` (the caller ends that one itself). Answers how
    * many it deleted.
    */
-  async #revoke(userId: string, which: string, state: SessionInternals | undefined): Promise<number> {
+  async #revoke(userId: string, which: string | null, state: SessionInternals | undefined): Promise<number> {
     const entries = await this.#listUser(userId);
     const currentKey = state?.stored ? state.key : undefined;
     const doomed = entries.filter((entry) =>
-      entry.key !== currentKey && (which === "all" || sessionHandle(entry.key) === which)
+      entry.key !== currentKey && (which === null || sessionHandle(entry.key) === which)
     );
     await this.#deleteAll(doomed);
     return doomed.length;
@@ -1188,10 +1208,28 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
       }
       // Deadlines, reserved keys and flash values as for a stored record; an expired one is reported.
       const session = this.#open(opened, opened.record, https, this.#now());
-      if (session instanceof Session) return session;
+      if (session instanceof Session) {
+        this.#sealedValues.set(sessionInternals(session), value);
+        return session;
+      }
       await session;
     }
     return this.#fresh(https);
+  }
+
+  /**
+   * The record in the sealed cookie a session was loaded from, opened again (`reload()`): a fresh copy of
+   * what the request brought, or `undefined` when the session no longer is that cookie's (regenerated,
+   * destroyed, new) or the app's revocation check now refuses it. A sealed record lives in the cookie, so
+   * reading it again is opening the cookie again.
+   */
+  async #reopen(sealer: Sealer, state: SessionInternals, key: string): Promise<SessionRecord | undefined> {
+    const value = this.#sealedValues.get(state);
+    if (value === undefined) return undefined;
+    const opened = await sealer.open(value);
+    if (typeof opened === "string" || opened.key !== key) return undefined;
+    if (sealer.isRevoked !== undefined && await this.#revoked(sealer, opened)) return undefined;
+    return opened.record;
   }
 
   /** Asks the app's revocation check, as a store read: its failures and slowness are `SessionStoreError`s. */
@@ -1199,7 +1237,13 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     const { id, record } = opened;
     return this.#call(
       "read",
-      () => sealer.isRevoked!({ id, createdAt: record.meta.createdAt, data: record.data }),
+      () =>
+        sealer.isRevoked!({
+          id,
+          createdAt: record.meta.createdAt,
+          userId: record.meta.userId,
+          data: record.data,
+        }),
       "",
       undefined,
     );

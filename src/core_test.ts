@@ -24,6 +24,20 @@ function setup(options: SessionOptions = {}) {
 const cookieOf = (setCookie: string | undefined) => setCookie!.split(";")[0];
 const http = (cookie?: string) => ({ cookie, https: false });
 
+test("the longest storeTimeout accepted really waits: a store answering after 30 ms is not timed out", async () => {
+  const slow: Store = {
+    get: (key) => new Promise((resolve) => setTimeout(() => resolve(memory.get(key)), 30)),
+    set: (key, write) => new Promise((resolve) => setTimeout(() => resolve(memory.set(key, write)), 30)),
+    delete: (key) => new Promise((resolve) => setTimeout(() => resolve(memory.delete(key)), 30)),
+  };
+  const memory = new MemoryStore();
+  const manager = new SessionManager({ store: slow, secret: SECRET, storeTimeout: 2_147_483 });
+  const session = await manager.load(http());
+  session.set("user", "ada");
+  const cookie = cookieOf(await manager.commit(session));
+  assert.equal((await manager.load(http(cookie))).get("user"), "ada");
+});
+
 test("construction errors name the option", () => {
   const cases: [SessionOptions, RegExp][] = [
     [{ secret: "" }, /"secret"/],
@@ -40,10 +54,17 @@ test("construction errors name the option", () => {
     [{ idleTimeout: -1 }, /"idleTimeout"/],
     [{ absoluteTimeout: Number.NaN }, /"absoluteTimeout"/],
     [{ storeTimeout: 0 }, /"storeTimeout"/],
+    // A timer's delay is a signed 32-bit number of milliseconds; a longer one fires after about 1 ms.
+    [{ storeTimeout: Infinity }, /"storeTimeout": .*at most 2147483/],
+    [{ storeTimeout: 2_147_484 }, /"storeTimeout": .*at most 2147483/],
     [{ store: {} as Store }, /"store"/],
     [{ cookie: { name: "__Host-sid", domain: "example.com" } }, /"cookie.domain"/],
     [{ cookie: { name: "__Host-sid", path: "/app" } }, /"cookie.path"/],
     [{ cookie: { name: "__Secure-sid", secure: false } }, /"cookie.secure"/],
+    // Browsers match the prefixes in any case (RFC 6265bis, section 4.1.3).
+    [{ cookie: { name: "__host-sid", domain: "example.com" } }, /"cookie.domain"/],
+    [{ cookie: { name: "__HOST-sid", path: "/app" } }, /"cookie.path"/],
+    [{ cookie: { name: "__secure-sid", secure: false } }, /"cookie.secure"/],
     [{ cookie: { sameSite: "None" } }, /"cookie.sameSite"/],
     [{ cookie: { sameSite: "Sideways" as "Lax" } }, /"cookie.sameSite"/],
     [{ cookie: { name: "sid;x" } }, /"cookie.name"/],
@@ -65,6 +86,15 @@ test("construction errors name the option", () => {
     new SessionManager({ cookie: { sameSite: "None", secure: true }, secret: SECRET })
   );
   assert.doesNotThrow(() => new SessionManager({ cookie: { name: "__Host-sid" }, secret: SECRET }));
+});
+
+test("a prefixed cookie name in any case is Secure even over http, as browsers require", async () => {
+  for (const name of ["__Host-sid", "__host-sid", "__HOST-sid", "__Secure-sid", "__secure-sid"]) {
+    const manager = new SessionManager({ store: new MemoryStore(), cookie: { name }, secret: SECRET });
+    const session = await manager.load(http());
+    session.set("user", "ada");
+    assert.match((await manager.commit(session))!, /; Secure; SameSite=Lax$/, name);
+  }
 });
 
 test("unknown option names are refused with the nearest known name, or a hint for names from other libraries", () => {

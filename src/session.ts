@@ -6,6 +6,7 @@
  */
 
 import { generateId } from "./_crypto.ts";
+import { durationMs } from "./_time.ts";
 import { SessionConflictError } from "./errors.ts";
 import type { SessionMeta } from "./store.ts";
 
@@ -33,8 +34,11 @@ export interface SessionHost {
   logIn(state: SessionInternals, userId: string): Promise<void>;
   /** The live sessions of the state's user, this one marked. */
   sessionsOfUser(state: SessionInternals): Promise<UserSessionInfo[]>;
-  /** Deletes the records of the state's user named by `handles` (never this session's). */
-  revokeOthers(state: SessionInternals, handles: "all" | string): Promise<number>;
+  /**
+   * Deletes the records of the state's user named by `handle`, or all of them for `null` (never this
+   * session's). No string means "all": a handle comes from the client, and `"all"` must name nothing.
+   */
+  revokeOthers(state: SessionInternals, handle: string | null): Promise<number>;
   /** The handle of this session, once it has an id. */
   handleOf(state: SessionInternals): string | undefined;
 }
@@ -408,7 +412,7 @@ export class Session<T extends SessionData = Record<string, any>> {
   async logOutEverywhere(options: { keepCurrent?: boolean } = {}): Promise<number> {
     const state = this.#state;
     if (state.userId === undefined) return 0;
-    let ended = await this.#host.revokeOthers(state, "all");
+    let ended = await this.#host.revokeOthers(state, null);
     if (options?.keepCurrent !== true) {
       await this.destroy();
       ended++;
@@ -554,7 +558,7 @@ export class Session<T extends SessionData = Record<string, any>> {
       throw new TypeError("Invalid session lifetime: expected a positive number of seconds, or null");
     }
     const state = this.#state;
-    state.lifetimeMs = seconds === null ? null : seconds * 1000;
+    state.lifetimeMs = seconds === null ? null : durationMs(seconds);
     state.lifetimeChanged = true;
     return this;
   }

@@ -200,6 +200,20 @@ test("revoking by handle reaches only the user's own sessions", async () => {
   await assert.rejects(manager.logOutEverywhere(7 as unknown as string), TypeError);
 });
 
+test('a handle of "all" names no session: revoke() and revokeSession() end nothing with it', async () => {
+  // Handles come from the client (a form field): no string may stand for every session.
+  const { request, manager } = setup();
+  const first = await request(undefined, (s) => s.logIn("ada"));
+  await request(undefined, (s) => s.logIn("ada"));
+  await request(undefined, (s) => s.logIn("ada"));
+  await request(first.cookie, async (s) => {
+    assert.equal(await s.revoke("all"), false);
+  });
+  assert.equal(await manager.revokeSession("ada", "all"), false);
+  assert.equal((await manager.sessionsOfUser("ada")).length, 3);
+  assert.equal(await manager.logOutEverywhere("ada"), 3, "log out everywhere still ends them all");
+});
+
 test("revoke(own handle) is destroy: the record goes and the cookie is cleared", async () => {
   const { request, manager } = setup();
   const login = await request(undefined, (s) => s.logIn("ada"));

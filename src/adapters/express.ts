@@ -26,7 +26,7 @@
 import { COOKIE_OPTION_NAMES } from "../_cookie.ts";
 import { commitNow } from "../_lifecycle.ts";
 import { rejectUnknownOptions } from "../_options.ts";
-import { PROXY_DATA_KEYS, sessionPropertyHandler } from "../_session_proxy.ts";
+import { PROXY_DATA_KEYS, sessionProperty, sessionPropertyHandler } from "../_session_proxy.ts";
 import type { ExtraMember } from "../_session_proxy.ts";
 import { SESSION_OPTION_NAMES, SessionManager } from "../core.ts";
 import type { CookieOptions, SameSite, SessionOptions } from "../core.ts";
@@ -296,7 +296,10 @@ function cookieMember(now: () => number, cookie: CookieOptions, idleMs: number |
  * Session middleware for Express 4 and 5, Connect and plain `node:http`:
  * `req.session` in every later handler, and a drop-in for express-session.
  * An app written for express-session runs with this import in place of
- * express-session's (and a secret of at least 32 bytes):
+ * express-session's once its secret has at least 32 bytes and it drops the
+ * options refused below (`resave: true`, `saveUninitialized: true`, `unset`,
+ * `genid`, express-session stores), within the limits docs/migrating.md
+ * lists:
  *
  * - `req.session.views = n`, `req.session.user`, `delete req.session.cart`
  *   and `Object.keys(req.session)` are `set`, `get`, `delete` and `keys`:
@@ -391,6 +394,9 @@ interface ExpressRequest {
   sessionID?: string;
 }
 
+/** `req.session`, which refuses `req.session = null` (it would not log out here). */
+const exposeSession = sessionProperty("req.session");
+
 /**
  * The Express (and Connect, and `node:http`) hook: the commit runs at the
  * first call that starts the Node response (see `_node_response.ts`).
@@ -402,7 +408,7 @@ function expressHook(handler: ProxyHandler<Session>, rolling: boolean): ConnectH
     expose(req, current) {
       if (rolling && !current.isNew) current.touch();
       const request = req as ExpressRequest;
-      request.session = new Proxy(current, handler);
+      exposeSession(request, new Proxy(current, handler));
       defineSessionId(request);
     },
     attach(req, res, manager, current, next) {

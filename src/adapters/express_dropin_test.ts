@@ -51,6 +51,37 @@ test("the default export is the named session()", () => {
   assert.equal(defaultExport, session);
 });
 
+test("req.session = null is refused, naming destroy(): it would not log out here, so it must not pass silently", async () => {
+  await withApp((app) => {
+    app.get("/login", (req, res) => {
+      req.session.user = "ada";
+      res.send("in");
+    });
+    app.get("/logout", (req, res) => {
+      (req as unknown as { session: unknown }).session = null;
+      res.send("out");
+    });
+    app.get("/same", (req, res) => {
+      const same = req.session;
+      req.session = same; // assigning the session itself changes nothing
+      res.json({ user: req.session.user ?? null, id: req.sessionID === req.session.id });
+    });
+    app.get("/me", (req, res) => {
+      res.json({ user: req.session.user ?? null, enumerable: Object.keys(req).includes("session") });
+    });
+  }, async (go) => {
+    await go("/login");
+    const logout = await go("/logout");
+    assert.equal(logout.status, 500);
+    assert.match(
+      await logout.text(),
+      /TypeError: req\.session cannot be replaced: .*"await req\.session\.destroy\(\)"/,
+    );
+    assert.deepEqual(await (await go("/same")).json(), { user: "ada", id: true });
+    assert.deepEqual(await (await go("/me")).json(), { user: "ada", enumerable: true });
+  });
+});
+
 test("property access is get, set and delete: saved, validated and merged per key", async () => {
   await withApp((app) => {
     app.get("/set", (req, res) => {

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { PROXY_DATA_KEYS, sessionPropertyHandler } from "../_session_proxy.ts";
+import { PROXY_DATA_KEYS, sessionProperty, sessionPropertyHandler } from "../_session_proxy.ts";
 import { SessionManager } from "../core.ts";
 import type { SessionOptions } from "../core.ts";
 import { Session } from "../session.ts";
@@ -95,6 +95,9 @@ const KOA_PROPERTIES = sessionPropertyHandler(Session, {
   },
 }, PROXY_DATA_KEYS);
 
+/** `ctx.session`, which refuses koa-session's `ctx.session = null` (it would not log out here). */
+const exposeSession = sessionProperty("ctx.session");
+
 /**
  * Session middleware for Koa 2 and 3: `ctx.session` in every later
  * middleware, where koa-session users expect it. The store write and the
@@ -146,7 +149,7 @@ export function session(options: SessionOptions = {}): KoaMiddleware {
       https: () => (ctx.req.socket as { encrypted?: boolean } | undefined)?.encrypted === true,
       forwardedProto: manager.trustProxy ? ctx.get("x-forwarded-proto") : undefined,
     });
-    ctx.session = new Proxy(current, KOA_PROPERTIES) as KoaSession;
+    exposeSession(ctx, new Proxy(current, KOA_PROPERTIES));
     try {
       await next();
     } catch (error) {

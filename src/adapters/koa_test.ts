@@ -89,6 +89,30 @@ async function withApp(
 for (const [name, KoaApp] of VERSIONS) {
   const it = (title: string, fn: () => Promise<void>) => test(`${name}: ${title}`, fn);
 
+  it("ctx.session = null (koa-session's logout) is refused, naming destroy(): here it would not log out", async () => {
+    await withApp(KoaApp, (app) => {
+      app.use((ctx) => {
+        if (ctx.path === "/login") ctx.session.user = "ada";
+        if (ctx.path === "/logout") (ctx as unknown as { session: unknown }).session = null;
+        if (ctx.path === "/same") {
+          const same = ctx.session;
+          ctx.session = same; // assigning the session itself changes nothing
+        }
+        ctx.body = { user: ctx.session.user ?? null };
+      });
+    }, async ({ origin, errors }) => {
+      const login = await fetch(`${origin}/login`);
+      const cookie = sessionCookies(login)[0].split(";")[0];
+      const logout = await fetch(`${origin}/logout`, { headers: { cookie } });
+      assert.equal(logout.status, 500);
+      assert.deepEqual(sessionCookies(logout), []);
+      assert.match(String(errors[0]), /ctx\.session cannot be replaced: .*"await ctx\.session\.destroy\(\)"/);
+      assert.deepEqual(await (await fetch(`${origin}/same`, { headers: { cookie } })).json(), {
+        user: "ada",
+      });
+    });
+  });
+
   it("ctx.session.views = n, as with koa-session: properties are keys, methods stay methods, maxAge is the lifetime", async () => {
     await withApp(KoaApp, (app) => {
       app.use((ctx) => {

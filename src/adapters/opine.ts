@@ -81,7 +81,7 @@ export interface OpineApp {
  *   req.session.set("visits", visits);
  *   res.send(`visit ${visits}`);
  * });
- * app.listen(8000);
+ * app.listen({ hostname: "127.0.0.1", port: 8000 }); // Deno 2 refuses app.listen(8000)
  * ```
  */
 export function session(options: SessionOptions = {}): ConnectMiddleware {
@@ -94,7 +94,7 @@ export function session(options: SessionOptions = {}): ConnectMiddleware {
  * `req.session` holds the session, with async-compatible `get`/`set`. Unlike
  * the original, `options` is used: cookie attributes, secret, timeouts.
  *
- * @example The original README's example (with a `MemoryStore` here)
+ * @example The original README's example (with a `MemoryStore`, and a hostname for Deno 2, here)
  * ```ts ignore
  * import { opine } from "https://deno.land/x/opine@2.3.4/mod.ts";
  * import { MemoryStore, OpineSession } from "./opine.ts";
@@ -109,7 +109,7 @@ export function session(options: SessionOptions = {}): ConnectMiddleware {
  *   }
  *   res.setStatus(200).send(`Visited page ${await req.session.get("pageCount")} times`);
  * });
- * app.listen(8002);
+ * app.listen({ hostname: "127.0.0.1", port: 8002 });
  * console.log(session.manager.cookieName); // "sid"
  * ```
  */

@@ -504,7 +504,12 @@ test("CookieStore: isRevoked refuses a session (revoked-session); its failures a
   });
   const { session, cookie } = await sealedSession(manager);
   assert.equal((await manager.load(http(cookie))).get("user"), "ada");
-  assert.deepEqual(seen, [{ id: session.id, createdAt: clock.now, data: { user: "ada" } }]);
+  assert.deepEqual(seen, [{
+    id: session.id,
+    createdAt: clock.now,
+    userId: undefined,
+    data: { user: "ada" },
+  }]);
   revoked.add(session.id);
   assert.equal((await manager.load(http(cookie))).isNew, true);
   assert.deepEqual(events, [{ type: "revoked-session", idHash: storageKey(session.id) }]);
@@ -524,6 +529,72 @@ test("CookieStore: isRevoked refuses a session (revoked-session); its failures a
   seen.length = 0;
   await manager.load(http());
   assert.deepEqual(seen, []);
+});
+
+test("CookieStore: isRevoked sees the user logIn() bound, so it can refuse a user's older cookies", async () => {
+  // docs/stores.md's example: refuse every cookie of a user created before the user's "logged out" time.
+  const loggedOutAt = new Map<string, number>();
+  const seen: unknown[] = [];
+  const clock = { now: 1_700_000_000_000 };
+  const manager = new SessionManager({
+    store: new CookieStore({
+      keys: [KEY],
+      isRevoked: ({ userId, createdAt }) => {
+        seen.push(userId);
+        return userId !== undefined && createdAt <= (loggedOutAt.get(userId) ?? -Infinity);
+      },
+    }),
+    now: () => clock.now,
+  });
+  const login = await manager.load(http());
+  await login.logIn("ada");
+  login.set("cart", 1);
+  const cookie = cookieOf(await manager.commit(login));
+  assert.equal((await manager.load(http(cookie))).userId, "ada");
+  assert.deepEqual(seen, ["ada"]);
+  clock.now += 1000;
+  loggedOutAt.set("ada", clock.now);
+  assert.equal((await manager.load(http(cookie))).isNew, true, "the old cookie is refused");
+  clock.now += 1000;
+  const again = await manager.load(http());
+  await again.logIn("ada");
+  const newCookie = cookieOf(await manager.commit(again));
+  assert.equal((await manager.load(http(newCookie))).userId, "ada", "a login after the cut-off passes");
+  const anonymous = await sealedSession(manager);
+  await manager.load(http(anonymous.cookie));
+  assert.deepEqual(seen, ["ada", "ada", "ada", undefined]);
+});
+
+test("CookieStore: reload() reads the session again from its cookie, dropping this request's changes", async () => {
+  const revoked = new Set<string>();
+  const clock = { now: 1_700_000_000_000 };
+  const manager = new SessionManager({
+    store: new CookieStore({ keys: [KEY], isRevoked: ({ id }) => revoked.has(id) }),
+    now: () => clock.now,
+  });
+  const { cookie } = await sealedSession(manager, { user: "ada", items: [1] });
+  const session = await manager.load(http(cookie));
+  session.set("user", "bob");
+  (session.get("items") as number[]).push(2);
+  session.delete("items");
+  session.flash("notice", "x");
+  await session.reload();
+  assert.deepEqual(
+    { ...session.toJSON() },
+    { user: "ada", items: [1] },
+    "a fresh copy of what the cookie holds",
+  );
+  assert.equal(await manager.commit(session), undefined, "nothing changed after the reload: nothing to send");
+  // The callback form, as express-session code calls it.
+  await new Promise<void>((resolve, reject) => session.reload((error) => error ? reject(error) : resolve()));
+  // Revoked since the load: as a record deleted meanwhile.
+  revoked.add(session.id);
+  await assert.rejects(session.reload(), /deleted or has expired/);
+  revoked.clear();
+  // Expired since the load.
+  const later = await manager.load(http(cookie));
+  clock.now += 8 * 86_400_000;
+  await assert.rejects(later.reload(), /deleted or has expired/);
 });
 
 test("CookieStore: Sealer.open never rejects, whatever the value", async () => {

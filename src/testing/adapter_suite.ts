@@ -74,9 +74,10 @@ export interface AdapterSuiteOptions {
    */
   createStore?(now: () => number): SuiteStore | Promise<SuiteStore>;
   /**
-   * Whether the adapter answers the session's own errors itself, with their
-   * `getResponse()` (503 `Service Unavailable` for a `SessionStoreError`, 409
-   * and the message for a `SessionConflictError`), instead of passing them to
+   * Whether the adapter answers the session's own errors itself (from loading
+   * and saving, and those a session method threw through the handler), with
+   * their `getResponse()` (503 `Service Unavailable` for a `SessionStoreError`,
+   * 409 and the message for a `SessionConflictError` or `SessionLimitError`), instead of passing them to
    * the app's error handling: the fetch and Fresh adapters do, because
    * `Deno.serve` and Fresh answer errors they do not know with 500. Default
    * `false`: the suite then expects the app's handler (`error:<name>`).
@@ -766,10 +767,33 @@ function conformanceCases(run: Runner, options: AdapterSuiteOptions): void {
       ok(!suiteBodies.includes(late.body));
       deepEqual(late.sessionCookies, []);
 
+      // A session error thrown inside the handler, by a session method: destroy() during an outage.
+      const leaving = client();
+      await leaving.request("/set?key=user&value=bob");
+      store.failNext("delete", new Error("connection refused"));
+      const logout = await leaving.request("/logout");
+      equal(logout.status, outage, "a failed destroy() in the handler");
+      ok(!suiteBodies.includes(logout.body));
+      deepEqual(logout.sessionCookies, []);
+
       const thrown = await client().request("/throw");
       equal(thrown.status, 500, "the handler's own error is still the framework's 500");
     },
     {},
+    { defaultErrorHandling: true },
+  );
+
+  run.needs("perUserIndex")(
+    "with no error handler of the app's own, a login over a refusing session limit is answered 409, with no cookie",
+    async ({ client }) => {
+      const user = `ada-${Math.random().toString(36).slice(2, 10)}`;
+      equal((await client().request(`/log-in?user=${user}`)).status, 200);
+      const second = await client().request(`/log-in?user=${user}`);
+      equal(second.status, options.defaultHandlerAnswers500 ? 500 : 409, "SessionLimitError's status");
+      ok(!second.body.startsWith("error:"), "answered by the framework's default, not a suite handler");
+      deepEqual(second.sessionCookies, []);
+    },
+    { maxSessionsPerUser: 1, onSessionLimit: "refuse" },
     { defaultErrorHandling: true },
   );
 

@@ -521,6 +521,40 @@ export function storeConformanceSuite(test: TestFunction, options: StoreSuiteOpt
     deepEqual({ ...(await manager.load({ cookie, https: false })).toJSON() }, { user: "ada", n: 1 });
   });
 
+  withRecords(
+    "through the core, a lifetime past the end of time is kept as never ending and read back",
+    async (store) => {
+      // express-session's "never expire" idiom (cookie.maxAge: Number.MAX_SAFE_INTEGER) and setLifetime(1e306):
+      // the core caps every deadline at NEVER, so each store keeps the record and reads it back.
+      for (const lifetime of [Number.MAX_SAFE_INTEGER / 1000, Number.MAX_SAFE_INTEGER, 1e306]) {
+        const manager = new SessionManager({
+          store,
+          ...signing,
+          idleTimeout: lifetime,
+          absoluteTimeout: lifetime,
+        });
+        const first = await manager.load({ cookie: null, https: false });
+        first.set("user", "ada").setLifetime(lifetime);
+        const cookie = cookieOf(await manager.commit(first));
+        for (let i = 0; i < 2; i++) {
+          const again = await manager.load({ cookie, https: false });
+          equal(again.isNew, false, `lifetime ${lifetime}: read back`);
+          equal(again.get("user"), "ada");
+          again.set("n", i).touch();
+          await manager.commit(again);
+        }
+        const record = await store.get(storageKey(first.id));
+        ok(record !== undefined, `lifetime ${lifetime}: stored`);
+        ok(
+          record.meta.expiresAt <= NEVER && record.meta.absoluteExpiresAt <= NEVER,
+          "deadlines within NEVER",
+        );
+        ok(Number.isSafeInteger(record.meta.expiresAt) && Number.isFinite(record.meta.lifetimeMs!));
+        await manager.store.delete(storageKey(first.id));
+      }
+    },
+  );
+
   withRecords("no session id is kept at rest: only storage keys derived from ids", async (store) => {
     const manager = new SessionManager({ store, ...signing });
     const ids: string[] = [];
