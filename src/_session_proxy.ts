@@ -127,32 +127,35 @@ export function sessionPropertyHandler(
 
 /**
  * Makes the function that puts a session on a request or context as its `session` property (`req.session`,
- * `ctx.session`), a property that cannot be replaced: assigning it anything but the session itself throws a
- * `TypeError`. express-session's `req.session = null` and koa-session's `ctx.session = null` are logouts in
- * those libraries; here the commit uses the session the middleware loaded, so such an assignment would be
- * silently ignored and leave the user logged in. Refusing it makes a migrated app fail loudly instead.
+ * `ctx.session`), a property that cannot be replaced or deleted: assigning it anything but the session itself
+ * throws a `TypeError` naming what to call instead, and so does `delete` (in strict code; elsewhere it
+ * answers `false`). koa-session's `ctx.session = null` is its logout, and express-session's `req.session =
+ * null` drops the request's changes (a logout with its `unset: "destroy"`); here the commit uses the session
+ * the middleware loaded, so such an assignment would be silently ignored and could leave the user logged in.
+ * Refusing it makes a migrated app fail loudly instead.
  *
- * One getter and setter per adapter, reading a symbol slot: no closure is made per request.
+ * One getter and setter per adapter, reading a symbol slot: no closure is made per request. A middleware
+ * that runs twice on one request (an app's and a router's) only fills the slot again.
  *
  * @param path How the app reaches it, for the error message: `"req.session"` or `"ctx.session"`.
  */
 export function sessionProperty(path: string): (target: object, session: object) => void {
   const slot = Symbol(path);
+  const refusal = `${path} cannot be replaced: to log out, call "await ${path}.destroy()"; to drop this ` +
+    `request's changes, "await ${path}.reload()"`;
   const descriptor: PropertyDescriptor = {
-    configurable: true,
+    configurable: false,
     enumerable: true,
     get(this: Record<symbol, unknown>) {
       return this[slot];
     },
     set(this: Record<symbol, unknown>, value: unknown) {
-      if (value === this[slot]) return;
-      throw new TypeError(
-        `${path} cannot be replaced: to end the session (log out), call "await ${path}.destroy()"`,
-      );
+      if (value !== this[slot]) throw new TypeError(refusal);
     },
   };
   return (target, session) => {
+    const exposed = slot in target;
     (target as Record<symbol, unknown>)[slot] = session;
-    Object.defineProperty(target, "session", descriptor);
+    if (!exposed) Object.defineProperty(target, "session", descriptor);
   };
 }

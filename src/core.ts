@@ -1228,7 +1228,10 @@ export class SessionManager<T extends SessionData = Record<string, any>> {
     if (value === undefined) return undefined;
     const opened = await sealer.open(value);
     if (typeof opened === "string" || opened.key !== key) return undefined;
-    if (sealer.isRevoked !== undefined && await this.#revoked(sealer, opened)) return undefined;
+    if (sealer.isRevoked !== undefined && await this.#revoked(sealer, opened)) {
+      this.#report("revoked-session", opened.key);
+      return undefined;
+    }
     return opened.record;
   }
 

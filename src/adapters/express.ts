@@ -25,6 +25,7 @@
 
 import { COOKIE_OPTION_NAMES } from "../_cookie.ts";
 import { commitNow } from "../_lifecycle.ts";
+import { after, durationMs } from "../_time.ts";
 import { rejectUnknownOptions } from "../_options.ts";
 import { PROXY_DATA_KEYS, sessionProperty, sessionPropertyHandler } from "../_session_proxy.ts";
 import type { ExtraMember } from "../_session_proxy.ts";
@@ -240,7 +241,7 @@ function cookieMember(now: () => number, cookie: CookieOptions, idleMs: number |
   const lifetimeMs = (session: Session): number | null => {
     const own = session.lifetime;
     if (own === null) return null;
-    if (own !== undefined) return own * 1000;
+    if (own !== undefined) return durationMs(own);
     return cookie.persistent === false ? null : idleMs;
   };
   const setMaxAge = (session: Session, value: unknown, option: string) => {
@@ -282,7 +283,7 @@ function cookieMember(now: () => number, cookie: CookieOptions, idleMs: number |
           enumerable: true,
           get: () => {
             const ms = lifetimeMs(session);
-            return ms === null ? null : new Date(now() + ms);
+            return ms === null ? null : new Date(after(now(), ms));
           },
           set: (v) => setMaxAge(session, v, "expires"),
         },
@@ -377,7 +378,7 @@ export function session(options: ExpressSessionOptions = {}): ConnectMiddleware 
     ? 86_400_000
     : mapped.idleTimeout === null
     ? null
-    : mapped.idleTimeout * 1000;
+    : durationMs(mapped.idleTimeout);
   const handler = sessionPropertyHandler(Session, {
     cookie: cookieMember(mapped.now ?? Date.now, mapped.cookie ?? {}, idle),
   }, PROXY_DATA_KEYS);
@@ -394,7 +395,7 @@ interface ExpressRequest {
   sessionID?: string;
 }
 
-/** `req.session`, which refuses `req.session = null` (it would not log out here). */
+/** `req.session`, which refuses `req.session = null` and `delete req.session` (see `sessionProperty`). */
 const exposeSession = sessionProperty("req.session");
 
 /**

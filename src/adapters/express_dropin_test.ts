@@ -61,6 +61,14 @@ test("req.session = null is refused, naming destroy(): it would not log out here
       (req as unknown as { session: unknown }).session = null;
       res.send("out");
     });
+    app.get("/delete", (req, res) => {
+      try {
+        delete (req as unknown as { session?: unknown }).session;
+        res.send("deleted");
+      } catch (error) {
+        res.send(`${(error as Error).name}`);
+      }
+    });
     app.get("/same", (req, res) => {
       const same = req.session;
       req.session = same; // assigning the session itself changes nothing
@@ -75,11 +83,28 @@ test("req.session = null is refused, naming destroy(): it would not log out here
     assert.equal(logout.status, 500);
     assert.match(
       await logout.text(),
-      /TypeError: req\.session cannot be replaced: .*"await req\.session\.destroy\(\)"/,
+      /TypeError: req\.session cannot be replaced: to log out, call "await req\.session\.destroy\(\)"; to drop this request's changes, "await req\.session\.reload\(\)"/,
     );
+    assert.equal(await (await go("/delete")).text(), "TypeError", "nor deleted");
     assert.deepEqual(await (await go("/same")).json(), { user: "ada", id: true });
     assert.deepEqual(await (await go("/me")).json(), { user: "ada", enumerable: true });
   });
+});
+
+test('cookie.maxAge: Number.MAX_SAFE_INTEGER ("never expire") keeps the session and a valid expires', async () => {
+  await withApp((app) => {
+    app.get("/", (req, res) => {
+      req.session.views = (req.session.views ?? 0) + 1;
+      const expires = req.session.cookie.expires as Date;
+      res.json({
+        views: req.session.views,
+        expires: Number.isNaN(expires.getTime()) ? "Invalid Date" : "ok",
+      });
+    });
+  }, async (go) => {
+    assert.deepEqual(await (await go("/")).json(), { views: 1, expires: "ok" });
+    assert.deepEqual(await (await go("/")).json(), { views: 2, expires: "ok" }, "read back from the store");
+  }, { cookie: { maxAge: Number.MAX_SAFE_INTEGER } });
 });
 
 test("property access is get, set and delete: saved, validated and merged per key", async () => {

@@ -8,7 +8,7 @@
 import { SessionManager } from "../core.ts";
 import type { SessionOptions } from "../core.ts";
 import type { Session, SessionData } from "../session.ts";
-import { SessionConflictError, SessionLimitError, SessionStoreError } from "../errors.ts";
+import { SessionConflictError, SessionStoreError } from "../errors.ts";
 import { commitNow, isPromiseLike, loadNow } from "../_lifecycle.ts";
 import { requestFacts, withSetCookie } from "./_response.ts";
 
@@ -32,17 +32,9 @@ export type SessionHandler<T extends SessionData, A extends unknown[]> = (
   ...rest: A
 ) => Response | Promise<Response>;
 
-/**
- * The response of the session's own errors: a store outage, a conflict, a login over a refusing session
- * limit. Any other error is thrown on.
- */
+/** The response of a store outage or a conflict; any other error is thrown on. */
 function sessionErrorResponse(error: unknown): Response {
-  if (
-    error instanceof SessionStoreError || error instanceof SessionConflictError ||
-    error instanceof SessionLimitError
-  ) {
-    return error.getResponse();
-  }
+  if (error instanceof SessionStoreError || error instanceof SessionConflictError) return error.getResponse();
   throw error;
 }
 
@@ -53,16 +45,12 @@ function sessionErrorResponse(error: unknown): Response {
  * 5xx response) saves nothing and gets no session cookie; the handler's error
  * propagates to the server's error handling (`Deno.serve`'s `onError`).
  *
- * The session's own failures are answered here, with their `getResponse()`,
- * whether they come from loading and saving the session or from a session
- * method the handler awaited and let through (`destroy()` during an outage,
- * `logIn()` over a refusing `maxSessionsPerUser`): a store outage
- * (`SessionStoreError`) with 503, a write to a session another request deleted
- * (`SessionConflictError`) with 409, a login over the session limit
- * (`SessionLimitError`) with 409. `Deno.serve`, `Bun.serve` and Fresh answer
- * every error they do not know with 500, so leaving these to them would turn
- * an outage into a server error. A store that breaks its contract
- * (`StoreContractError`, a bug) propagates like the handler's other errors.
+ * The session's own failures are answered here, with their `getResponse()`: a
+ * store outage (`SessionStoreError`) with 503, a write to a session another
+ * request deleted (`SessionConflictError`) with 409. `Deno.serve`, `Bun.serve`
+ * and Fresh answer every error they do not know with 500, so leaving these to
+ * them would turn an outage into a server error. A store that breaks its
+ * contract (`StoreContractError`, a bug) propagates like the handler's errors.
  *
  * @param options Session options (all optional; see the README's options table).
  * @returns A function that wraps a {@linkcode SessionHandler} into a plain fetch handler.
@@ -104,7 +92,7 @@ export function session<T extends SessionData = Record<string, any>>(
         response = await handler(request, current, ...rest);
       } catch (error) {
         await manager.commit(current, { threw: true }); // a failed request: saves nothing
-        return sessionErrorResponse(error);
+        throw error;
       }
       let setCookie: string | undefined;
       try {

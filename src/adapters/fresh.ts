@@ -49,11 +49,9 @@ export interface FreshContext<S> {
  * immutable headers, such as `Response.redirect()`'s, are copied). A failed
  * request (`ctx.next()` throws, or answers with a 5xx) saves nothing and gets
  * no session cookie; a thrown error propagates to Fresh's error handling. The
- * session's own failures, from loading and saving or from a session method a
- * route let through, are answered by the middleware with their
+ * session's own failures are answered by the middleware with their
  * `getResponse()`: a store outage (`SessionStoreError`) with 503, a conflict
- * (`SessionConflictError`) or a login over a refusing session limit
- * (`SessionLimitError`) with 409, because Fresh answers every error that is
+ * (`SessionConflictError`) with 409, because Fresh answers every error that is
  * not its own `HttpError` with 500.
  *
  * @typeParam T The session data, e.g. `session<{ userId: string }>()`.

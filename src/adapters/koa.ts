@@ -95,7 +95,7 @@ const KOA_PROPERTIES = sessionPropertyHandler(Session, {
   },
 }, PROXY_DATA_KEYS);
 
-/** `ctx.session`, which refuses koa-session's `ctx.session = null` (it would not log out here). */
+/** `ctx.session`, which refuses koa-session's `ctx.session = null` (its logout) and `delete ctx.session`. */
 const exposeSession = sessionProperty("ctx.session");
 
 /**

@@ -568,9 +568,11 @@ test("CookieStore: isRevoked sees the user logIn() bound, so it can refuse a use
 test("CookieStore: reload() reads the session again from its cookie, dropping this request's changes", async () => {
   const revoked = new Set<string>();
   const clock = { now: 1_700_000_000_000 };
+  const events: SecurityEvent[] = [];
   const manager = new SessionManager({
     store: new CookieStore({ keys: [KEY], isRevoked: ({ id }) => revoked.has(id) }),
     now: () => clock.now,
+    onSecurityEvent: (event) => events.push(event),
   });
   const { cookie } = await sealedSession(manager, { user: "ada", items: [1] });
   const session = await manager.load(http(cookie));
@@ -590,6 +592,11 @@ test("CookieStore: reload() reads the session again from its cookie, dropping th
   // Revoked since the load: as a record deleted meanwhile.
   revoked.add(session.id);
   await assert.rejects(session.reload(), /deleted or has expired/);
+  assert.deepEqual(
+    events,
+    [{ type: "revoked-session", idHash: storageKey(session.id) }],
+    "reported as on a load",
+  );
   revoked.clear();
   // Expired since the load.
   const later = await manager.load(http(cookie));
