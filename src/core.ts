@@ -99,9 +99,10 @@ export interface SecurityEvent {
 }
 
 /**
- * Options shared by the core and every adapter. Durations are in seconds; a
- * duration that reaches past the last time a `Date` can hold (the year
- * 275760) counts as never ending, so every deadline stays one a store can keep.
+ * Options shared by the core and every adapter. Durations are in seconds. A
+ * deadline never passes the last time a `Date` can hold (the year 275760): a
+ * longer timeout or lifetime counts as never ending, so every deadline stays
+ * one a store can keep.
  */
 export interface SessionOptions {
   /**
@@ -143,11 +144,12 @@ export interface SessionOptions {
   trustProxy?: boolean;
   /**
    * Seconds a store call may take before it fails with a `SessionStoreError`
-   * (503). Default 5, at most 2147483 (a timer's limit, about 24.8 days). Each write carries the moment it runs out
-   * (`StoreWrite.deadline`): stores that support it (`RedisStore`,
-   * `WebdisStore`, `SqliteStore`) make their backend refuse the write after
-   * it, so a write answered 503 is not applied later; with any other store
-   * the outcome of a timed-out write is unknown, and its error says so.
+   * (503). Default 5, at most 2147483 (a timer's limit, about 24.8 days).
+   * Each write carries the moment it runs out (`StoreWrite.deadline`):
+   * stores that support it (`RedisStore`, `WebdisStore`, `SqliteStore`) make
+   * their backend refuse the write after it, so a write answered 503 is not
+   * applied later; with any other store the outcome of a timed-out write is
+   * unknown, and its error says so.
    */
   storeTimeout?: number;
   /** The clock, in milliseconds since the epoch. Default `Date.now`. Inject one in tests. */
