@@ -533,8 +533,9 @@ export class Session<T extends SessionData = Record<string, any>> {
    *   lifetime is honoured even where it exceeds the configured timeouts: the
    *   absolute deadline moves out to at least `seconds` from now, never
    *   silently capped (only a lifetime longer than a `Date` can count,
-   *   8,640,000,000,000 seconds, is kept as that longest one: never ending). It still ends at that deadline however active the
-   *   session is (OWASP Session Management Cheat Sheet, "Absolute Timeout").
+   *   8,640,000,000,000 seconds, is kept as that longest one: never ending).
+   *   It still ends at that deadline however active the session is (OWASP
+   *   Session Management Cheat Sheet, "Absolute Timeout").
    * - `null`: a browser-session cookie, sent without `Max-Age`, which the
    *   browser drops when it closes (RFC 6265bis, section 5.6.2); the
    *   configured timeouts still end the session on the server.
